@@ -1,0 +1,288 @@
+"""Typed configuration: named presets, ablation variants, YAML round trip, ``--set`` overrides.
+
+Presets hold the values of ``docs/hamnet-reference.md`` §5; a dataset's differences are
+data here, not separate code paths. Everything below the trainer or a command takes
+plain arguments, never this object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import numpy as np
+import yaml
+
+from hamnet.errors import ConfigError
+from hamnet.io import atomic_write_text
+
+LOSS_NAMES = ("bcl", "sal", "hal", "ssal", "sparse", "guide")
+PRECISIONS = ("fp32", "bf16")
+PROTOCOLS = ("anet", "thumos14", "wtalc")
+
+
+@dataclass
+class DataConfig:
+    name: str = "Thumos14reduced"
+    feature_dim: int = 2048
+    num_segments: int = 500
+    train_subset: str = "validation"
+    test_subset: str = "test"
+    sampling: str = "random"  # "random" (reference perturbation) or "uniform"
+    allow_pickle: bool = False  # reading the released pickled feature file is opt-in
+
+    def __post_init__(self) -> None:
+        _check(self.feature_dim > 0, "data.feature_dim must be positive")
+        _check(self.num_segments > 0, "data.num_segments must be positive")
+        _check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
+
+
+@dataclass
+class ModelConfig:
+    hidden_dim: int | None = None  # None: equal to the feature width, as in the paper
+    attention_dim: int = 512
+    dropout: float = 0.7
+    smoothing: bool = False  # ActivityNet: AvgPool1d after both branches
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        _check(self.attention_dim > 0, "model.attention_dim must be positive")
+
+
+@dataclass
+class LossConfig:
+    losses: list[str] = field(default_factory=lambda: list(LOSS_NAMES))
+    lm_1: float = 1.0
+    lm_2: float = 1.0
+    alpha: float = 0.8
+    beta: float = 0.8
+    drop_thres: float = 0.2
+    drop_prob: float = 0.2
+    topk_ratio_inv: int = 10
+    min_percent: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.losses) - set(LOSS_NAMES))
+        _check(not unknown, f"loss.losses: unknown loss {unknown} (known: {list(LOSS_NAMES)})")
+        _check("bcl" in self.losses, "loss.losses must include bcl, the base loss")
+        _check(self.topk_ratio_inv >= 1, "loss.topk_ratio_inv must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 20
+    lr: float = 1e-5
+    weight_decay: float = 1e-3
+    seed: int = 0
+    precision: str = "fp32"
+    device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
+    eval_every: int = 0  # evaluate on the test split every N epochs (0: only at the end)
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
+
+
+@dataclass
+class LocalizeConfig:
+    class_thresh: float = 0.2
+    # numpy.linspace(0.1, 0.9, 10), the exact floats of the reference
+    thresholds: list[float] = field(
+        default_factory=lambda: [float(x) for x in np.linspace(0.1, 0.9, 10)]
+    )
+    outer_ratio: float = 0.25
+    video_score_weight: float = 0.2
+    nms: str = "soft"  # soft, hard, none
+    sigma: float = 0.3
+    nms_iou: float = 0.5
+    max_detections: int | None = None
+    reference_quirks: bool = True
+    source: str = "auto"  # auto, attention, foreground
+
+    def __post_init__(self) -> None:
+        _check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
+        _check(
+            self.source in ("auto", "attention", "foreground"),
+            "localize.source: auto, attention or foreground",
+        )
+
+
+@dataclass
+class EvalConfig:
+    protocol: str = "anet"
+    tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+
+    def __post_init__(self) -> None:
+        _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")
+        _check(all(0 < t <= 1 for t in self.tiou), "eval.tiou values must be in (0, 1]")
+
+
+@dataclass
+class Config:
+    preset: str = "thumos14"
+    variant: str = "all"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    localize: LocalizeConfig = field(default_factory=LocalizeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+ANET_TIOU = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "thumos14": {},
+    "activitynet12": {
+        "data": {
+            "name": "ActivityNet1.2",
+            "num_segments": 80,
+            "train_subset": "training",
+            "test_subset": "validation",
+        },
+        "model": {"dropout": 0.5, "smoothing": True},
+        "loss": {
+            "lm_1": 0.25,
+            "lm_2": 2.0,
+            "alpha": 0.5,
+            "beta": 0.1,
+            "drop_prob": 0.5,
+            "topk_ratio_inv": 20,
+        },
+        "train": {"epochs": 20},
+        "eval": {"tiou": ANET_TIOU},
+    },
+    # The embedded default: small synthetic data (see hamnet.data.synthetic), minutes on a CPU.
+    "demo": {
+        "data": {"name": "Synthetic", "feature_dim": 64, "num_segments": 100},
+        "model": {"hidden_dim": 64, "attention_dim": 32},
+        "train": {"epochs": 30, "batch_size": 10, "lr": 1e-3, "weight_decay": 1e-4},
+        "loss": {"topk_ratio_inv": 8},
+    },
+}
+
+# The rows of the paper's ablation (THUMOS14 average mAP 24.6, 30.8, 28.9, 30.9, 34.8, 39.8).
+VARIANTS: dict[str, list[str]] = {
+    "bcl": ["bcl"],
+    "bcl+sal": ["bcl", "sal"],
+    "bcl+hal": ["bcl", "hal"],
+    "bcl+sal+hal+ssal+guide": ["bcl", "sal", "hal", "ssal", "guide"],
+    "bcl+sal+hal+ssal+sparse": ["bcl", "sal", "hal", "ssal", "sparse"],
+    "all": list(LOSS_NAMES),
+}
+
+
+def make_config(
+    preset: str = "thumos14", variant: str = "all", overrides: list[str] | None = None
+) -> Config:
+    """A preset, then an ablation variant, then ``key=value`` overrides (dotted keys)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+    tree = _deep_merge(Config().to_dict(), PRESETS[preset])
+    tree["preset"], tree["variant"] = preset, variant
+    tree["loss"]["losses"] = list(VARIANTS[variant])
+    for item in overrides or []:
+        _apply_override(tree, item)
+    return config_from_dict(tree)
+
+
+def config_from_dict(tree: dict[str, Any]) -> Config:
+    return _build(Config, tree, "")
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: malformed YAML ({error})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: not a mapping of config sections")
+    try:
+        return config_from_dict(tree)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _apply_override(tree: dict[str, Any], item: str) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+    *parents, leaf = key.strip().split(".")
+    node = tree
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"--set {item!r}: unknown config key {key!r}")
+        node = node[part]
+    if leaf not in node or isinstance(node[leaf], dict):
+        raise ConfigError(f"--set {item!r}: unknown config key {key!r}")
+    node[leaf] = yaml.safe_load(text)
+
+
+def _build(cls: type, tree: Any, prefix: str) -> Any:
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or 'root'!r} must be a mapping")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(tree) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}")
+    values = {}
+    for name, value in tree.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, f"{prefix}{name}.")
+        else:
+            values[name] = _coerce(value, hint, prefix + name)
+    return cls(**values)
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check a YAML value against its annotation; ints are accepted where floats are."""
+    options = get_args(hint) if get_origin(hint) is not list else ()
+    if value is None and type(None) in options:
+        return None
+    base = next((o for o in options if o is not type(None)), hint)
+    if get_origin(base) is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        (item_type,) = get_args(base)
+        return [_coerce(v, item_type, key) for v in value]
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, bool):
+        raise ConfigError(f"config key {key!r} must be int, got {value!r}")
+    if not isinstance(value, base):
+        raise ConfigError(f"config key {key!r} must be {base.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,212 @@
+"""Ground truth in memory: videos, their labels and segments, the class list.
+
+Readers and writers for the ActivityNet-style ground-truth JSON live here; the released
+W-TALC ``.npy`` layout is read by :mod:`hamnet.data.released`. This module imports no
+torch, so the evaluator can use it alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hamnet.errors import DataError
+from hamnet.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One annotated action instance, in seconds."""
+
+    start: float
+    end: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video: its subset, duration (s), video-level labels and segments."""
+
+    name: str
+    subset: str
+    duration: float
+    labels: tuple[str, ...]
+    segments: tuple[Segment, ...] = ()
+
+
+@dataclass
+class AnnotationSet:
+    """All videos of a dataset with its class list (order defines class indices)."""
+
+    classes: list[str]
+    videos: list[Video]
+    ambiguous: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self._by_name = {video.name: video for video in self.videos}
+        self._class_index = {name: i for i, name in enumerate(self.classes)}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def video(self, name: str) -> Video:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DataError(f"{self.source}: no video named {name!r}") from None
+
+    def subset(self, subset: str) -> list[Video]:
+        """Videos of one subset, in file order; an unknown subset is an error."""
+        chosen = [video for video in self.videos if video.subset == subset]
+        if not chosen:
+            known = sorted({video.subset for video in self.videos})
+            raise DataError(f"{self.source}: no video in subset {subset!r} (subsets: {known})")
+        return chosen
+
+    def class_index(self, label: str) -> int:
+        try:
+            return self._class_index[label]
+        except KeyError:
+            raise DataError(f"{self.source}: label {label!r} is not in the class list") from None
+
+    def label_vector(self, video: Video) -> np.ndarray:
+        """Multi-hot float32 vector over the classes of the video-level labels."""
+        vector = np.zeros(self.num_classes, dtype=np.float32)
+        for label in video.labels:
+            vector[self.class_index(label)] = 1.0
+        return vector
+
+
+def check_video(video: Video, classes: set[str], source: str) -> int:
+    """Raise on an impossible video; return how many segments run past its duration.
+
+    Segments past the end are real (the released THUMOS14 and ActivityNet-1.2 files hold
+    30 and 185 of them: their durations come from another decoder), so they are counted
+    and logged by the caller, never altered: the evaluator must see the official ground truth.
+    """
+    where = f"{source}: video {video.name!r}"
+    if not math.isfinite(video.duration) or video.duration <= 0:
+        raise DataError(f"{where}: duration {video.duration!r} is not a positive number")
+    for label in video.labels:
+        if label not in classes:
+            raise DataError(f"{where}: label {label!r} is not in the class list")
+    past_end = 0
+    for seg in video.segments:
+        if seg.label not in classes:
+            raise DataError(f"{where}: segment label {seg.label!r} is not in the class list")
+        if not (math.isfinite(seg.start) and math.isfinite(seg.end)):
+            raise DataError(f"{where}: segment [{seg.start}, {seg.end}] is not finite")
+        if seg.start < 0 or seg.end < seg.start:
+            raise DataError(
+                f"{where}: segment [{seg.start}, {seg.end}] has end < start or a negative time"
+            )
+        if seg.start >= video.duration or seg.end > video.duration + 1.0:
+            past_end += 1
+    return past_end
+
+
+def validate(annotations: AnnotationSet) -> AnnotationSet:
+    """Check every video; log (once) how many segments lie past their video's end."""
+    classes = set(annotations.classes)
+    if len(classes) != len(annotations.classes):
+        raise DataError(f"{annotations.source}: the class list has duplicate names")
+    seen: set[str] = set()
+    past_end = 0
+    for video in annotations.videos:
+        if video.name in seen:
+            raise DataError(f"{annotations.source}: video {video.name!r} appears twice")
+        seen.add(video.name)
+        past_end += check_video(video, classes, annotations.source)
+    if past_end:
+        log.warning(
+            "%s: %d segment(s) extend past their video's duration; kept unchanged",
+            annotations.source,
+            past_end,
+        )
+    return annotations
+
+
+def to_gt_dict(annotations: AnnotationSet) -> dict:
+    """The ActivityNet-style ground-truth dictionary (plus the class list)."""
+    database = {}
+    for video in annotations.videos:
+        database[video.name] = {
+            "subset": video.subset,
+            "duration": video.duration,
+            "labels": list(video.labels),
+            "annotations": [
+                {"segment": [seg.start, seg.end], "label": seg.label} for seg in video.segments
+            ],
+        }
+    out = {"database": database, "class-list": list(annotations.classes)}
+    if annotations.ambiguous:
+        out["ambiguous"] = {
+            name: [list(span) for span in spans] for name, spans in annotations.ambiguous.items()
+        }
+    return out
+
+
+def save_gt_json(annotations: AnnotationSet, path: str | Path) -> None:
+    atomic_write_json(path, to_gt_dict(annotations))
+
+
+def load_gt_json(path: str | Path) -> AnnotationSet:
+    """Read ground truth written by :func:`save_gt_json` or ActivityNet's own files.
+
+    Video-level labels default to the labels of the video's segments; the class list
+    defaults to the sorted set of all labels when the file has no ``class-list``.
+    """
+    path = Path(path)
+    raw = _read_json(path)
+    database = raw.get("database") if isinstance(raw, dict) else None
+    if not isinstance(database, dict):
+        raise DataError(f"{path}: not a ground-truth file (no 'database' object)")
+    videos = [_video_from_json(path, name, entry) for name, entry in database.items()]
+    classes = raw.get("class-list")
+    if classes is None:
+        classes = sorted({seg.label for video in videos for seg in video.segments})
+    ambiguous = {
+        name: [(float(s), float(e)) for s, e in spans]
+        for name, spans in (raw.get("ambiguous") or {}).items()
+    }
+    annotations = AnnotationSet(
+        [str(c) for c in classes], videos, ambiguous=ambiguous, source=str(path)
+    )
+    return validate(annotations)
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: malformed JSON ({error})") from None
+
+
+def _video_from_json(path: Path, name: str, entry: object) -> Video:
+    where = f"{path}: video {name!r}"
+    if not isinstance(entry, dict):
+        raise DataError(f"{where}: entry is not an object")
+    try:
+        segments = tuple(
+            Segment(float(a["segment"][0]), float(a["segment"][1]), str(a["label"]))
+            for a in entry.get("annotations", [])
+        )
+        duration = float(entry["duration"])
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise DataError(f"{where}: malformed field ({error!r})") from None
+    labels = entry.get("labels")
+    if labels is None:
+        labels = list(dict.fromkeys(seg.label for seg in segments))
+    subset = str(entry.get("subset", ""))
+    return Video(name, subset, duration, tuple(str(x) for x in labels), segments)

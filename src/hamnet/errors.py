@@ -1,0 +1,29 @@
+"""User-facing errors: each carries one clear message naming the file and the problem.
+
+The CLI prints ``str(error)`` on one line and exits with status 2; library users can
+catch :class:`HamnetError` to handle every expected failure at once.
+"""
+
+
+class HamnetError(Exception):
+    """An expected failure caused by input, configuration or environment."""
+
+
+class DataError(HamnetError):
+    """Annotation or feature files are missing, malformed or inconsistent."""
+
+
+class ConfigError(HamnetError):
+    """An unknown preset, key or an invalid configuration value."""
+
+
+class CheckpointError(HamnetError):
+    """A checkpoint is missing, truncated or does not fit the network."""
+
+
+class EvaluationInputError(HamnetError):
+    """Ground truth or detections given to the evaluator are malformed."""
+
+
+class MissingDependencyError(HamnetError):
+    """An optional dependency (an extra) is not installed."""
