@@ -40,3 +40,47 @@ def anet_annotations_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def eval_fixtures_dir(shared_dir: Path) -> Path:
     return shared_dir / "fixtures" / "eval"
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A tiny synthetic dataset root (4 classes, 24 videos, width 16) shared by many tests."""
+    from hamnet.data.synthetic import make_synthetic
+
+    out = tmp_path_factory.mktemp("tiny")
+    return make_synthetic(
+        out,
+        num_classes=4,
+        num_videos=24,
+        duration_range=(20.0, 40.0),
+        feature_dim=16,
+        seed=3,
+        progress=False,
+    )
+
+
+TINY_OVERRIDES = [
+    "data.feature_dim=16",
+    "data.num_segments=32",
+    "model.hidden_dim=16",
+    "model.attention_dim=8",
+    "train.batch_size=6",
+    "train.epochs=2",
+    "train.lr=0.001",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    return list(TINY_OVERRIDES)
+
+
+@pytest.fixture
+def tiny_config():
+    """Build a demo config sized for ``tiny_root``: ``tiny_config(variant, *overrides)``."""
+    from hamnet.config import make_config
+
+    def build(variant: str = "all", *overrides: str):
+        return make_config("demo", variant, [*TINY_OVERRIDES, *overrides])
+
+    return build

@@ -201,6 +201,14 @@ def make_config(
     return config_from_dict(tree)
 
 
+def with_overrides(config: Config, overrides: list[str]) -> Config:
+    """``config`` with ``key=value`` overrides applied (dotted keys, YAML values)."""
+    tree = config.to_dict()
+    for item in overrides:
+        _apply_override(tree, item)
+    return config_from_dict(tree)
+
+
 def config_from_dict(tree: dict[str, Any]) -> Config:
     return _build(Config, tree, "")
 

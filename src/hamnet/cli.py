@@ -1,0 +1,454 @@
+"""The ``hamnet`` command: the only module that reads argv; one function per command.
+
+Expected failures (:class:`hamnet.errors.HamnetError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from hamnet import __version__
+from hamnet.errors import ConfigError, HamnetError
+
+
+def _paths(values: list[str] | None) -> list[Path]:
+    return [Path(v).expanduser().resolve() for v in values or []]
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected integers such as 0,1,2") from None
+
+
+def _config(args: argparse.Namespace):
+    from hamnet.config import load_config, make_config, with_overrides
+
+    overrides = list(args.set or [])
+    if getattr(args, "allow_pickle", False):
+        overrides.append("data.allow_pickle=true")
+    if getattr(args, "config", None):
+        return with_overrides(load_config(_path(args.config)), overrides)
+    return make_config(args.preset, getattr(args, "variant", "all"), overrides)
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from hamnet.data.synthetic import make_synthetic
+
+    root = make_synthetic(
+        _path(args.out),
+        like=_path(args.like),
+        num_classes=args.classes,
+        num_videos=args.videos,
+        duration_range=(args.min_duration, args.max_duration),
+        feature_dim=args.dim,
+        seed=args.seed,
+        max_videos=args.max_videos,
+        write_released=not args.no_released,
+    )
+    print(f"synthetic dataset written to {root}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from hamnet.data.features import convert_dataset, convert_to_packed, open_feature_store
+
+    out = _path(args.out)
+    if args.data:
+        root = convert_dataset(
+            _path(args.data),
+            out,
+            dtype=args.dtype,
+            allow_pickle=args.allow_pickle,
+            verify=args.verify,
+        )
+        print(f"dataset with packed features and ground-truth JSON written to {root}")
+        return 0
+    store = open_feature_store(_path(args.features), allow_pickle=args.allow_pickle)
+    packed = convert_to_packed(store, out, dtype=args.dtype)
+    if args.verify:
+        from hamnet.data.features import verify_packed
+
+        verify_packed(store, packed)
+        print("verified: every video identical")
+    print(f"packed store written to {out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hamnet.engine.experiments import train_seeds, write_tables
+
+    config = _config(args)
+    seeds = _seeds(args.seeds) or [config.train.seed]
+    run_dir = (
+        _path(args.run_dir) or Path.cwd().resolve() / "runs" / f"{config.preset}-{config.variant}"
+    )
+    summary = train_seeds(
+        config,
+        _path(args.data),
+        run_dir,
+        seeds,
+        label=f"HAM-Net ({config.variant})",
+        resume=args.resume,
+    )
+    md, _ = write_tables([summary], run_dir / "results", title=f"{config.preset}")
+    print(md.read_text(), end="")
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from hamnet.engine.tester import test_checkpoint
+    from hamnet.evaluate.report import format_table, parse_tiou
+
+    evaluation = test_checkpoint(
+        _path(args.checkpoint),
+        _path(args.data),
+        _path(args.out),
+        save_cas=_path(args.save_cas),
+        protocol=args.protocol,
+        tiou=parse_tiou(args.tiou) if args.tiou else None,
+        subset=args.subset,
+        result_json=_path(args.json),
+        device=args.device,
+        allow_pickle=args.allow_pickle,
+    )
+    print(format_table(evaluation.result, per_class=args.per_class))
+    print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
+    print(f"detections written to {_path(args.out)}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from hamnet.evaluate.report import evaluate_files, format_table, parse_tiou
+    from hamnet.io import atomic_write_json
+
+    result = evaluate_files(
+        _path(args.gt),
+        _path(args.pred),
+        subset=args.subset,
+        tiou=parse_tiou(args.tiou),
+        protocol=args.protocol,
+        ambiguous_path=_path(args.ambiguous),
+    )
+    print(format_table(result, per_class=args.per_class))
+    if args.json:
+        atomic_write_json(_path(args.json), result.to_dict(), indent=1)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hamnet.engine.predict import predict, write_detections
+
+    detections = predict(
+        _path(args.checkpoint),
+        _paths(args.features),
+        min_score=args.min_score,
+        top_k=args.top_k,
+        device=args.device,
+        allow_pickle=args.allow_pickle,
+    )
+    text = write_detections(detections, _path(args.out), args.format)
+    if args.out:
+        print(f"{len(detections)} detections written to {_path(args.out)}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_plot_video(args: argparse.Namespace) -> int:
+    from hamnet.data.annotations import load_gt_json
+    from hamnet.localize.detections import load_detections
+    from hamnet.viz.plots import load_cas_npz, plot_video
+
+    outputs = load_cas_npz(_path(args.npz))
+    name = _path(args.npz).stem
+    truth = []
+    if args.gt:
+        truth = list(load_gt_json(_path(args.gt)).video(name).segments)
+    found = [d for d in load_detections(_path(args.pred)) if d.video == name] if args.pred else []
+    written = plot_video(
+        outputs,
+        _paths(args.out),
+        title=name,
+        ground_truth=truth,
+        detections=found,
+        min_score=args.min_score,
+    )
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_plot_map(args: argparse.Namespace) -> int:
+    from hamnet.viz.plots import load_result_json, plot_map_vs_tiou
+
+    runs, protocols = {}, set()
+    for path in _paths(args.results):
+        tiou, values, protocol = load_result_json(path)
+        runs[f"{path.parent.name}/{path.stem}"] = (tiou, values)
+        protocols.add(protocol)
+    if len(protocols) > 1:
+        raise ConfigError(f"results use different protocols {sorted(protocols)}: not comparable")
+    written = plot_map_vs_tiou(runs, _paths(args.out), protocol=protocols.pop())
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from hamnet.config import VARIANTS
+    from hamnet.engine.experiments import ablate
+
+    config = _config(args)
+    variants = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
+    out = _path(args.out) or Path.cwd().resolve() / "runs" / f"ablation-{config.preset}"
+    ablate(
+        config, _path(args.data), out, _seeds(args.seeds) or [config.train.seed], variants=variants
+    )
+    print((out / "ablation.md").read_text(), end="")
+    print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}")
+    return 0
+
+
+def cmd_import_checkpoint(args: argparse.Namespace) -> int:
+    from hamnet.engine.authors import import_authors_checkpoint
+
+    out = import_authors_checkpoint(
+        _path(args.original), _path(args.out), preset=args.preset, classes_from=_path(args.data)
+    )
+    print(f"hamnet checkpoint written to {out}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from hamnet.extract.pipeline import extract_videos
+
+    report = extract_videos(
+        _paths(args.videos),
+        _path(args.out),
+        streams=tuple(s.strip() for s in args.streams.split(",") if s.strip()),
+        device=args.device,
+        precision=args.precision,
+        flow=args.flow,
+        rgb_weights=_path(args.rgb_weights),
+        flow_weights=_path(args.flow_weights),
+        batch_size=args.batch_size,
+    )
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hamnet.demo import run_demo
+
+    run_demo(_path(args.out), quick=args.quick)
+    return 0
+
+
+# --- the parser ---------------------------------------------------------------------------
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="thumos14", help="thumos14, activitynet12 or demo")
+    parser.add_argument("--variant", default="all", help="ablation row (see 'hamnet config')")
+    parser.add_argument("--config", help="a YAML config (e.g. a run's config.yaml)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.epochs=5 (repeatable)",
+    )
+
+
+def _add_pickle_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow reading the released pickled feature file (runs pickle)",
+    )
+
+
+def _parser_setup(sub) -> None:
+    p = sub.add_parser("demo", help="synthetic data -> train -> evaluate -> table and figure")
+    p.add_argument("--out", help="output folder (default: ~/hamnet-demo)")
+    p.add_argument("--quick", action="store_true", help="a reduced run (CI, smoke tests)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("config", help="print a resolved config as YAML")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("synth", help="write a synthetic dataset in the released layout")
+    p.add_argument("--out", required=True)
+    p.add_argument("--like", help="a real annotation folder to lay the features on")
+    p.add_argument("--classes", type=int, default=8)
+    p.add_argument("--videos", type=int, default=120)
+    p.add_argument("--min-duration", type=float, default=30.0)
+    p.add_argument("--max-duration", type=float, default=90.0)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-videos", type=int, help="with --like: at most this many per subset")
+    p.add_argument(
+        "--no-released", action="store_true", help="skip the pickled released-format feature file"
+    )
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("convert", help="released layout -> packed store + ground-truth JSON")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a dataset root in the released layout")
+    source.add_argument("--features", help="a feature file or folder to pack")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument("--verify", action="store_true", help="re-read and compare every video")
+    _add_pickle_option(p)
+    p.set_defaults(func=cmd_convert)
+
+
+def _parser_models(sub) -> None:
+    p = sub.add_parser("train", help="train HAM-Net on a dataset root")
+    _add_config_options(p)
+    p.add_argument("--data", required=True, help="dataset root (released layout or converted)")
+    p.add_argument("--run-dir", help="run folder (default: ./runs/<preset>-<variant>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
+    p.add_argument("--seeds", help="e.g. 0,1,2: one run per seed, mean ± std reported")
+    _add_pickle_option(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("test", help="evaluate a checkpoint on the test split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="detections JSON (ActivityNet style)")
+    p.add_argument("--save-cas", help="folder for per-video T-CAS / attention .npz files")
+    p.add_argument("--protocol", choices=["anet", "thumos14", "wtalc"])
+    p.add_argument("--tiou", help="e.g. 0.1:0.7:0.1 (default: the preset's)")
+    p.add_argument("--subset", help="default: the preset's test subset")
+    p.add_argument("--json", help="write the result (mAP per tIoU, average) here")
+    p.add_argument("--per-class", action="store_true")
+    p.add_argument("--device", default="auto")
+    _add_pickle_option(p)
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("predict", help="localize actions in new videos' features")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--features",
+        required=True,
+        nargs="+",
+        help="packed store, folder of .npy files, or single [T, D] .npy files",
+    )
+    p.add_argument("--out", help="output file (default: standard output)")
+    p.add_argument("--format", default="json", choices=["json", "csv"])
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--top-k", type=int, help="at most K detections per video")
+    p.add_argument("--device", default="auto")
+    _add_pickle_option(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("ablate", help="train the paper's ablation rows and write the table")
+    _add_config_options(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", help="folder (default: ./runs/ablation-<preset>)")
+    p.add_argument("--seeds", help="e.g. 0,1,2")
+    p.add_argument("--variants", help="comma-separated subset of the rows")
+    _add_pickle_option(p)
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("import-checkpoint", help="convert an authors' checkpoint")
+    p.add_argument("original", help="checkpoint saved by the authors' released code")
+    p.add_argument("out", help="hamnet checkpoint to write")
+    p.add_argument("--preset", default="thumos14", choices=["thumos14", "activitynet12"])
+    p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
+    p.set_defaults(func=cmd_import_checkpoint)
+
+
+def _parser_tools(sub) -> None:
+    p = sub.add_parser("eval", help="score a detections file against ground truth")
+    p.add_argument("--gt", required=True)
+    p.add_argument("--pred", required=True)
+    p.add_argument("--subset")
+    p.add_argument("--tiou", default="0.1:0.7:0.1")
+    p.add_argument("--protocol", default="anet", choices=["anet", "thumos14", "wtalc"])
+    p.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt (thumos14, wtalc)")
+    p.add_argument("--json", help="write the result here")
+    p.add_argument("--per-class", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    plot = sub.add_parser("plot", help="figures").add_subparsers(dest="figure", required=True)
+    p = plot.add_parser("video", help="one video: ground truth, attention, T-CAS, detections")
+    p.add_argument("--npz", required=True, help="a file written by 'hamnet test --save-cas'")
+    p.add_argument("--gt", help="ground-truth JSON")
+    p.add_argument("--pred", help="detections JSON")
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--out", required=True, nargs="+", help="one or more .png / .svg paths")
+    p.set_defaults(func=cmd_plot_video)
+    p = plot.add_parser("map", help="mAP against tIoU for one or several result JSONs")
+    p.add_argument("results", nargs="+")
+    p.add_argument("--out", required=True, nargs="+")
+    p.set_defaults(func=cmd_plot_map)
+
+    p = sub.add_parser("extract", help="I3D RGB + flow features from raw videos")
+    p.add_argument("videos", nargs="+")
+    p.add_argument("--out", required=True, help="packed feature store to write or extend")
+    p.add_argument("--streams", default="rgb,flow")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--flow", default="tvl1", choices=["tvl1", "dis"])
+    p.add_argument("--rgb-weights")
+    p.add_argument("--flow-weights")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(func=cmd_extract)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hamnet",
+        description="Weakly-supervised temporal action localization with HAM-Net.",
+    )
+    parser.add_argument("--version", action="version", version=f"hamnet {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _parser_setup(sub)
+    _parser_models(sub)
+    _parser_tools(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except HamnetError as error:
+        print(f"hamnet: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hamnet: interrupted (rerun training with --resume to continue)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Several runs and their tables: seeds (mean ± std) and the paper's ablation rows."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from hamnet.config import VARIANTS, Config
+from hamnet.engine.trainer import train
+from hamnet.io import atomic_write_text
+
+
+@dataclass
+class RunSummary:
+    """The final evaluation of one run (or the mean and spread over seeds)."""
+
+    label: str
+    protocol: str
+    tiou: list[float]
+    mAP: list[float]  # mean over seeds, fractions
+    average: float
+    average_std: float
+    seeds: list[int]
+    run_dirs: list[Path]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def train_seeds(
+    config: Config,
+    data_root: Path,
+    run_dir: Path,
+    seeds: list[int],
+    *,
+    label: str = "HAM-Net",
+    resume: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Train once per seed (``run_dir/seed<N>`` when several) and summarise."""
+    finals, dirs = [], []
+    for seed in seeds:
+        seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+        folder = run_dir / f"seed{seed}" if len(seeds) > 1 else run_dir
+        result = train(
+            seeded, data_root, folder, resume=resume and _has_run(folder), progress=progress
+        )
+        finals.append(result.final)
+        dirs.append(folder)
+    return summarize(label, finals, seeds, dirs)
+
+
+def _has_run(folder: Path) -> bool:
+    return (folder / "last.pt").is_file()
+
+
+def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]) -> RunSummary:
+    tiou = finals[0]["tiou"]
+    per_threshold = [mean_std([f["mAP"][i] for f in finals])[0] for i in range(len(tiou))]
+    average, spread = mean_std([f["average_mAP"] for f in finals])
+    return RunSummary(
+        label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs
+    )
+
+
+def ablate(
+    config: Config,
+    data_root: Path,
+    out_dir: Path,
+    seeds: list[int],
+    *,
+    variants: list[str] | None = None,
+    progress: bool = True,
+) -> list[RunSummary]:
+    """Train each ablation row with the same seed(s) and schedule; write the table."""
+    rows = []
+    for variant in variants or list(VARIANTS):
+        losses = list(VARIANTS[variant])
+        row_config = dataclasses.replace(
+            config, variant=variant, loss=dataclasses.replace(config.loss, losses=losses)
+        )
+        rows.append(
+            train_seeds(
+                row_config,
+                data_root,
+                out_dir / variant,
+                seeds,
+                label=variant,
+                resume=True,
+                progress=progress,
+            )
+        )
+    write_tables(rows, out_dir / "ablation", title=f"Ablation ({config.preset})")
+    return rows
+
+
+def format_cell(mean: float, std: float, several: bool) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if several else f"{100 * mean:.1f}"
+
+
+def markdown_table(rows: list[RunSummary], title: str) -> str:
+    """The paper's table shape: mAP (%) at each tIoU, then the true average."""
+    tiou = rows[0].tiou
+    several = any(len(r.seeds) > 1 for r in rows)
+    head = ["method"] + [f"{t:g}" for t in tiou] + ["AVG"]
+    lines = [
+        f"### {title} — protocol `{rows[0].protocol}`, mAP (%) at tIoU",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = [f"{100 * v:.1f}" for v in row.mAP]
+        average = format_cell(row.average, row.average_std, several)
+        lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+    seeds = sorted({s for r in rows for s in r.seeds})
+    lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[RunSummary]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    tiou = rows[0].tiou
+    writer.writerow(
+        [
+            "method",
+            "protocol",
+            *[f"mAP@{t:g}" for t in tiou],
+            "average_mAP",
+            "average_mAP_std",
+            "seeds",
+        ]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                r.label,
+                r.protocol,
+                *[f"{v:.6f}" for v in r.mAP],
+                f"{r.average:.6f}",
+                f"{r.average_std:.6f}",
+                " ".join(map(str, r.seeds)),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
+    md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    atomic_write_text(md, markdown_table(rows, title))
+    atomic_write_text(table_csv, csv_table(rows))
+    return md, table_csv

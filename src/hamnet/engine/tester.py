@@ -1,0 +1,79 @@
+"""``hamnet test``: a checkpoint on a dataset's test split -> detections and mAP."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from hamnet.data.layout import open_dataset
+from hamnet.engine.distributed import pick_device
+from hamnet.engine.inference import Evaluation, evaluate_model, localize_kwargs
+from hamnet.engine.model_io import load_trained, localization_source
+from hamnet.errors import DataError
+from hamnet.io import atomic_write_json
+from hamnet.localize.detections import save_detections
+
+
+def test_checkpoint(
+    checkpoint: Path,
+    data_root: Path,
+    out: Path,
+    *,
+    save_cas: Path | None = None,
+    protocol: str | None = None,
+    tiou: list[float] | None = None,
+    subset: str | None = None,
+    result_json: Path | None = None,
+    device: str = "auto",
+    allow_pickle: bool = False,
+    progress: bool = True,
+) -> Evaluation:
+    torch_device = pick_device(device)
+    trained = load_trained(checkpoint, torch_device)
+    config = trained.config
+    eval_cfg = replace(
+        config.eval, protocol=protocol or config.eval.protocol, tiou=tiou or config.eval.tiou
+    )
+    annotations, store, _ = open_dataset(
+        data_root,
+        allow_pickle=allow_pickle or config.data.allow_pickle,
+        feature_dim=config.data.feature_dim,
+    )
+    if annotations.classes != trained.classes:
+        raise DataError(
+            f"{data_root}: its class list differs from the one {checkpoint} was trained with"
+        )
+    if save_cas is not None:
+        save_cas.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate_model(
+        trained.model,
+        annotations,
+        store,
+        subset=subset or config.data.test_subset,
+        device=torch_device,
+        precision=config.train.precision,
+        source=localization_source(config),
+        topk_ratio_inv=config.loss.topk_ratio_inv,
+        localize=localize_kwargs(config),
+        tiou=eval_cfg.tiou,
+        protocol=eval_cfg.protocol,
+        save_cas_dir=save_cas,
+        progress=progress,
+    )
+    save_detections(out, evaluation.detections)
+    if result_json is not None:
+        atomic_write_json(result_json, result_record(evaluation, config, checkpoint), indent=1)
+    return evaluation
+
+
+def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
+    record = evaluation.result.to_dict()
+    record.update(
+        classification_mAP=evaluation.classification_map,
+        localization_source=localization_source(config),
+        num_videos=evaluation.num_videos,
+        checkpoint=str(checkpoint),
+        preset=config.preset,
+        variant=config.variant,
+    )
+    return record

@@ -1,0 +1,287 @@
+"""The training loop: plain PyTorch, one path with or without torchrun, exact resume.
+
+A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` / ``metrics.csv`` (one
+row per epoch), ``last.pt`` (after every epoch) and ``best.pt`` (highest average mAP of
+the evaluations made). Every epoch's sampling and shuffling is keyed by (seed, epoch)
+and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from hamnet.config import Config, config_from_dict, save_config
+from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.data.layout import open_dataset
+from hamnet.engine import distributed as dist_utils
+from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
+from hamnet.engine.model_io import build_model, localization_source
+from hamnet.errors import CheckpointError
+from hamnet.io import atomic_write_text
+from hamnet.model.losses import hamnet_losses
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    """Everything one training run holds while it runs."""
+
+    config: Config
+    run_dir: Path
+    annotations: object
+    store: object
+    train_set: VideoDataset
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    dist: dist_utils.DistInfo
+    records: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    best: float = float("-inf")
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The bare network (DDP unwrapped)."""
+        return getattr(self.model, "module", self.model)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs: int
+    final: dict
+    best_average_mAP: float | None
+
+
+def train(
+    config: Config,
+    data_root: str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train HAM-Net on ``data_root`` (a dataset root in the released layout)."""
+    device = dist_utils.pick_device(config.train.device)
+    info = dist_utils.init_distributed(device)
+    device = dist_utils.pick_device(config.train.device, info)
+    try:
+        session = _open_session(config, Path(data_root), Path(run_dir), device, info)
+        if resume:
+            _resume(session)
+        elif info.is_main:
+            save_config(config, session.run_dir / "config.yaml")
+        for epoch in range(session.start_epoch, config.train.epochs):
+            _run_epoch(session, epoch, progress)
+        best = session.best if session.best > float("-inf") else None
+        final = session.records[-1] if session.records else {}
+        return TrainResult(session.run_dir, config.train.epochs, final, best)
+    finally:
+        dist_utils.shutdown(info)
+
+
+def _open_session(
+    config: Config, data_root: Path, run_dir: Path, device: torch.device, info
+) -> Session:
+    annotations, store, _ = open_dataset(
+        data_root, allow_pickle=config.data.allow_pickle, feature_dim=config.data.feature_dim
+    )
+    train_set = VideoDataset(
+        annotations,
+        store,
+        config.data.train_subset,
+        num_segments=config.data.num_segments,
+        sampling=config.data.sampling,
+        seed=config.train.seed,
+    )
+    torch.manual_seed(config.train.seed)
+    model = build_model(config, annotations.num_classes).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
+    if info.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return Session(config, run_dir, annotations, store, train_set, model, optimizer, device, info)
+
+
+def _resume(session: Session) -> None:
+    path = session.run_dir / "last.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: nothing to resume (no checkpoint in the run folder)")
+    record = load_checkpoint(path)
+    if not _same_run(config_from_dict(record["config"]), session.config):
+        raise CheckpointError(
+            f"{path}: was trained with another config (only train.epochs may change on "
+            "resume); resume with the run's config.yaml"
+        )
+    session.net.load_state_dict(record["model"])
+    session.optimizer.load_state_dict(record["optimizer"])
+    restore_rng(record["rng"])
+    session.start_epoch = int(record["epoch"])
+    session.best = float(record.get("best", float("-inf")))
+    session.records = _read_records(session.run_dir / "metrics.jsonl", session.start_epoch)
+    log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
+
+
+def _same_run(saved: Config, current: Config) -> bool:
+    a, b = saved.to_dict(), current.to_dict()
+    a["train"].pop("epochs"), b["train"].pop("epochs")
+    return a == b
+
+
+def _read_records(path: Path, epochs: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["epoch"] <= epochs]
+
+
+def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
+    started = time.perf_counter()
+    losses = _train_epoch(session, epoch, progress)
+    record = {"epoch": epoch + 1, **losses, "seconds": round(time.perf_counter() - started, 3)}
+    if _should_evaluate(session.config, epoch) and session.dist.is_main:
+        record.update(_evaluate(session))
+    dist_utils.barrier(session.dist)
+    if session.dist.is_main:
+        _write_epoch(session, epoch + 1, record)
+    dist_utils.barrier(session.dist)
+
+
+def _should_evaluate(config: Config, epoch: int) -> bool:
+    every = config.train.eval_every
+    last = epoch + 1 == config.train.epochs
+    return last or (every > 0 and (epoch + 1) % every == 0)
+
+
+def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The shuffled global batches of one epoch, the same on every rank."""
+    order = np.random.default_rng([seed, epoch, 7]).permutation(num_videos).tolist()
+    return [order[i : i + batch_size] for i in range(0, num_videos, batch_size)]
+
+
+def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
+    config, info = session.config, session.dist
+    session.train_set.set_epoch(epoch)
+    session.model.train()
+    batches = global_batches(
+        len(session.train_set), config.train.batch_size, config.train.seed, epoch
+    )
+    totals: dict[str, float] = {}
+    bar = tqdm(
+        batches,
+        desc=f"epoch {epoch + 1}/{config.train.epochs}",
+        unit="batch",
+        disable=not (progress and info.is_main),
+        leave=False,
+    )
+    for batch_indices in bar:
+        terms = _train_step(session, batch_indices)
+        for key, value in terms.items():
+            totals[key] = totals.get(key, 0.0) + value / len(batches)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
+    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in totals.items()}
+
+
+def _train_step(session: Session, batch_indices: list[int]) -> dict[str, float]:
+    """One optimizer step on this rank's share of a global batch."""
+    config, device = session.config, session.device
+    local = dist_utils.shard(batch_indices, session.dist)
+    batch = collate_videos([session.train_set[i] for i in local])
+    features, labels = batch.features.to(device), batch.labels.to(device)
+    mask = batch.mask.to(device)
+    with autocast(device, config.train.precision):
+        cas, attention = session.model(features, mask)
+    terms = hamnet_losses(cas, attention, labels, mask, **_loss_kwargs(config))
+    # DDP averages gradients over ranks; weight by this rank's share of the global batch
+    # so that uneven shards still give the gradient of the global mean.
+    share = len(local) * session.dist.world_size / len(batch_indices)
+    session.optimizer.zero_grad(set_to_none=True)
+    (terms["total"] * share).backward()
+    session.optimizer.step()
+    return {key: float(value.detach()) for key, value in terms.items()}
+
+
+def _loss_kwargs(config: Config) -> dict:
+    cfg = config.loss
+    return {
+        "losses": cfg.losses,
+        "lm_1": cfg.lm_1,
+        "lm_2": cfg.lm_2,
+        "alpha": cfg.alpha,
+        "beta": cfg.beta,
+        "drop_thres": cfg.drop_thres,
+        "drop_prob": cfg.drop_prob,
+        "topk_ratio_inv": cfg.topk_ratio_inv,
+        "min_percent": cfg.min_percent,
+    }
+
+
+def _evaluate(session: Session) -> dict:
+    config = session.config
+    evaluation = evaluate_model(
+        session.net,
+        session.annotations,
+        session.store,
+        subset=config.data.test_subset,
+        device=session.device,
+        precision=config.train.precision,
+        source=localization_source(config),
+        topk_ratio_inv=config.loss.topk_ratio_inv,
+        localize=localize_kwargs(config),
+        tiou=config.eval.tiou,
+        protocol=config.eval.protocol,
+    )
+    result = evaluation.result
+    return {
+        "protocol": result.protocol,
+        "average_mAP": result.average_mAP,
+        "mAP": result.mAP,
+        "tiou": result.tiou,
+        "classification_mAP": evaluation.classification_map,
+        "localization_source": localization_source(config),
+    }
+
+
+def _write_epoch(session: Session, epoch: int, record: dict) -> None:
+    session.records.append(record)
+    _write_metrics(session.run_dir, session.records)
+    payload = {
+        "model": session.net.state_dict(),
+        "optimizer": session.optimizer.state_dict(),
+        "rng": capture_rng(),
+        "config": session.config.to_dict(),
+        "classes": list(session.annotations.classes),
+        "epoch": epoch,
+        "best": session.best,
+        "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float, str))},
+    }
+    if "average_mAP" in record and record["average_mAP"] > session.best:
+        session.best = payload["best"] = record["average_mAP"]
+        save_checkpoint(session.run_dir / "best.pt", payload)
+    save_checkpoint(session.run_dir / "last.pt", payload)
+
+
+def _write_metrics(run_dir: Path, records: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    columns = list(dict.fromkeys(k for r in records for k in r if not isinstance(r[k], list)))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
