@@ -22,7 +22,8 @@ def shared_dir() -> Path:
     path = _shared_dir()
     if path is None:
         pytest.skip(
-            "the shared folder with the real annotations (../shared) is not beside the checkout; set HAMNET_SHARED"
+            "the shared folder with the real annotations (../shared) is not beside the "
+            "checkout; set HAMNET_SHARED"
         )
     return path
 
