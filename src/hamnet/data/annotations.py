@@ -171,9 +171,7 @@ def load_gt_json(path: str | Path) -> AnnotationSet:
     if not isinstance(database, dict):
         raise DataError(f"{path}: not a ground-truth file (no 'database' object)")
     videos = [_video_from_json(path, name, entry) for name, entry in database.items()]
-    classes = raw.get("class-list")
-    if classes is None:
-        classes = sorted({seg.label for video in videos for seg in video.segments})
+    classes = _class_list(path, raw.get("class-list"), videos)
     ambiguous = {
         name: [(float(s), float(e)) for s, e in spans]
         for name, spans in (raw.get("ambiguous") or {}).items()
@@ -182,6 +180,20 @@ def load_gt_json(path: str | Path) -> AnnotationSet:
         [str(c) for c in classes], videos, ambiguous=ambiguous, source=str(path)
     )
     return validate(annotations)
+
+
+def _class_list(path: Path, raw: object, videos: list[Video]) -> list[str]:
+    """A list, or an object keyed by class index (``{"0": name}``, as some tools write)."""
+    if raw is None:
+        return sorted({seg.label for video in videos for seg in video.segments})
+    if isinstance(raw, dict):
+        try:
+            return [raw[key] for key in sorted(raw, key=int)]
+        except ValueError:
+            raise DataError(f"{path}: 'class-list' keys must be class indices") from None
+    if not isinstance(raw, list):
+        raise DataError(f"{path}: 'class-list' must be a list of class names")
+    return raw
 
 
 def _read_json(path: Path) -> object:

@@ -1,0 +1,107 @@
+"""Speed of the ActivityNet-protocol evaluator at ActivityNet-1.2 validation scale.
+
+2383 videos, 100 classes, about 1.5 ground-truth segments per video (the real file's
+statistics), 100 detections per video (jittered ground truth, random segments of the
+video's classes and of other classes), tIoU 0.50:0.05:0.95, one process. Baseline: the
+per-detection loop of the official code (tests/evaluate/loop_reference.py) on a
+subset of videos, compared with the vectorised evaluator on the same subset.
+
+    python benchmarks/bench_eval.py [--videos 2383] [--loop-videos 150] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hamnet.data.annotations import AnnotationSet, Segment, Video
+from hamnet.evaluate.detection import evaluate_detections
+from hamnet.localize.detections import Detection
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluate"))
+from loop_reference import protocol_map  # noqa: E402
+
+TIOU = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+
+
+def synthetic_ground_truth(rng: np.random.Generator, num_videos: int, num_classes: int):
+    classes = [f"class_{c:03d}" for c in range(num_classes)]
+    videos = []
+    for v in range(num_videos):
+        duration = float(rng.uniform(30, 240))
+        label = classes[rng.integers(num_classes)]
+        count = 1 + rng.poisson(0.5)
+        segments = []
+        for _ in range(count):
+            length = duration * rng.uniform(0.05, 0.6)
+            start = rng.uniform(0, duration - length)
+            segments.append(Segment(round(start, 2), round(start + length, 2), label))
+        videos.append(Video(f"v_{v:05d}", "validation", duration, (label,), tuple(segments)))
+    return AnnotationSet(classes, videos)
+
+
+def synthetic_detections(rng, annotations: AnnotationSet, per_video: int) -> list[Detection]:
+    detections = []
+    for video in annotations.videos:
+        for i in range(per_video):
+            if i < len(video.segments) * 5:
+                seg = video.segments[i % len(video.segments)]
+                jitter = rng.normal(0, 0.15 * (seg.end - seg.start), 2)
+                start, end, label = seg.start + jitter[0], seg.end + jitter[1], seg.label
+            else:
+                label = video.labels[0] if rng.random() < 0.7 else rng.choice(annotations.classes)
+                start, end = np.sort(rng.uniform(0, video.duration, 2))
+            start, end = max(0.0, float(start)), float(max(start, end))
+            detections.append(Detection(video.name, str(label), float(rng.random()), start, end))
+    return detections
+
+
+def as_tuples(annotations: AnnotationSet, detections: list[Detection]):
+    gt = [(v.name, s.label, s.start, s.end) for v in annotations.videos for s in v.segments]
+    dets = [(d.video, d.label, d.score, d.start, d.end) for d in detections]
+    return gt, dets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=2383)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--per-video", type=int, default=100)
+    parser.add_argument("--loop-videos", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    gt = synthetic_ground_truth(rng, args.videos, args.classes)
+    dets = synthetic_detections(rng, gt, args.per_video)
+    print(f"{len(gt.videos)} videos, {len(dets)} detections, {len(TIOU)} thresholds")
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        result = evaluate_detections(gt, dets, tiou=TIOU, protocol="anet")
+        times.append(time.perf_counter() - start)
+    print(f"vectorised evaluator, full scale: {min(times):.3f} s (best of 3)")
+    print(f"  average mAP {100 * result.average_mAP:.2f}")
+    small = AnnotationSet(gt.classes, gt.videos[: args.loop_videos])
+    names = {v.name for v in small.videos}
+    small_dets = [d for d in dets if d.video in names]
+    start = time.perf_counter()
+    fast = evaluate_detections(small, small_dets, tiou=TIOU, protocol="anet")
+    fast_s = time.perf_counter() - start
+    start = time.perf_counter()
+    slow = protocol_map("anet", *as_tuples(small, small_dets), TIOU)
+    loop_s = time.perf_counter() - start
+    gap = float(np.abs(np.array(fast.mAP) - slow).max())
+    print(f"subset of {len(small.videos)} videos ({len(small_dets)} detections):")
+    print(
+        f"  per-detection loop {loop_s:.3f} s, vectorised {fast_s:.4f} s, "
+        f"ratio {loop_s / fast_s:.0f}x"
+    )
+    print(f"  max |mAP difference| {gap:.2e}")
+
+
+if __name__ == "__main__":
+    main()

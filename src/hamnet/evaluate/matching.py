@@ -1,0 +1,123 @@
+"""Vectorised greedy matching of detections to ground truth, shared by the protocols.
+
+Matching is sequential only inside one (class, video) group: a ground truth taken by
+one detection is unavailable to the next. Groups are independent, so the loop runs over
+the *position within a group* (step k handles the k-th item of every group at once),
+vectorised over groups, thresholds and the other side's items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Overlap = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def group_keys(video: np.ndarray, cls: np.ndarray, num_videos: int) -> np.ndarray:
+    """One integer per (class, video) pair; -1 where either index is -1."""
+    key = cls.astype(np.int64) * max(num_videos, 1) + video
+    return np.where((video >= 0) & (cls >= 0), key, -1)
+
+
+def lookup(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Position of each key in the sorted unique ``table``, -1 where absent."""
+    if table.size == 0:
+        return np.full(keys.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(table, keys), table.size - 1)
+    return np.where(table[pos] == keys, pos, -1)
+
+
+def slots(group: np.ndarray, rank: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each item within its group when ordered by ``rank`` -> (slot [N], counts [G])."""
+    order = np.lexsort((rank, group))
+    counts = np.bincount(group, minlength=num_groups)
+    first = np.cumsum(counts) - counts
+    slot = np.empty(group.shape[0], dtype=np.int64)
+    slot[order] = np.arange(group.shape[0]) - first[group[order]]
+    return slot, counts
+
+
+def pad(group: np.ndarray, slot: np.ndarray, values: np.ndarray, shape: tuple, fill: float):
+    """Scatter per-item ``values`` [N, ...] into a [G, M, ...] array filled with ``fill``."""
+    out = np.full(shape + values.shape[1:], fill, dtype=np.float64)
+    out[group, slot] = values
+    return out
+
+
+def steps(slot: np.ndarray) -> list[np.ndarray]:
+    """Item indices of each step k (all items whose slot is k)."""
+    if slot.size == 0:
+        return []
+    order = np.argsort(slot, kind="stable")
+    bounds = np.cumsum(np.bincount(slot))
+    return np.split(order, bounds[:-1])
+
+
+def match_detections(
+    det_group: np.ndarray,
+    det_rank: np.ndarray,
+    det_segment: np.ndarray,
+    gt_group: np.ndarray,
+    gt_segment: np.ndarray,
+    thresholds: np.ndarray,
+    overlap: Overlap,
+    rule: str,
+) -> np.ndarray:
+    """Greedy detection-side matching -> true-positive flags [N, T].
+
+    Detections of a group are taken in ``det_rank`` order; each takes, among the free
+    ground truths (file order within the group) whose overlap is >= the threshold,
+    ``rule`` = "first": the first; "best": the highest overlap, ties broken as the
+    ActivityNet evaluator does (reversed ``argsort`` of the unpadded overlap row).
+    ``overlap(det [n, 2], gt [n, M, 2]) -> [n, M]``.
+    """
+    num_groups = int(max(det_group.max(initial=-1), gt_group.max(initial=-1)) + 1)
+    tp = np.zeros((det_group.shape[0], thresholds.shape[0]), dtype=bool)
+    if det_group.size == 0:
+        return tp
+    gt_slot, gt_counts = slots(gt_group, np.arange(gt_group.shape[0]), num_groups)
+    width = int(gt_counts.max(initial=0))
+    gt_pad = pad(gt_group, gt_slot, gt_segment, (num_groups, width), np.nan)
+    locked = np.zeros((num_groups, thresholds.shape[0], width), dtype=bool)
+    det_slot, _ = slots(det_group, det_rank, num_groups)
+    for idx in steps(det_slot):
+        g = det_group[idx]
+        ov = overlap(det_segment[idx], gt_pad[g])
+        ov = np.where(np.arange(width) < gt_counts[g][:, None], ov, -np.inf)
+        ok = (ov[:, None, :] >= thresholds[None, :, None]) & ~locked[g]
+        choice = ok.argmax(axis=2) if rule == "first" else _best(ov, ok, gt_counts[g])
+        hit = ok.any(axis=2)
+        tp[idx] = hit
+        rows, cols = np.nonzero(hit)
+        locked[g[rows], cols, choice[rows, cols]] = True
+    return tp
+
+
+def _best(ov: np.ndarray, ok: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Highest eligible overlap per (detection, threshold); exact ties resolved officially."""
+    masked = np.where(ok, ov[:, None, :], -np.inf)
+    choice = masked.argmax(axis=2)
+    top = np.take_along_axis(masked, choice[..., None], axis=2)
+    tied = ((masked == top) & ok).sum(axis=2) > 1
+    for row, col in zip(*np.nonzero(tied), strict=True):
+        preference = np.argsort(ov[row, : counts[row]])[::-1]
+        choice[row, col] = next(j for j in preference if ok[row, col, j])
+    return choice
+
+
+def sort_flags_ap(flags_sorted: np.ndarray, npos: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative (recall, precision) [n, T] of true-positive flags in ranked order [n, T]."""
+    tp = np.cumsum(flags_sorted, axis=0, dtype=np.float64)
+    fp = np.cumsum(~flags_sorted, axis=0, dtype=np.float64)
+    return tp / npos, tp / (tp + fp)
+
+
+def interpolated_ap(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """VOC-2011 AP per column of [n, T] curves: area under the precision envelope -> [T]."""
+    count = recall.shape[1]
+    mprec = np.vstack([np.zeros(count), precision, np.zeros(count)])
+    mrec = np.vstack([np.zeros(count), recall, np.ones(count)])
+    envelope = np.maximum.accumulate(mprec[::-1], axis=0)[::-1]
+    return np.sum((mrec[1:] - mrec[:-1]) * envelope[1:], axis=0)

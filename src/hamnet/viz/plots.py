@@ -1,0 +1,422 @@
+"""Figures: the qualitative timeline of one video and mAP against tIoU.
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` (never ``pyplot``), so no
+display and no global figure registry are involved, and each file is written atomically.
+Raw per-video network outputs come from the ``.npz`` files ``hamnet test --save-cas``
+writes; this module reads them with ``allow_pickle=False`` and imports no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from hamnet.data.annotations import Segment
+from hamnet.errors import ConfigError, DataError
+from hamnet.io import atomic_path
+
+NPZ_KEYS = (
+    "cas",
+    "attention",
+    "actionness",
+    "video_scores",
+    "classes",
+    "snippet_seconds",
+    "source",
+)
+FORMATS = ("png", "svg", "pdf")
+# Text stays text in SVG (searchable, editable); a fixed salt makes SVG ids reproducible.
+_RC = {"svg.fonttype": "none", "svg.hashsalt": "hamnet", "font.size": 8}
+_LEGEND = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0), "frameon": False}
+_METADATA = {"png": {"Software": None}, "svg": {"Date": None}, "pdf": {"CreationDate": None}}
+
+
+@dataclass(frozen=True)
+class VideoOutputs:
+    """Per-video network outputs (T snippets, C classes).
+
+    cas: [T, C+1] raw T-CAS logits, last column background; attention: [T] in [0, 1];
+    actionness: [T], the signal localization thresholds; video_scores: [C];
+    classes: C names; snippet_seconds: length of one snippet; source: "attention" or
+    "foreground" (what actionness is); origin: where the arrays came from (for messages).
+    """
+
+    cas: np.ndarray
+    attention: np.ndarray
+    actionness: np.ndarray
+    video_scores: np.ndarray
+    classes: tuple[str, ...]
+    snippet_seconds: float
+    source: str
+    origin: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        where, num_classes = self.origin, len(self.classes)
+        if self.cas.ndim != 2 or self.cas.shape[0] < 1 or self.cas.shape[1] != num_classes + 1:
+            raise DataError(
+                f"{where}: 'cas' has shape {self.cas.shape}, expected [T>=1, {num_classes + 1}]"
+                f" for {num_classes} classes plus background"
+            )
+        num_snippets = self.cas.shape[0]
+        expected = {"attention": num_snippets, "actionness": num_snippets}
+        for name, length in {**expected, "video_scores": num_classes}.items():
+            if getattr(self, name).shape != (length,):
+                shape = getattr(self, name).shape
+                raise DataError(f"{where}: {name!r} has shape {shape}, expected [{length}]")
+        for name in ("cas", "attention", "actionness", "video_scores"):
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise DataError(f"{where}: {name!r} holds NaN or infinite values")
+        if not (math.isfinite(self.snippet_seconds) and self.snippet_seconds > 0):
+            raise DataError(f"{where}: snippet_seconds {self.snippet_seconds!r} is not positive")
+
+    @property
+    def num_snippets(self) -> int:
+        return int(self.cas.shape[0])
+
+    @property
+    def duration(self) -> float:
+        """Seconds covered by the snippets."""
+        return self.num_snippets * self.snippet_seconds
+
+    def class_probabilities(self) -> np.ndarray:
+        """[T, C+1] softmax of the T-CAS over classes and background, per snippet."""
+        shifted = self.cas.astype(np.float64) - self.cas.max(axis=1, keepdims=True)
+        weights = np.exp(shifted)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+
+def load_cas_npz(path: str | Path) -> VideoOutputs:
+    """Read one video's outputs saved by ``hamnet test --save-cas`` (no pickle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing array(s) {missing} (has {archive.files})")
+            arrays = {key: archive[key] for key in NPZ_KEYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    return _outputs_from_arrays(arrays, str(path))
+
+
+def _outputs_from_arrays(arrays: dict[str, np.ndarray], where: str) -> VideoOutputs:
+    numeric = {}
+    for key in ("cas", "attention", "actionness", "video_scores"):
+        if arrays[key].dtype.kind not in "fiu":
+            raise DataError(f"{where}: {key!r} has dtype {arrays[key].dtype}, expected numbers")
+        numeric[key] = arrays[key].astype(np.float32)
+    classes = arrays["classes"]
+    if classes.dtype.kind not in "US" or classes.ndim != 1:
+        raise DataError(f"{where}: 'classes' must be a 1-D array of strings")
+    seconds, source = arrays["snippet_seconds"], arrays["source"]
+    if seconds.size != 1 or seconds.dtype.kind not in "fiu":
+        raise DataError(f"{where}: 'snippet_seconds' must be one number")
+    if source.size != 1 or source.dtype.kind not in "US":
+        raise DataError(f"{where}: 'source' must be one string")
+    return VideoOutputs(
+        classes=tuple(_as_str(name) for name in classes),
+        snippet_seconds=float(seconds.reshape(())),
+        source=_as_str(source.reshape(())[()]),
+        origin=where,
+        **numeric,
+    )
+
+
+def _as_str(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class _Bar:
+    label: str
+    score: float
+    start: float
+    end: float
+
+
+def _as_bar(index: int, detection: Any) -> _Bar:
+    """A detection record (attributes label/score/start/end) or dict (label/score/segment)."""
+    try:
+        if isinstance(detection, Mapping):
+            if "segment" in detection:
+                start, end = detection["segment"]
+            else:
+                start, end = detection["start"], detection["end"]
+            label, score = detection["label"], detection["score"]
+        else:
+            label, score = detection.label, detection.score
+            start, end = detection.start, detection.end
+        return _Bar(str(label), float(score), float(start), float(end))
+    except (KeyError, AttributeError, TypeError, ValueError) as error:
+        raise DataError(f"detection #{index}: malformed record ({error!r})") from None
+
+
+def select_classes(
+    outputs: VideoOutputs,
+    ground_truth: Sequence[Segment] = (),
+    classes_to_show: Sequence[str] | None = None,
+    max_classes: int = 3,
+) -> list[str]:
+    """Classes whose T-CAS is drawn: ``classes_to_show`` if given, else every
+    ground-truth class (first-appearance order) topped up with the highest video scores
+    until ``max_classes`` (ground-truth classes are kept even beyond it)."""
+    known = set(outputs.classes)
+    if classes_to_show is not None:
+        chosen = list(dict.fromkeys(classes_to_show))
+        wanted = "class to show"
+    else:
+        chosen = list(dict.fromkeys(seg.label for seg in ground_truth))
+        wanted = "ground-truth label"
+    for name in chosen:
+        if name not in known:
+            raise DataError(
+                f"{outputs.origin}: {wanted} {name!r} is not among its {len(known)} classes"
+            )
+    if classes_to_show is not None:
+        return chosen
+    for index in np.argsort(-outputs.video_scores, kind="stable"):
+        if len(chosen) >= max_classes:
+            break
+        if outputs.classes[index] not in chosen:
+            chosen.append(outputs.classes[index])
+    return chosen
+
+
+def plot_video(
+    outputs: VideoOutputs,
+    out: str | Path | Sequence[str | Path],
+    *,
+    title: str,
+    ground_truth: Sequence[Segment] = (),
+    detections: Sequence = (),
+    classes_to_show: Sequence[str] | None = None,
+    max_classes: int = 3,
+    min_score: float = 0.0,
+    max_detections: int = 10,
+) -> list[Path]:
+    """Qualitative timeline of one video, saved to every path of ``out``.
+
+    Rows on one time axis (seconds): ground-truth segments, attention (and actionness
+    when it differs), softmax T-CAS probability of the selected classes
+    (:func:`select_classes`), and the ``max_detections`` best detections scoring at
+    least ``min_score``. Returns the written paths; the format follows each suffix.
+    """
+    paths = _output_paths(out)
+    shown = select_classes(outputs, ground_truth, classes_to_show, max_classes)
+    bars = [_as_bar(i, det) for i, det in enumerate(detections)]
+    bars = sorted((b for b in bars if b.score >= min_score), key=lambda b: -b.score)
+    bars = bars[:max_detections]
+    labels = [*shown, *(seg.label for seg in ground_truth), *(bar.label for bar in bars)]
+    colours = _class_colours(labels)
+    with matplotlib.rc_context(_RC):
+        figure = _timeline_figure(outputs, title, list(ground_truth), bars, shown, colours)
+        return _save(figure, paths)
+
+
+def _class_colours(labels: Sequence[str]) -> dict[str, Any]:
+    unique = list(dict.fromkeys(labels))
+    palette = matplotlib.colormaps["tab10" if len(unique) <= 10 else "tab20"]
+    return {name: palette(i % palette.N) for i, name in enumerate(unique)}
+
+
+def _timeline_figure(
+    outputs: VideoOutputs,
+    title: str,
+    ground_truth: list[Segment],
+    bars: list[_Bar],
+    shown: list[str],
+    colours: dict[str, Any],
+) -> Figure:
+    bar_rows = list(dict.fromkeys(bar.label for bar in bars))
+    panels = [("gt", 0.5)] if ground_truth else []
+    panels += [("attention", 1.0), ("cas", 1.6)]
+    panels += [("detections", 0.3 + 0.25 * len(bar_rows))] if bars else []
+    heights = [height for _, height in panels]
+    figure = Figure(figsize=(10, 1.2 + 1.4 * sum(heights)), layout="constrained")
+    axes = figure.subplots(len(panels), 1, sharex=True, height_ratios=heights, squeeze=False)
+    axes_by_name = {name: ax for (name, _), ax in zip(panels, axes[:, 0], strict=True)}
+    times = (np.arange(outputs.num_snippets) + 0.5) * outputs.snippet_seconds
+    if ground_truth:
+        _draw_ground_truth(axes_by_name["gt"], ground_truth, colours)
+    _draw_attention(axes_by_name["attention"], outputs, times)
+    _draw_cas(axes_by_name["cas"], outputs, times, shown, colours)
+    if bars:
+        _draw_detections(axes_by_name["detections"], bars, bar_rows, colours)
+    ends = [outputs.duration, *(s.end for s in ground_truth), *(b.end for b in bars)]
+    bottom = axes[-1, 0]
+    bottom.set_xlim(0.0, max(ends))
+    bottom.set_xlabel("time (s)")
+    figure.suptitle(title)
+    return figure
+
+
+def _draw_ground_truth(ax: Any, ground_truth: list[Segment], colours: dict[str, Any]) -> None:
+    for label in dict.fromkeys(seg.label for seg in ground_truth):
+        spans = [(s.start, s.end - s.start) for s in ground_truth if s.label == label]
+        ax.broken_barh(spans, (0.1, 0.8), facecolors=colours[label], label=label)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_ylabel("ground\ntruth", rotation=0, ha="right", va="center")
+    ax.legend(**_LEGEND)
+
+
+def _draw_attention(ax: Any, outputs: VideoOutputs, times: np.ndarray) -> None:
+    ax.plot(times, outputs.attention, color="black", linewidth=1.0, label="attention")
+    if not np.allclose(outputs.actionness, outputs.attention, atol=1e-6):
+        label = f"actionness ({outputs.source})"
+        ax.plot(times, outputs.actionness, color="tab:gray", linestyle="--", label=label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("attention")
+    ax.legend(**_LEGEND)
+
+
+def _draw_cas(
+    ax: Any,
+    outputs: VideoOutputs,
+    times: np.ndarray,
+    shown: list[str],
+    colours: dict[str, Any],
+) -> None:
+    probabilities = outputs.class_probabilities()
+    for name in shown:
+        index = outputs.classes.index(name)
+        label = f"{name} (video score {outputs.video_scores[index]:.2f})"
+        ax.plot(times, probabilities[:, index], color=colours[name], label=label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("T-CAS\nsoftmax probability")
+    if shown:
+        ax.legend(**_LEGEND)
+
+
+def _draw_detections(ax: Any, bars: list[_Bar], rows: list[str], colours: dict[str, Any]) -> None:
+    low, high = min(bar.score for bar in bars), max(bar.score for bar in bars)
+    for bar in bars:
+        row = rows.index(bar.label)
+        # Opacity from the score's rank in the shown range (scores may be negative).
+        alpha = 0.25 + 0.75 * ((bar.score - low) / (high - low) if high > low else 1.0)
+        width, colour = bar.end - bar.start, colours[bar.label]
+        ax.barh(row, width, left=bar.start, height=0.7, color=colour, alpha=alpha)
+        ax.text((bar.start + bar.end) / 2, row, f"{bar.score:.2f}", ha="center", va="center")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_ylabel("detections")
+    ax.legend(
+        handles=[Patch(color="gray", alpha=0.6, label=f"top {len(bars)} by score")], **_LEGEND
+    )
+
+
+def _output_paths(out: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The requested files; every suffix must name a format before anything is drawn."""
+    paths = [Path(out)] if isinstance(out, str | Path) else [Path(p) for p in out]
+    if not paths:
+        raise ConfigError("no output path given for the figure")
+    for path in paths:
+        if path.suffix.lower().lstrip(".") not in FORMATS:
+            raise ConfigError(
+                f"{path}: unsupported figure format {path.suffix!r} (use one of {FORMATS})"
+            )
+    return paths
+
+
+def _save(figure: Figure, paths: list[Path]) -> list[Path]:
+    for path in paths:
+        fmt = path.suffix.lower().lstrip(".")
+        # The temporary file ends in .tmp, so the format is named explicitly.
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, dpi=120, metadata=_METADATA[fmt])
+    return paths
+
+
+def plot_map_vs_tiou(
+    runs: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    out: str | Path | Sequence[str | Path],
+    *,
+    protocol: str,
+    title: str | None = None,
+    values_in_percent: bool = False,
+) -> list[Path]:
+    """mAP (%) against tIoU, one line per run (legend = run label).
+
+    ``runs`` maps a label to (tIoU thresholds, mAP values); mAP values are fractions in
+    [0, 1] (as the evaluator reports them) unless ``values_in_percent``.
+    """
+    paths = _output_paths(out)
+    if not runs:
+        raise DataError("no run to plot")
+    scale = 1.0 if values_in_percent else 100.0
+    curves = {label: _checked_curve(label, *run, scale) for label, run in runs.items()}
+    with matplotlib.rc_context(_RC):
+        figure = Figure(figsize=(5.5, 4.0), layout="constrained")
+        ax = figure.subplots()
+        for label, (tious, maps) in curves.items():
+            ax.plot(tious, maps, marker="o", markersize=3, label=label)
+        ax.set_xlabel("tIoU threshold")
+        ax.set_ylabel(f"mAP (%), {protocol} protocol")
+        ax.set_ylim(bottom=0.0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        figure.suptitle(title or f"mAP vs tIoU ({protocol} protocol)")
+        return _save(figure, paths)
+
+
+def _checked_curve(
+    label: str, tious: Sequence[float], maps: Sequence[float], scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(tious, dtype=np.float64)
+    y = np.asarray(maps, dtype=np.float64) * scale
+    if x.ndim != 1 or x.shape != y.shape or x.size == 0:
+        raise DataError(f"run {label!r}: tIoU and mAP need the same non-zero length")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise DataError(f"run {label!r}: tIoU or mAP holds NaN or infinite values")
+    if np.any(y < 0) or np.any(y > 100.0 + 1e-9):
+        unit = "percent" if scale == 1.0 else "fractions in [0, 1]"
+        raise DataError(f"run {label!r}: mAP values {list(np.asarray(maps))} are not {unit}")
+    return x, y
+
+
+def load_result_json(path: str | Path) -> tuple[list[float], list[float], str]:
+    """(tIoU thresholds, mAP per threshold, protocol) from an evaluation result JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: malformed JSON ({error})") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: not an evaluation result (top level is not an object)")
+    tious = _number_list(path, raw, "tiou")
+    maps = _number_list(path, raw, "mAP")
+    if len(tious) != len(maps):
+        raise DataError(f"{path}: 'tiou' has {len(tious)} values but 'mAP' has {len(maps)}")
+    protocol = raw.get("protocol")
+    if not isinstance(protocol, str) or not protocol:
+        raise DataError(f"{path}: field 'protocol' is missing or not a string")
+    return tious, maps, protocol
+
+
+def _number_list(path: Path, raw: dict, key: str) -> list[float]:
+    values = raw.get(key)
+    if not isinstance(values, list) or not values:
+        raise DataError(f"{path}: field {key!r} is missing or not a non-empty list")
+    numbers = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise DataError(f"{path}: field {key!r} holds a non-number {value!r}")
+        if not math.isfinite(value):
+            raise DataError(f"{path}: field {key!r} holds a non-finite value {value!r}")
+        numbers.append(float(value))
+    return numbers
