@@ -96,6 +96,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from hamnet.engine.distributed import is_main_process
     from hamnet.engine.experiments import train_seeds, write_tables
 
     config = _config(args)
@@ -111,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         label=f"HAM-Net ({config.variant})",
         resume=args.resume,
     )
+    if not is_main_process():
+        return 0
     md, _ = write_tables([summary], run_dir / "results", title=f"{config.preset}")
     print(md.read_text(), end="")
     print(f"run folder: {run_dir}")

@@ -17,6 +17,11 @@ def _weights(path):
     return load_checkpoint(path)["model"]
 
 
+def _losses(run_dir):
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["loss_total"] for line in lines]
+
+
 def test_run_folder_holds_config_metrics_and_checkpoints(tiny_root, tiny_config, tmp_path):
     result = train(tiny_config(), tiny_root, tmp_path / "run", progress=False)
     run = tmp_path / "run"
@@ -52,9 +57,7 @@ def test_resume_after_two_epochs_equals_four_epochs(tiny_root, tiny_config, tmp_
     straight, split = _weights(tmp_path / "straight/last.pt"), _weights(tmp_path / "split/last.pt")
     for key in straight:
         assert torch.equal(straight[key], split[key]), key
-    rows = lambda d: [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().split()]  # noqa: E731
-    losses = lambda rs: [r["loss_total"] for r in rs]  # noqa: E731
-    assert losses(rows("straight")) == losses(rows("split"))
+    assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
 
 
 def test_resume_refuses_another_config(tiny_root, tiny_config, tmp_path):

@@ -50,7 +50,7 @@ def read_tensor_file(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``, every failure turned into one message."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, zipfile.BadZipFile) as error:
+    except (EOFError, OSError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path}: truncated or corrupt file ({error})") from None
     except pickle.UnpicklingError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling failed"

@@ -64,6 +64,20 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
     return float(tensor.item()) / info.world_size
 
 
+def broadcast_object(value, info: DistInfo):
+    """Rank 0's ``value`` on every rank (e.g. the evaluation only rank 0 computed)."""
+    if not info.enabled:
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on its rank 0: the process that prints and writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

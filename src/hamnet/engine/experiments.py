@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hamnet.config import VARIANTS, Config
+from hamnet.engine.distributed import is_main_process
 from hamnet.engine.trainer import train
 from hamnet.io import atomic_write_text
 
@@ -99,7 +100,8 @@ def ablate(
                 progress=progress,
             )
         )
-    write_tables(rows, out_dir / "ablation", title=f"Ablation ({config.preset})")
+    if is_main_process():
+        write_tables(rows, out_dir / "ablation", title=f"Ablation ({config.preset})")
     return rows
 
 

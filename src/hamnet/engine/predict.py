@@ -40,7 +40,7 @@ class ArrayFileStore:
         self.dim = int(self._array.shape[1])
 
     def read(self, name: str) -> np.ndarray:
-        features = np.asarray(self._array, dtype=np.float32)
+        features = np.array(self._array, dtype=np.float32)  # a writable copy
         if features.shape[0] == 0:
             raise DataError(f"{self.path}: video {name!r} is empty (0 snippets)")
         if not np.isfinite(features).all():

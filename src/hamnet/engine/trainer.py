@@ -157,9 +157,11 @@ def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
     record = {"epoch": epoch + 1, **losses, "seconds": round(time.perf_counter() - started, 3)}
     if _should_evaluate(session.config, epoch) and session.dist.is_main:
         record.update(_evaluate(session))
-    dist_utils.barrier(session.dist)
+    record = dist_utils.broadcast_object(record, session.dist)
     if session.dist.is_main:
         _write_epoch(session, epoch + 1, record)
+    else:
+        session.records.append(record)
     dist_utils.barrier(session.dist)
 
 
