@@ -255,7 +255,18 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
         node = node[part]
     if leaf not in node or isinstance(node[leaf], dict):
         raise ConfigError(f"--set {item!r}: unknown config key {key!r}")
-    node[leaf] = yaml.safe_load(text)
+    node[leaf] = _parse_value(text)
+
+
+def _parse_value(text: str) -> Any:
+    """YAML, except that ``1e-5`` is a number (YAML 1.1 reads it as a string)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _build(cls: type, tree: Any, prefix: str) -> Any:

@@ -1,0 +1,424 @@
+"""Feature stores: per-video snippet features [T, D] behind one interface.
+
+Back ends: the packed store (one contiguous ``features.bin`` read through ``np.memmap`` plus
+``index.json``; preferred), a folder of ``<video>.npy`` files, and the released pickled object
+array ``<Name>-I3D-JOINTFeatures.npy``. Unpickling that file can execute arbitrary code
+stored in it, so it is opt-in (``allow_pickle=True`` / ``--allow-pickle``); converting it
+once with ``hamnet convert`` gives a packed store that needs no pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from hamnet.errors import DataError
+from hamnet.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+PACKED_FORMAT, PACKED_VERSION = "hamnet-packed", 1
+PACKED_DTYPES = ("float32", "float16")
+INDEX_FILE, DATA_FILE = "index.json", "features.bin"
+PICKLE_HINT = (
+    "it is a pickled numpy object array, and unpickling can run arbitrary code stored in "
+    "the file; if you trust it, pass --allow-pickle (allow_pickle=True), or convert it once "
+    "with `hamnet convert` to the packed store, which needs no pickle"
+)
+
+
+class FeatureStore(ABC):
+    """Per-video features: ``read(name)`` gives float32 [T, D], checked finite and T > 0."""
+
+    path: Path
+
+    @property
+    @abstractmethod
+    def names(self) -> list[str]: ...
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @abstractmethod
+    def length(self, name: str) -> int:
+        """Number of snippets T of a video, without reading its features."""
+
+    @abstractmethod
+    def _raw(self, name: str) -> np.ndarray:
+        """The stored array [T, D] of a known video (any float dtype, may be a view)."""
+
+    def __contains__(self, name: object) -> bool:
+        if not hasattr(self, "_name_set"):
+            self._name_set = set(self.names)
+        return name in self._name_set
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def read(self, name: str) -> np.ndarray:
+        """Float32 [T, D] copy of one video's features (float16 storage is upcast)."""
+        if name not in self:
+            raise DataError(f"{self.path}: no features for video {name!r}")
+        return checked_features(self._raw(name), self.path, name, self.dim)
+
+
+def checked_features(raw: Any, path: Path, name: str, dim: int) -> np.ndarray:
+    """Float32 copy of ``raw`` [T, D]; DataError on a wrong shape, T == 0 or NaN/inf."""
+    where = f"{path}: video {name!r}"
+    if not isinstance(raw, np.ndarray) or raw.ndim != 2 or raw.dtype.kind not in "fiu":
+        shape = getattr(raw, "shape", None)
+        raise DataError(f"{where}: features are not a 2-D numeric array [T, D] (shape {shape})")
+    if raw.shape[1] != dim:
+        raise DataError(f"{where}: features are {raw.shape[1]} wide, the store's width is {dim}")
+    if raw.shape[0] == 0:
+        raise DataError(f"{where}: empty video (0 snippets)")
+    features = np.array(raw, dtype=np.float32, order="C")
+    finite = np.isfinite(features).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise DataError(f"{where}: features contain NaN or inf (first at snippet {row})")
+    return features
+
+
+class PackedFeatureStore(FeatureStore):
+    """A directory with ``features.bin`` ([N_total, D], C order) and ``index.json``.
+
+    Each read maps only the rows of one video and unmaps them afterwards, so the pages of
+    a whole epoch never accumulate in the process's resident set (a long-lived memmap of
+    the whole file would count every page read into the RSS).
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        index = read_packed_index(self.path)
+        self.dtype = np.dtype(index["dtype"])
+        self._dim = int(index["dim"])
+        self.recipe = index.get("recipe")
+        self._videos = {v["name"]: (int(v["offset"]), int(v["length"])) for v in index["videos"]}
+        rows = max((o + n for o, n in self._videos.values()), default=0)
+        size = (self.path / DATA_FILE).stat().st_size
+        if size < rows * self._dim * self.dtype.itemsize:
+            raise DataError(
+                f"{self.path / DATA_FILE}: truncated ({size} bytes, index.json needs "
+                f"{rows} rows of {self._dim} {self.dtype.name})"
+            )
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._videos)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def length(self, name: str) -> int:
+        if name not in self._videos:
+            raise DataError(f"{self.path}: no features for video {name!r}")
+        return self._videos[name][1]
+
+    def _raw(self, name: str) -> np.ndarray:
+        offset, length = self._videos[name]
+        if length == 0:
+            return np.zeros((0, self._dim), dtype=self.dtype)
+        row_bytes = self._dim * self.dtype.itemsize
+        rows = np.memmap(
+            self.path / DATA_FILE,
+            dtype=self.dtype,
+            mode="r",
+            offset=offset * row_bytes,
+            shape=(length, self._dim),
+        )
+        return rows
+
+
+def read_packed_index(path: Path) -> dict:
+    """The validated ``index.json`` of a packed store directory."""
+    index_path, data_path = path / INDEX_FILE, path / DATA_FILE
+    if not index_path.is_file() or not data_path.is_file():
+        raise DataError(f"{path}: not a packed feature store (needs {INDEX_FILE} and {DATA_FILE})")
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(f"{index_path}: malformed JSON ({error})") from None
+    if not isinstance(index, dict) or index.get("format") != PACKED_FORMAT:
+        raise DataError(f"{index_path}: not a {PACKED_FORMAT!r} index")
+    if index.get("version") != PACKED_VERSION:
+        raise DataError(f"{index_path}: unsupported version {index.get('version')!r}")
+    if index.get("dtype") not in PACKED_DTYPES:
+        raise DataError(f"{index_path}: dtype {index.get('dtype')!r} not in {PACKED_DTYPES}")
+    try:
+        dim = int(index["dim"])
+        for video in index["videos"]:
+            str(video["name"]), int(video["offset"]), int(video["length"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{index_path}: malformed field ({error!r})") from None
+    if dim <= 0:
+        raise DataError(f"{index_path}: dim {dim} is not positive")
+    return index
+
+
+class PackedFeatureWriter:
+    """Appends videos to a packed store; only committed videos are visible to readers.
+
+    ``resume=True`` reopens a store, drops rows written after its last commit and checks
+    that ``dim``, ``dtype`` and ``recipe`` match; ``names`` then lists the videos to skip.
+    As a context manager it commits on a clean exit (not after an exception).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dim: int,
+        dtype: str = "float32",
+        recipe: dict | None = None,
+        resume: bool = False,
+    ):
+        self.path = Path(path)
+        if dtype not in PACKED_DTYPES:
+            raise DataError(f"{self.path}: dtype {dtype!r} not in {PACKED_DTYPES}")
+        self.dim, self.dtype, self.recipe = int(dim), np.dtype(dtype), recipe
+        self._videos: list[dict] = []
+        self._rows = 0
+        if (self.path / INDEX_FILE).exists():
+            if not resume:
+                raise DataError(
+                    f"{self.path}: a packed store already exists (resume it or delete it)"
+                )
+            self._reopen()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path / DATA_FILE, "r+b" if self._videos else "wb")  # noqa: SIM115
+        self._file.truncate(self._rows * self.dim * self.dtype.itemsize)
+        self._file.seek(0, os.SEEK_END)
+        self._names = {v["name"] for v in self._videos}
+        if not self._videos:
+            self.commit()
+
+    def _reopen(self) -> None:
+        index = read_packed_index(self.path)
+        found = (int(index["dim"]), index["dtype"], index.get("recipe"))
+        wanted = (self.dim, self.dtype.name, self.recipe)
+        if found != wanted:
+            raise DataError(
+                f"{self.path}: cannot resume, the store has (dim, dtype, recipe) = {found} "
+                f"but this run uses {wanted}"
+            )
+        self._videos = [dict(v) for v in index["videos"]]
+        self._rows = max((v["offset"] + v["length"] for v in self._videos), default=0)
+
+    @property
+    def names(self) -> list[str]:
+        return [v["name"] for v in self._videos]
+
+    def add(self, name: str, array: np.ndarray, commit: bool = False) -> None:
+        """Append one video's features [T, dim]; ``commit=True`` makes it durable now."""
+        if name in self._names:
+            raise DataError(f"{self.path}: video {name!r} is already in the store")
+        rows = checked_features(np.asarray(array), self.path, name, self.dim)
+        self._file.write(rows.astype(self.dtype, copy=False).tobytes(order="C"))
+        self._videos.append({"name": name, "offset": self._rows, "length": len(rows)})
+        self._names.add(name)
+        self._rows += len(rows)
+        if commit:
+            self.commit()
+
+    def commit(self) -> None:
+        """Flush the rows to disk, then publish the index atomically."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        index = {
+            "format": PACKED_FORMAT,
+            "version": PACKED_VERSION,
+            "dtype": self.dtype.name,
+            "dim": self.dim,
+            "videos": self._videos,
+            "recipe": self.recipe,
+        }
+        atomic_write_json(self.path / INDEX_FILE, index)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> PackedFeatureWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        self.close()
+
+
+class ReleasedFeatureStore(FeatureStore):
+    """The released ``<Name>-I3D-JOINTFeatures.npy``: an object array of [T_i, D] arrays.
+
+    It is aligned with ``videoname.npy``, so ``names`` come from the annotations. The
+    whole file is unpickled into memory (pickles cannot be memory-mapped): convert it to
+    the packed store for large datasets.
+    """
+
+    def __init__(self, path: Path, names: list[str], allow_pickle: bool):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: feature file not found")
+        if not allow_pickle:
+            raise DataError(f"{self.path}: refusing to load: {PICKLE_HINT}")
+        try:
+            array = np.load(self.path, allow_pickle=True, encoding="bytes")
+        except (ValueError, OSError, EOFError) as error:
+            raise DataError(f"{self.path}: not a readable .npy file ({error})") from None
+        if array.ndim < 1 or len(array) != len(names):
+            raise DataError(
+                f"{self.path}: holds {len(array) if array.ndim else 0} videos but the "
+                f"annotations list {len(names)} (the file is aligned with videoname.npy)"
+            )
+        self._arrays = dict(zip(names, array, strict=True))
+        first = next((a for a in self._arrays.values() if getattr(a, "ndim", 0) == 2), None)
+        if first is None:
+            raise DataError(f"{self.path}: no 2-D feature array [T, D] in the file")
+        self._dim = int(first.shape[1])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._arrays)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def length(self, name: str) -> int:
+        if name not in self._arrays:
+            raise DataError(f"{self.path}: no features for video {name!r}")
+        return int(np.shape(self._arrays[name])[0])
+
+    def _raw(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+
+class NpyFolderStore(FeatureStore):
+    """A folder of ``<video>.npy`` float arrays [T, D], loaded without pickle (mmap)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise DataError(f"{self.path}: feature folder not found")
+        self._files = {p.stem: p for p in sorted(self.path.glob("*.npy"))}
+        if not self._files:
+            raise DataError(f"{self.path}: no <video>.npy feature files in this folder")
+        first = next(iter(self._files.values()))
+        shape = _npy_shape(first)
+        if len(shape) != 2:
+            raise DataError(f"{first}: expected a 2-D array [T, D], got shape {list(shape)}")
+        self._dim = int(shape[1])
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._files)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def length(self, name: str) -> int:
+        if name not in self._files:
+            raise DataError(f"{self.path}: no features for video {name!r}")
+        return int(_npy_shape(self._files[name])[0])
+
+    def _raw(self, name: str) -> np.ndarray:
+        path = self._files[name]
+        try:
+            if _npy_shape(path)[0] == 0:
+                return np.load(path, allow_pickle=False)
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as error:
+            raise DataError(f"{path}: not a plain numeric .npy array ({error})") from None
+
+
+def _npy_shape(path: Path) -> tuple[int, ...]:
+    """The array shape from a .npy header, reading no data (works for 0-row arrays)."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, _ = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, _, _ = np.lib.format.read_array_header_2_0(handle)
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+    return tuple(shape)
+
+
+def open_feature_store(
+    path: Path, *, names: list[str] | None = None, allow_pickle: bool = False
+) -> FeatureStore:
+    """Open whatever ``path`` is: packed store dir, npy folder, or released .npy file.
+
+    ``names`` (the annotations' video order) is required for the released file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / INDEX_FILE).is_file():
+            return PackedFeatureStore(path)
+        return NpyFolderStore(path)
+    if path.is_file():
+        if names is None:
+            raise DataError(f"{path}: the released feature file needs the annotations' names")
+        return ReleasedFeatureStore(path, names, allow_pickle)
+    raise DataError(f"{path}: feature file or folder not found")
+
+
+def convert_to_packed(
+    store: FeatureStore,
+    out: Path,
+    *,
+    dtype: str = "float32",
+    names: list[str] | None = None,
+    progress: bool = True,
+) -> PackedFeatureStore:
+    """Copy ``store`` (or the videos ``names``) into a new packed store, video by video."""
+    chosen = store.names if names is None else list(names)
+    with PackedFeatureWriter(out, store.dim, dtype=dtype) as writer:
+        for name in tqdm(chosen, desc="packing features", unit="video", disable=not progress):
+            writer.add(name, store.read(name))
+    return PackedFeatureStore(out)
+
+
+def verify_packed(source: FeatureStore, packed: PackedFeatureStore) -> None:
+    """Raise DataError at the first video whose packed copy differs from the source.
+
+    Exact equality: against the source itself for float32, against the source rounded to
+    float16 for a float16 store.
+    """
+    missing = [name for name in packed.names if name not in source]
+    if missing:
+        raise DataError(f"{packed.path}: video {missing[0]!r} is not in {source.path}")
+    for name in packed.names:
+        expected = source.read(name)
+        if packed.dtype != np.float32:
+            expected = expected.astype(packed.dtype).astype(np.float32)
+        if not np.array_equal(packed.read(name), expected):
+            raise DataError(f"{packed.path}: video {name!r} differs from {source.path}")
+
+
+def convert_dataset(
+    root: Path,
+    out: Path,
+    *,
+    dtype: str = "float32",
+    allow_pickle: bool = False,
+    verify: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Write a self-contained dataset root at ``out`` with a packed store; see layout."""
+    from hamnet.data.layout import convert_dataset_root  # layout imports this module
+
+    return convert_dataset_root(
+        root, out, dtype=dtype, allow_pickle=allow_pickle, verify=verify, progress=progress
+    )

@@ -1,0 +1,153 @@
+"""The released W-TALC annotation layout: ``<Name>-Annotations/*.npy``.
+
+Several of these files are numpy object arrays (pickles), so reading them needs
+``allow_pickle=True``. That is accepted here, and only in :func:`_load_npy`, because they
+are the dataset's own small metadata files (a few hundred kB) distributed with it; the large
+feature file is never unpickled without the user's explicit opt-in (see
+:mod:`hamnet.data.features`).
+
+Quirks of the real files handled here: strings are ``bytes`` except ``labels_all`` of
+ActivityNet-1.2 (``str``); THUMOS14's ``duration`` has shape [N, 1]; segments are lists of
+``[start, end]`` lists (ints in a few ActivityNet entries); one THUMOS14 video
+(``video_test_0000270``) has an empty ``labels_all``; segment labels may differ from
+``labels_all``. The video-level labels are ``labels_all``, as in the reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hamnet.data.annotations import AnnotationSet, Segment, Video, validate
+from hamnet.errors import DataError
+from hamnet.io import atomic_path
+
+PER_VIDEO_FILES = ("videoname", "subset", "segments", "labels", "labels_all", "duration")
+AMBIGUOUS_FILE = "Ambiguous_test.txt"
+
+
+def load_released_annotations(folder: Path) -> AnnotationSet:
+    """Read a ``<Name>-Annotations`` folder into a validated :class:`AnnotationSet`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: annotation folder not found")
+    arrays = {name: _load_npy(folder / f"{name}.npy") for name in PER_VIDEO_FILES}
+    classes = [_text(c) for c in _load_npy(folder / "classlist.npy").reshape(-1)]
+    count = len(arrays["videoname"])
+    for name, array in arrays.items():
+        if len(array) != count:
+            raise DataError(
+                f"{folder / (name + '.npy')}: {len(array)} entries but videoname.npy has {count}"
+            )
+    durations = _durations(folder / "duration.npy", arrays["duration"])
+    videos = [_video(folder, arrays, durations, i) for i in range(count)]
+    ambiguous = _read_ambiguous(folder / AMBIGUOUS_FILE)
+    return validate(AnnotationSet(classes, videos, ambiguous=ambiguous, source=str(folder)))
+
+
+def save_released_annotations(
+    annotations: AnnotationSet, folder: Path, duration_2d: bool = False
+) -> None:
+    """Write the released layout (bytes strings, object arrays), each file atomically.
+
+    ``duration_2d`` writes ``duration.npy`` with shape [N, 1] as THUMOS14 does.
+    """
+    folder = Path(folder)
+    videos = annotations.videos
+    durations = np.array([v.duration for v in videos], dtype=np.float64)
+    arrays = {
+        "videoname": _bytes_array([v.name for v in videos]),
+        "subset": _bytes_array([v.subset for v in videos]),
+        "classlist": _bytes_array(annotations.classes),
+        "segments": _object_array([[[s.start, s.end] for s in v.segments] for v in videos]),
+        "labels": _object_array([[s.label.encode() for s in v.segments] for v in videos]),
+        "labels_all": _object_array([[x.encode() for x in v.labels] for v in videos]),
+        "duration": durations.reshape(-1, 1) if duration_2d else durations,
+    }
+    for name, array in arrays.items():
+        with atomic_path(folder / f"{name}.npy") as tmp, open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=array.dtype == object)
+    if annotations.ambiguous:
+        lines = [
+            f"{name}  {start!r} {end!r}\n"
+            for name, spans in annotations.ambiguous.items()
+            for start, end in spans
+        ]
+        with atomic_path(folder / AMBIGUOUS_FILE) as tmp:
+            tmp.write_text("".join(lines), encoding="utf-8")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """The one place that unpickles: the released layout's own small metadata arrays."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (a released annotation folder needs it)")
+    try:
+        return np.load(path, allow_pickle=True, encoding="bytes")
+    except (ValueError, OSError, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _durations(path: Path, array: np.ndarray) -> np.ndarray:
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise DataError(f"{path}: expected shape [N] or [N, 1], got {list(array.shape)}")
+    try:
+        return array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: durations are not numbers") from None
+
+
+def _video(folder: Path, arrays: dict, durations: np.ndarray, i: int) -> Video:
+    name = _text(arrays["videoname"][i])
+    where = f"{folder}: video {name!r}"
+    spans, labels = list(arrays["segments"][i]), list(arrays["labels"][i])
+    if len(spans) != len(labels):
+        raise DataError(f"{where}: {len(spans)} segments but {len(labels)} segment labels")
+    segments = []
+    for span, label in zip(spans, labels, strict=True):
+        try:
+            start, end = (float(t) for t in span)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: segment {span!r} is not a [start, end] pair") from None
+        segments.append(Segment(start, end, _text(label)))
+    video_labels = tuple(_text(x) for x in arrays["labels_all"][i])
+    subset = _text(arrays["subset"][i])
+    return Video(name, subset, float(durations[i]), video_labels, tuple(segments))
+
+
+def _read_ambiguous(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """``video start end`` lines (the real file), or ``video label start end``."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    if not path.is_file():
+        return spans
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (3, 4):
+            raise DataError(f"{path}:{number}: expected 'video start end', got {line!r}")
+        try:
+            start, end = float(fields[-2]), float(fields[-1])
+        except ValueError:
+            raise DataError(f"{path}:{number}: times are not numbers in {line!r}") from None
+        spans.setdefault(fields[0], []).append((start, end))
+    return spans
+
+
+def _bytes_array(texts: list[str]) -> np.ndarray:
+    encoded = [t.encode("utf-8") for t in texts]
+    return np.array(encoded) if encoded else np.array([], dtype="S1")
+
+
+def _object_array(items: list) -> np.ndarray:
+    """A 1-D object array of Python lists (np.array would build a 2-D array instead)."""
+    array = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        array[i] = item
+    return array
