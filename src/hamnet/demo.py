@@ -18,7 +18,7 @@ from hamnet.engine.experiments import RunSummary, markdown_table, train_seeds, w
 from hamnet.engine.tester import test_checkpoint
 
 # (classes, videos, epochs) of the full demo and of the reduced one used in CI
-FULL = {"num_classes": 6, "num_videos": 160, "epochs": 40}
+FULL = {"num_classes": 8, "num_videos": 600, "epochs": 60}
 QUICK = {"num_classes": 4, "num_videos": 40, "epochs": 4}
 
 
