@@ -71,7 +71,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from hamnet.data.features import convert_dataset, convert_to_packed, open_feature_store
+    from hamnet.data.features import convert_to_packed, open_feature_store
+    from hamnet.data.layout import convert_dataset
 
     out = _path(args.out)
     if args.data:

@@ -42,6 +42,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
     atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
+    """Parse a JSON file; a missing or malformed file raises ``error`` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as problem:
+        raise error(f"{path}: malformed JSON ({problem})") from None
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

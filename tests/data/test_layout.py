@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from hamnet.data.annotations import load_gt_json
-from hamnet.data.features import PackedFeatureStore, PackedFeatureWriter, convert_dataset
-from hamnet.data.layout import find_dataset, open_dataset
+from hamnet.data.features import PackedFeatureStore, PackedFeatureWriter
+from hamnet.data.layout import convert_dataset, find_dataset, open_dataset
 from hamnet.errors import DataError
 
 

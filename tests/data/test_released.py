@@ -86,7 +86,7 @@ def test_ambiguous_with_label_column(tmp_path: Path) -> None:
     (tmp_path / "Ambiguous_test.txt").write_text("v1 Ambiguous 3.5 4.0\nv1  5 6\n")
     assert load_released_annotations(tmp_path).ambiguous == {"v1": [(3.5, 4.0), (5.0, 6.0)]}
     (tmp_path / "Ambiguous_test.txt").write_text("v1 3.5\n")
-    with pytest.raises(DataError, match=r"Ambiguous_test.txt:1: expected 'video start end'"):
+    with pytest.raises(DataError, match=r"Ambiguous_test.txt: line 1: expected 'video start end'"):
         load_released_annotations(tmp_path)
 
 

@@ -7,7 +7,6 @@ torch, so the evaluator can use it alone.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.errors import DataError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +165,7 @@ def load_gt_json(path: str | Path) -> AnnotationSet:
     defaults to the sorted set of all labels when the file has no ``class-list``.
     """
     path = Path(path)
-    raw = _read_json(path)
+    raw = read_json(path, DataError)
     database = raw.get("database") if isinstance(raw, dict) else None
     if not isinstance(database, dict):
         raise DataError(f"{path}: not a ground-truth file (no 'database' object)")
@@ -196,15 +195,6 @@ def _class_list(path: Path, raw: object, videos: list[Video]) -> list[str]:
     return raw
 
 
-def _read_json(path: Path) -> object:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: malformed JSON ({error})") from None
-
-
 def _video_from_json(path: Path, name: str, entry: object) -> Video:
     where = f"{path}: video {name!r}"
     if not isinstance(entry, dict):
@@ -222,3 +212,30 @@ def _video_from_json(path: Path, name: str, entry: object) -> Video:
         labels = list(dict.fromkeys(seg.label for seg in segments))
     subset = str(entry.get("subset", ""))
     return Video(name, subset, duration, tuple(str(x) for x in labels), segments)
+
+
+def read_ambiguous(
+    path: str | Path, error: type[Exception] = DataError
+) -> dict[str, list[tuple[float, float]]]:
+    """THUMOS14's ``Ambiguous_test.txt``: ``video start end`` per line (the real file).
+
+    The four-field form ``video Ambiguous start end`` is accepted too; blank lines skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: ambiguous-segments file not found")
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (3, 4):
+            raise error(f"{path}: line {number}: expected 'video start end', got {line!r}")
+        try:
+            start, end = float(fields[-2]), float(fields[-1])
+        except ValueError:
+            raise error(f"{path}: line {number}: start/end are not numbers in {line!r}") from None
+        if not (math.isfinite(start) and math.isfinite(end)) or end < start:
+            raise error(f"{path}: line {number}: bad span [{start}, {end}]")
+        spans.setdefault(fields[0], []).append((start, end))
+    return spans

@@ -405,20 +405,3 @@ def verify_packed(source: FeatureStore, packed: PackedFeatureStore) -> None:
             expected = expected.astype(packed.dtype).astype(np.float32)
         if not np.array_equal(packed.read(name), expected):
             raise DataError(f"{packed.path}: video {name!r} differs from {source.path}")
-
-
-def convert_dataset(
-    root: Path,
-    out: Path,
-    *,
-    dtype: str = "float32",
-    allow_pickle: bool = False,
-    verify: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Write a self-contained dataset root at ``out`` with a packed store; see layout."""
-    from hamnet.data.layout import convert_dataset_root  # layout imports this module
-
-    return convert_dataset_root(
-        root, out, dtype=dtype, allow_pickle=allow_pickle, verify=verify, progress=progress
-    )

@@ -122,7 +122,7 @@ def check_coverage(annotations: AnnotationSet, store: FeatureStore) -> None:
         )
 
 
-def convert_dataset_root(
+def convert_dataset(
     root: Path,
     out: Path,
     *,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hamnet.data.annotations import AnnotationSet, Segment, Video, validate
+from hamnet.data.annotations import AnnotationSet, Segment, Video, read_ambiguous, validate
 from hamnet.errors import DataError
 from hamnet.io import atomic_path
 
@@ -42,7 +42,8 @@ def load_released_annotations(folder: Path) -> AnnotationSet:
             )
     durations = _durations(folder / "duration.npy", arrays["duration"])
     videos = [_video(folder, arrays, durations, i) for i in range(count)]
-    ambiguous = _read_ambiguous(folder / AMBIGUOUS_FILE)
+    ambiguous_path = folder / AMBIGUOUS_FILE
+    ambiguous = read_ambiguous(ambiguous_path) if ambiguous_path.is_file() else {}
     return validate(AnnotationSet(classes, videos, ambiguous=ambiguous, source=str(folder)))
 
 
@@ -119,25 +120,6 @@ def _video(folder: Path, arrays: dict, durations: np.ndarray, i: int) -> Video:
     video_labels = tuple(_text(x) for x in arrays["labels_all"][i])
     subset = _text(arrays["subset"][i])
     return Video(name, subset, float(durations[i]), video_labels, tuple(segments))
-
-
-def _read_ambiguous(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """``video start end`` lines (the real file), or ``video label start end``."""
-    spans: dict[str, list[tuple[float, float]]] = {}
-    if not path.is_file():
-        return spans
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) not in (3, 4):
-            raise DataError(f"{path}:{number}: expected 'video start end', got {line!r}")
-        try:
-            start, end = float(fields[-2]), float(fields[-1])
-        except ValueError:
-            raise DataError(f"{path}:{number}: times are not numbers in {line!r}") from None
-        spans.setdefault(fields[0], []).append((start, end))
-    return spans
 
 
 def _bytes_array(texts: list[str]) -> np.ndarray:

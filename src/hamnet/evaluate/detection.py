@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hamnet.data.annotations import AnnotationSet
+from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
 from hamnet.localize.detections import Detection
 
@@ -165,25 +165,5 @@ def _select_videos(ground_truth: AnnotationSet, subset: str | None) -> list:
 
 
 def load_ambiguous(path: str | Path) -> dict[str, list[tuple[float, float]]]:
-    """Read THUMOS14's ``Ambiguous_test.txt``: ``video start end`` per line.
-
-    The four-field form ``video Ambiguous start end`` is accepted too; blank lines skipped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationInputError(f"{path}: ambiguous-segments file not found")
-    spans: dict[str, list[tuple[float, float]]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) not in (3, 4):
-            raise EvaluationInputError(f"{path}: line {number}: expected 'video start end'")
-        try:
-            start, end = float(fields[-2]), float(fields[-1])
-        except ValueError:
-            raise EvaluationInputError(f"{path}: line {number}: start/end not numbers") from None
-        if not (np.isfinite(start) and np.isfinite(end)) or end < start:
-            raise EvaluationInputError(f"{path}: line {number}: bad span [{start}, {end}]")
-        spans.setdefault(fields[0], []).append((start, end))
-    return spans
+    """THUMOS14's ``Ambiguous_test.txt`` (see :func:`hamnet.data.annotations.read_ambiguous`)."""
+    return read_ambiguous(path, EvaluationInputError)

@@ -7,14 +7,13 @@ then each video's list): the ActivityNet evaluator breaks score ties by it.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hamnet.errors import EvaluationInputError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, read_json
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,7 @@ def load_detections(path: str | Path, classes: list[str] | None = None) -> list[
     ``classes``: when given, a label outside it is an error.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EvaluationInputError(f"{path}: detections file not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise EvaluationInputError(f"{path}: malformed JSON ({error})") from None
+    raw = read_json(path, EvaluationInputError)
     results = raw.get("results") if isinstance(raw, dict) else None
     if not isinstance(results, dict):
         raise EvaluationInputError(f"{path}: not a detections file (no 'results' object)")

@@ -8,7 +8,6 @@ writes; this module reads them with ``allow_pickle=False`` and imports no torch.
 
 from __future__ import annotations
 
-import json
 import math
 import zipfile
 import zlib
@@ -24,7 +23,7 @@ from matplotlib.patches import Patch
 
 from hamnet.data.annotations import Segment
 from hamnet.errors import ConfigError, DataError
-from hamnet.io import atomic_path
+from hamnet.io import atomic_path, read_json
 
 NPZ_KEYS = (
     "cas",
@@ -390,12 +389,7 @@ def _checked_curve(
 def load_result_json(path: str | Path) -> tuple[list[float], list[float], str]:
     """(tIoU thresholds, mAP per threshold, protocol) from an evaluation result JSON."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: malformed JSON ({error})") from None
+    raw = read_json(path, DataError)
     if not isinstance(raw, dict):
         raise DataError(f"{path}: not an evaluation result (top level is not an object)")
     tious = _number_list(path, raw, "tiou")
