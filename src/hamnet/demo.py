@@ -40,6 +40,8 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
     quick = quick or os.environ.get("HAMNET_DEMO_QUICK") == "1"
     size = QUICK if quick else FULL
     out = out or default_demo_dir()
+    if quick:
+        out = out / "quick"  # never mixed with a full-size demo's data and runs
     print(f"[1/4] synthetic dataset ({size['num_videos']} videos) -> {out / 'data'}")
     root = make_synthetic(
         out / "data",
@@ -54,7 +56,16 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
         print(f"[{step}/4] training {label} ({size['epochs']} epochs)")
         config = make_config("demo", variant, [f"train.epochs={size['epochs']}"])
         rows.append(
-            train_seeds(config, root, out / "runs" / variant, [0], label=label, progress=progress)
+            # a rerun reuses finished trainings (same data and config) instead of redoing them
+            train_seeds(
+                config,
+                root,
+                out / "runs" / variant,
+                [0],
+                label=label,
+                resume=True,
+                progress=progress,
+            )
         )
     table, _ = write_tables(rows, out / "results", title="hamnet demo (synthetic data)")
     print("[4/4] figures")

@@ -256,12 +256,16 @@ def test_synth_and_convert_commands(capsys, tmp_path):
     assert list((tmp_path / "c").glob("*-packed")) and list((tmp_path / "c").glob("*-gt.json"))
 
 
-def test_demo_quick(capsys, tmp_path):
+def test_demo_quick_and_its_rerun(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "demo", "--quick", "--out", tmp_path / "demo")
     assert code == 0
     assert "HAM-Net" in out and "BCL only" in out
+    folder = tmp_path / "demo" / "quick"
     for name in ("video.png", "video.svg", "map_vs_tiou.png", "results.md", "detections.json"):
-        assert (tmp_path / "demo" / name).is_file(), name
+        assert (folder / name).is_file(), name
+    table = (folder / "results.md").read_text()
+    code, again, _ = run_cli(capsys, "demo", "--quick", "--out", tmp_path / "demo")
+    assert code == 0 and (folder / "results.md").read_text() == table
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,14 @@ def test_resume_refuses_another_config(tiny_root, tiny_config, tmp_path):
         )
 
 
+def test_training_never_overwrites_a_run(tiny_root, tiny_config, tmp_path):
+    train(tiny_config("all", "train.epochs=1"), tiny_root, tmp_path / "run", progress=False)
+    before = (tmp_path / "run/last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a run.*--resume"):
+        train(tiny_config("all", "train.epochs=1"), tiny_root, tmp_path / "run", progress=False)
+    assert (tmp_path / "run/last.pt").read_bytes() == before
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tiny_root, tiny_config, tmp_path):
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(tiny_config(), tiny_root, tmp_path / "empty", resume=True, progress=False)

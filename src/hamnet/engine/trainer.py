@@ -82,8 +82,10 @@ def train(
         session = _open_session(config, Path(data_root), Path(run_dir), device, info)
         if resume:
             _resume(session)
-        elif info.is_main:
-            save_config(config, session.run_dir / "config.yaml")
+        else:
+            _refuse_overwrite(session.run_dir)
+            if info.is_main:
+                save_config(config, session.run_dir / "config.yaml")
         for epoch in range(session.start_epoch, config.train.epochs):
             _run_epoch(session, epoch, progress)
         best = session.best if session.best > float("-inf") else None
@@ -142,6 +144,15 @@ def _resume(session: Session) -> None:
     session.best = float(record.get("best", float("-inf")))
     session.records = _read_records(session.run_dir / "metrics.jsonl", session.start_epoch)
     log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
+
+
+def _refuse_overwrite(run_dir: Path) -> None:
+    """A finished or interrupted run is the user's work: never train over it silently."""
+    if (run_dir / "last.pt").exists():
+        raise CheckpointError(
+            f"{run_dir}: already holds a run (last.pt); pass --resume to continue it, "
+            "or choose another --run-dir"
+        )
 
 
 def _same_run(saved: Config, current: Config) -> bool:
