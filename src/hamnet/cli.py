@@ -139,6 +139,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
     print(format_table(evaluation.result, per_class=args.per_class))
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
+    print(f"localization source: {evaluation.source}")
     print(f"detections written to {_path(args.out)}")
     return 0
 
@@ -215,6 +216,22 @@ def cmd_plot_map(args: argparse.Namespace) -> int:
         raise ConfigError(f"results use different protocols {sorted(protocols)}: not comparable")
     written = plot_map_vs_tiou(runs, _paths(args.out), protocol=protocols.pop())
     print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from hamnet.engine.experiments import markdown_table, summary_from_result, write_tables
+
+    paths = _paths(args.results)
+    labels = args.labels.split(",") if args.labels else [None] * len(paths)
+    if len(labels) != len(paths):
+        raise ConfigError(f"--labels names {len(labels)} rows for {len(paths)} result files")
+    rows = [summary_from_result(p, label) for p, label in zip(paths, labels, strict=True)]
+    if len({(row.protocol, tuple(row.tiou)) for row in rows}) > 1:
+        raise ConfigError("the results use different protocols or tIoU thresholds: not comparable")
+    if args.out:
+        write_tables(rows, _path(args.out), title=args.title)
+    print(markdown_table(rows, args.title), end="")
     return 0
 
 
@@ -411,6 +428,13 @@ def _parser_tools(sub) -> None:
     p.add_argument("results", nargs="+")
     p.add_argument("--out", required=True, nargs="+")
     p.set_defaults(func=cmd_plot_map)
+
+    p = sub.add_parser("table", help="result JSONs as the paper's main table (markdown, CSV)")
+    p.add_argument("results", nargs="+", help="files written by 'hamnet test --json'")
+    p.add_argument("--labels", help="comma-separated row names (default: file names)")
+    p.add_argument("--title", default="Results")
+    p.add_argument("--out", help="write OUT.md and OUT.csv")
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("extract", help="I3D RGB + flow features from raw videos")
     p.add_argument("videos", nargs="+")

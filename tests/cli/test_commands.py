@@ -196,6 +196,17 @@ def test_plot_commands_write_valid_figures(capsys, trained, tiny_root, tmp_path)
     assert b"<svg" in (tmp_path / "v.svg").read_bytes()[:2000]
     code, _, _ = run_cli(capsys, "plot", "map", tmp_path / "res.json", "--out", tmp_path / "m.png")
     assert code == 0 and (tmp_path / "m.png").stat().st_size > 5000
+    code, out, _ = run_cli(
+        capsys, "table", tmp_path / "res.json", "--labels", "HAM-Net", "--out", tmp_path / "main"
+    )
+    result = json.loads((tmp_path / "res.json").read_text())
+    assert code == 0 and "protocol `anet`" in out
+    row = next(line for line in out.splitlines() if line.startswith("| HAM-Net"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:] == [f"{100 * v:.1f}" for v in result["mAP"]] + [
+        f"{100 * result['average_mAP']:.1f}"
+    ]
+    assert (tmp_path / "main.csv").read_text().startswith("method,protocol,mAP@0.1")
 
 
 def test_ablate_writes_table_with_seeds(capsys, tiny_root, tiny_overrides, tmp_path):

@@ -73,6 +73,15 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
     )
 
 
+def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
+    """One row from a result JSON written by ``hamnet test --json`` or ``hamnet eval --json``."""
+    from hamnet.viz.plots import load_result_json
+
+    tiou, values, protocol = load_result_json(path)
+    average = sum(values) / len(values)
+    return RunSummary(label or path.stem, protocol, tiou, values, average, 0.0, [], [path.parent])
+
+
 def ablate(
     config: Config,
     data_root: Path,
@@ -125,7 +134,10 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
         average = format_cell(row.average, row.average_std, several)
         lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
     seeds = sorted({s for r in rows for s in r.seeds})
-    lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
+    if seeds:
+        lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
+    else:
+        lines += ["", "AVG: the mean of the mAP values of the row"]
     return "\n".join(lines) + "\n"
 
 

@@ -41,6 +41,7 @@ class Evaluation:
     classification_map: float
     detections: list[Detection]
     num_videos: int
+    source: str  # what localization thresholded: attention or foreground probability
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -184,4 +185,4 @@ def evaluate_model(
         ambiguous=annotations.ambiguous or None,
     )
     cmap = classification_map(np.stack(scores), labels)
-    return Evaluation(result, cmap, detections, len(videos))
+    return Evaluation(result, cmap, detections, len(videos), source)
