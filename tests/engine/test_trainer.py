@@ -60,6 +60,13 @@ def test_resume_after_two_epochs_equals_four_epochs(tiny_root, tiny_config, tmp_
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
 
 
+def test_loader_workers_change_nothing(tiny_root, tiny_config, tmp_path):
+    train(tiny_config(), tiny_root, tmp_path / "w0", progress=False)
+    train(tiny_config("all", "train.num_workers=2"), tiny_root, tmp_path / "w2", progress=False)
+    plain, workers = _weights(tmp_path / "w0/last.pt"), _weights(tmp_path / "w2/last.pt")
+    assert all(torch.equal(plain[key], workers[key]) for key in plain)
+
+
 def test_resume_refuses_another_config(tiny_root, tiny_config, tmp_path):
     train(tiny_config(), tiny_root, tmp_path / "run", progress=False)
     with pytest.raises(CheckpointError, match="another config"):

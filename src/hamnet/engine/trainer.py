@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hamnet.config import Config, config_from_dict, save_config
@@ -203,25 +204,36 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
     )
     totals: dict[str, float] = {}
     bar = tqdm(
-        batches,
+        zip(batches, _loader(session, batches), strict=True),
+        total=len(batches),
         desc=f"epoch {epoch + 1}/{config.train.epochs}",
         unit="batch",
         disable=not (progress and info.is_main),
         leave=False,
     )
-    for batch_indices in bar:
-        terms = _train_step(session, batch_indices)
+    for batch_indices, batch in bar:
+        terms = _train_step(session, batch, len(batch_indices))
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + value / len(batches)
         bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
     return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in totals.items()}
 
 
-def _train_step(session: Session, batch_indices: list[int]) -> dict[str, float]:
-    """One optimizer step on this rank's share of a global batch."""
+def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
+    """This rank's shares of the global batches, read by ``train.num_workers`` processes."""
+    shares = [dist_utils.shard(indices, session.dist) for indices in batches]
+    return DataLoader(
+        session.train_set,
+        batch_sampler=shares,
+        collate_fn=collate_videos,
+        num_workers=session.config.train.num_workers,
+        pin_memory=session.device.type == "cuda",
+    )
+
+
+def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
+    """One optimizer step on this rank's share (``batch``) of a global batch."""
     config, device = session.config, session.device
-    local = dist_utils.shard(batch_indices, session.dist)
-    batch = collate_videos([session.train_set[i] for i in local])
     features, labels = batch.features.to(device), batch.labels.to(device)
     mask = batch.mask.to(device)
     with autocast(device, config.train.precision):
@@ -229,7 +241,7 @@ def _train_step(session: Session, batch_indices: list[int]) -> dict[str, float]:
     terms = hamnet_losses(cas, attention, labels, mask, **_loss_kwargs(config))
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
-    share = len(local) * session.dist.world_size / len(batch_indices)
+    share = len(batch.names) * session.dist.world_size / global_size
     session.optimizer.zero_grad(set_to_none=True)
     (terms["total"] * share).backward()
     session.optimizer.step()
