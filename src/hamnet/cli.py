@@ -184,7 +184,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_plot_video(args: argparse.Namespace) -> int:
     from hamnet.data.annotations import load_gt_json
     from hamnet.localize.detections import load_detections
-    from hamnet.viz.plots import load_cas_npz, plot_video
+    from hamnet.viz.outputs import load_cas_npz
+    from hamnet.viz.plots import plot_video
 
     outputs = load_cas_npz(_path(args.npz))
     name = _path(args.npz).stem
@@ -205,7 +206,8 @@ def cmd_plot_video(args: argparse.Namespace) -> int:
 
 
 def cmd_plot_map(args: argparse.Namespace) -> int:
-    from hamnet.viz.plots import load_result_json, plot_map_vs_tiou
+    from hamnet.viz.outputs import load_result_json
+    from hamnet.viz.plots import plot_map_vs_tiou
 
     runs, protocols = {}, set()
     for path in _paths(args.results):

@@ -79,7 +79,8 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
 
 def _figures(out: Path, root: Path, rows: list[RunSummary]) -> list[Path]:
     from hamnet.data.layout import open_dataset
-    from hamnet.viz.plots import load_cas_npz, plot_map_vs_tiou, plot_video
+    from hamnet.viz.outputs import load_cas_npz
+    from hamnet.viz.plots import plot_map_vs_tiou, plot_video
 
     cas_dir = out / "cas"
     evaluation = test_checkpoint(

@@ -75,7 +75,7 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
 
 def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
     """One row from a result JSON written by ``hamnet test --json`` or ``hamnet eval --json``."""
-    from hamnet.viz.plots import load_result_json
+    from hamnet.viz.outputs import load_result_json
 
     tiou, values, protocol = load_result_json(path)
     average = sum(values) / len(values)
