@@ -235,6 +235,51 @@ def test_ablate_writes_table_with_seeds(capsys, tiny_root, tiny_overrides, tmp_p
     assert (tmp_path / "abl/all/seed1/last.pt").is_file()
 
 
+def test_train_with_seeds_reports_mean_and_spread(capsys, tiny_root, tiny_overrides, tmp_path):
+    sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--preset",
+        "demo",
+        "--data",
+        tiny_root,
+        "--run-dir",
+        tmp_path / "run",
+        "--seeds",
+        "0,1",
+        *sets,
+    )
+    assert code == 0 and "±" in out and "seeds: 0, 1" in out
+    assert (tmp_path / "run/seed0/last.pt").is_file() and (tmp_path / "run/seed1/last.pt").is_file()
+    row = (tmp_path / "run/results.csv").read_text().splitlines()[1].split(",")
+    finals = [
+        json.loads((tmp_path / f"run/seed{s}/metrics.jsonl").read_text().splitlines()[-1])
+        for s in (0, 1)
+    ]
+    assert float(row[-3]) == pytest.approx(np.mean([f["average_mAP"] for f in finals]), abs=1e-6)
+
+
+def test_convert_a_feature_folder_to_a_packed_store(capsys, tmp_path):
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    arrays = {
+        f"v{i}": np.random.default_rng(i).normal(size=(5 + i, 8)).astype(np.float32)
+        for i in range(3)
+    }
+    for name, array in arrays.items():
+        np.save(folder / f"{name}.npy", array)
+    code, out, _ = run_cli(
+        capsys, "convert", "--features", folder, "--out", tmp_path / "store", "--verify"
+    )
+    assert code == 0 and "identical" in out
+    from hamnet.data.features import PackedFeatureStore
+
+    store = PackedFeatureStore(tmp_path / "store")
+    assert sorted(store.names) == sorted(arrays)
+    assert all(np.array_equal(store.read(n), a) for n, a in arrays.items())
+
+
 def test_synth_and_convert_commands(capsys, tmp_path):
     code, _, _ = run_cli(
         capsys,
