@@ -132,3 +132,18 @@ def test_bf16_training_runs_and_records_precision(tiny_root, tiny_config, tmp_pa
     trained = load_trained(tmp_path / "bf16/last.pt")
     assert trained.config.train.precision == "bf16"
     assert all(torch.isfinite(p).all() for p in trained.model.parameters())
+
+
+def test_loss_config_fields_are_the_loss_function_arguments():
+    import dataclasses
+    import inspect
+
+    from hamnet.config import LossConfig
+    from hamnet.model.losses import hamnet_losses
+
+    keyword_only = [
+        name
+        for name, p in inspect.signature(hamnet_losses).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    assert sorted(keyword_only) == sorted(f.name for f in dataclasses.fields(LossConfig))

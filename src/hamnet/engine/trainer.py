@@ -9,6 +9,7 @@ and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -238,7 +239,8 @@ def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
     mask = batch.mask.to(device)
     with autocast(device, config.train.precision):
         cas, attention = session.model(features, mask)
-    terms = hamnet_losses(cas, attention, labels, mask, **_loss_kwargs(config))
+    # LossConfig holds exactly the keyword arguments of hamnet_losses
+    terms = hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(config.loss))
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
     share = len(batch.names) * session.dist.world_size / global_size
@@ -246,21 +248,6 @@ def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
     (terms["total"] * share).backward()
     session.optimizer.step()
     return {key: float(value.detach()) for key, value in terms.items()}
-
-
-def _loss_kwargs(config: Config) -> dict:
-    cfg = config.loss
-    return {
-        "losses": cfg.losses,
-        "lm_1": cfg.lm_1,
-        "lm_2": cfg.lm_2,
-        "alpha": cfg.alpha,
-        "beta": cfg.beta,
-        "drop_thres": cfg.drop_thres,
-        "drop_prob": cfg.drop_prob,
-        "topk_ratio_inv": cfg.topk_ratio_inv,
-        "min_percent": cfg.min_percent,
-    }
 
 
 def _evaluate(session: Session) -> dict:
@@ -285,7 +272,7 @@ def _evaluate(session: Session) -> dict:
         "mAP": result.mAP,
         "tiou": result.tiou,
         "classification_mAP": evaluation.classification_map,
-        "localization_source": localization_source(config),
+        "localization_source": evaluation.source,
     }
 
 
