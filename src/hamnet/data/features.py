@@ -303,19 +303,30 @@ class ReleasedFeatureStore(FeatureStore):
 
 
 class NpyFolderStore(FeatureStore):
-    """A folder of ``<video>.npy`` float arrays [T, D], loaded without pickle (mmap)."""
+    """A folder of ``<video>.npy`` float arrays [T, D], loaded without pickle (mmap).
+
+    A single ``<video>.npy`` file is accepted too: a store of that one video.
+    """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        if not self.path.is_dir():
-            raise DataError(f"{self.path}: feature folder not found")
-        self._files = {p.stem: p for p in sorted(self.path.glob("*.npy"))}
+        if self.path.is_file():
+            self._files = {self.path.stem: self.path}
+        elif self.path.is_dir():
+            self._files = {p.stem: p for p in sorted(self.path.glob("*.npy"))}
+        else:
+            raise DataError(f"{self.path}: feature file or folder not found")
         if not self._files:
             raise DataError(f"{self.path}: no <video>.npy feature files in this folder")
         first = next(iter(self._files.values()))
         shape = _npy_shape(first)
         if len(shape) != 2:
-            raise DataError(f"{first}: expected a 2-D array [T, D], got shape {list(shape)}")
+            hint = (
+                f"; if it is the released multi-video file, {PICKLE_HINT}"
+                if len(shape) == 1
+                else ""
+            )
+            raise DataError(f"{first}: expected a 2-D array [T, D], got shape {list(shape)}{hint}")
         self._dim = int(shape[1])
 
     @property
@@ -358,9 +369,10 @@ def _npy_shape(path: Path) -> tuple[int, ...]:
 def open_feature_store(
     path: Path, *, names: list[str] | None = None, allow_pickle: bool = False
 ) -> FeatureStore:
-    """Open whatever ``path`` is: packed store dir, npy folder, or released .npy file.
+    """Open whatever ``path`` is: packed store dir, npy folder, or a .npy file.
 
-    ``names`` (the annotations' video order) is required for the released file.
+    A file with ``names`` (the annotations' video order) is the released multi-video
+    file; without them, one video's plain [T, D] array.
     """
     path = Path(path)
     if path.is_dir():
@@ -369,7 +381,7 @@ def open_feature_store(
         return NpyFolderStore(path)
     if path.is_file():
         if names is None:
-            raise DataError(f"{path}: the released feature file needs the annotations' names")
+            return NpyFolderStore(path)
         return ReleasedFeatureStore(path, names, allow_pickle)
     raise DataError(f"{path}: feature file or folder not found")
 

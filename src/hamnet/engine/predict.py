@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from hamnet.data.features import open_feature_store
@@ -18,42 +16,6 @@ from hamnet.engine.model_io import load_trained, localization_source
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_text
 from hamnet.localize.detections import Detection
-
-
-@dataclass
-class ArrayFileStore:
-    """One video's features in one plain ``[T, D]`` ``.npy`` file, named by its stem."""
-
-    path: Path
-
-    def __post_init__(self) -> None:
-        try:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except ValueError:
-            raise DataError(
-                f"{self.path}: holds pickled objects (the released multi-video format?); "
-                "run 'hamnet convert' first, or pass the dataset root"
-            ) from None
-        if self._array.ndim != 2:
-            raise DataError(f"{self.path}: expected a [T, D] array, got shape {self._array.shape}")
-        self.names = [self.path.stem]
-        self.dim = int(self._array.shape[1])
-
-    def read(self, name: str) -> np.ndarray:
-        features = np.array(self._array, dtype=np.float32)  # a writable copy
-        if features.shape[0] == 0:
-            raise DataError(f"{self.path}: video {name!r} is empty (0 snippets)")
-        if not np.isfinite(features).all():
-            raise DataError(f"{self.path}: video {name!r} has NaN or infinite features")
-        return features
-
-
-def open_any_features(path: Path, allow_pickle: bool = False):
-    if not path.exists():
-        raise DataError(f"{path}: features not found")
-    if path.is_file() and path.suffix == ".npy":
-        return ArrayFileStore(path)
-    return open_feature_store(path, allow_pickle=allow_pickle)
 
 
 def predict(
@@ -73,7 +35,7 @@ def predict(
     localize = localize_kwargs(config)
     detections: list[Detection] = []
     for path in feature_paths:
-        store = open_any_features(Path(path), allow_pickle)
+        store = open_feature_store(Path(path), allow_pickle=allow_pickle)
         if store.dim != config.data.feature_dim:
             raise DataError(
                 f"{path}: features have width {store.dim}, but {checkpoint} was trained "
