@@ -153,8 +153,9 @@ def evaluate_model(
     progress: bool = False,
 ) -> Evaluation:
     """Test-time pipeline of §6–§7 over one subset (videos without labels are skipped)."""
-    videos = [video for video in annotations.subset(subset) if video.labels]
-    skipped = len(annotations.subset(subset)) - len(videos)
+    everything = annotations.subset(subset)
+    videos = [video for video in everything if video.labels]
+    skipped = len(everything) - len(videos)
     if skipped:
         log.info(
             "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset

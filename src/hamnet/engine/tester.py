@@ -70,7 +70,7 @@ def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
     record = evaluation.result.to_dict()
     record.update(
         classification_mAP=evaluation.classification_map,
-        localization_source=localization_source(config),
+        localization_source=evaluation.source,
         num_videos=evaluation.num_videos,
         checkpoint=str(checkpoint),
         preset=config.preset,
