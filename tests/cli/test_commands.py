@@ -24,6 +24,11 @@ def trained(tmp_path_factory, tiny_root, tiny_overrides):
     return run / "last.pt"
 
 
+def set_args(overrides: list[str]) -> list[str]:
+    """``["a=1", "b=2"]`` -> ``["--set", "a=1", "--set", "b=2"]``."""
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -62,7 +67,7 @@ def test_every_preset_and_variant_resolves(capsys):
 
 
 def test_train_test_eval_round_trip(capsys, tiny_root, tiny_overrides, tmp_path):
-    sets = [a for item in tiny_overrides for a in ("--set", item)]
+    sets = set_args(tiny_overrides)
     code, out, _ = run_cli(
         capsys,
         "train",
@@ -210,7 +215,7 @@ def test_plot_commands_write_valid_figures(capsys, trained, tiny_root, tmp_path)
 
 
 def test_ablate_writes_table_with_seeds(capsys, tiny_root, tiny_overrides, tmp_path):
-    sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
+    sets = set_args([*tiny_overrides, "train.epochs=1"])
     code, out, _ = run_cli(
         capsys,
         "ablate",
@@ -236,7 +241,7 @@ def test_ablate_writes_table_with_seeds(capsys, tiny_root, tiny_overrides, tmp_p
 
 
 def test_train_with_seeds_reports_mean_and_spread(capsys, tiny_root, tiny_overrides, tmp_path):
-    sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
+    sets = set_args([*tiny_overrides, "train.epochs=1"])
     code, out, _ = run_cli(
         capsys,
         "train",
@@ -379,3 +384,12 @@ def test_import_checkpoint_from_authors_layout(capsys, tmp_path):
     x = torch.randn(1, 12, 32)
     cas, attention = trained.model(x)
     assert cas.shape == (1, 12, 21) and attention.shape == (1, 12)
+
+
+def test_predict_on_the_released_multi_video_file_points_to_convert(capsys, trained, tmp_path):
+    path = tmp_path / "Thumos14reduced-I3D-JOINTFeatures.npy"
+    released = np.empty(2, dtype=object)
+    released[0], released[1] = np.zeros((4, 16), np.float32), np.zeros((5, 16), np.float32)
+    np.save(path, released, allow_pickle=True)
+    code, _, err = run_cli(capsys, "predict", "--checkpoint", trained, "--features", path)
+    assert code == 2 and "hamnet convert" in err and len(err.strip().splitlines()) == 1

@@ -10,7 +10,7 @@ from hamnet.data.synthetic import make_synthetic
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A from-scratch dataset root: 4 classes, 12 videos, D = 16, released file written."""
     out = tmp_path_factory.mktemp("tiny")
     return make_synthetic(

@@ -18,8 +18,8 @@ from hamnet.data.sampling import random_perturb_indices
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_root: Path):
-    annotations, store, _ = open_dataset(tiny_root)
+def tiny(small_root: Path):
+    annotations, store, _ = open_dataset(small_root)
     return annotations, store
 
 

@@ -131,9 +131,9 @@ def test_npy_folder_refuses_pickle(tmp_path: Path) -> None:
         NpyFolderStore(folder).read("evil")
 
 
-def test_released_needs_opt_in(tiny_root: Path) -> None:
-    files = find_dataset(tiny_root)
-    path = tiny_root / "Synthetic-I3D-JOINTFeatures.npy"
+def test_released_needs_opt_in(small_root: Path) -> None:
+    files = find_dataset(small_root)
+    path = small_root / "Synthetic-I3D-JOINTFeatures.npy"
     names = [v.name for v in load_released_annotations(files.annotations_dir).videos]
     with pytest.raises(DataError, match="arbitrary code.*--allow-pickle.*hamnet convert"):
         open_feature_store(path, names=names)
@@ -141,15 +141,15 @@ def test_released_needs_opt_in(tiny_root: Path) -> None:
         ReleasedFeatureStore(path, names[:-1], allow_pickle=True)
 
 
-def test_released_to_packed_is_identical(tiny_root: Path, tmp_path: Path) -> None:
-    files = find_dataset(tiny_root)
+def test_released_to_packed_is_identical(small_root: Path, tmp_path: Path) -> None:
+    files = find_dataset(small_root)
     names = [v.name for v in load_released_annotations(files.annotations_dir).videos]
     released = open_feature_store(
-        tiny_root / "Synthetic-I3D-JOINTFeatures.npy", names=names, allow_pickle=True
+        small_root / "Synthetic-I3D-JOINTFeatures.npy", names=names, allow_pickle=True
     )
     packed = convert_to_packed(released, tmp_path / "p", progress=False)
     verify_packed(released, packed)
-    raw = np.load(tiny_root / "Synthetic-I3D-JOINTFeatures.npy", allow_pickle=True)
+    raw = np.load(small_root / "Synthetic-I3D-JOINTFeatures.npy", allow_pickle=True)
     for name, array in zip(names, raw, strict=True):
         assert packed.read(name).dtype == np.float32
         assert np.array_equal(packed.read(name), array)

@@ -22,15 +22,15 @@ def copy_without(root: Path, tmp_path: Path, *drop: str) -> Path:
     return out
 
 
-def test_find_dataset(tiny_root: Path) -> None:
-    files = find_dataset(tiny_root)
+def test_find_dataset(small_root: Path) -> None:
+    files = find_dataset(small_root)
     assert files.name == "Synthetic" and files.features_kind == "packed"
-    assert files.features_path == tiny_root / "Synthetic-packed"
-    assert files.gt_json == tiny_root / "Synthetic-gt.json"
-    assert find_dataset(files.annotations_dir).root == tiny_root
+    assert files.features_path == small_root / "Synthetic-packed"
+    assert files.gt_json == small_root / "Synthetic-gt.json"
+    assert find_dataset(files.annotations_dir).root == small_root
 
 
-def test_find_dataset_errors(tiny_root: Path, tmp_path: Path) -> None:
+def test_find_dataset_errors(small_root: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no '<Name>-Annotations' folder here"):
         find_dataset(tmp_path)
     (tmp_path / "A-Annotations").mkdir()
@@ -41,20 +41,20 @@ def test_find_dataset_errors(tiny_root: Path, tmp_path: Path) -> None:
         find_dataset(tmp_path)
 
 
-def test_open_dataset_prefers_packed(tiny_root: Path) -> None:
-    annotations, store, files = open_dataset(tiny_root, feature_dim=16)
+def test_open_dataset_prefers_packed(small_root: Path) -> None:
+    annotations, store, files = open_dataset(small_root, feature_dim=16)
     assert isinstance(store, PackedFeatureStore) and len(annotations.videos) == 12
 
 
-def test_wrong_width_names_file_and_widths(tiny_root: Path) -> None:
+def test_wrong_width_names_file_and_widths(small_root: Path) -> None:
     with pytest.raises(
         DataError, match=r"Synthetic-packed: features are 16 wide but 2048 are expected"
     ):
-        open_dataset(tiny_root, feature_dim=2048)
+        open_dataset(small_root, feature_dim=2048)
 
 
-def test_released_only_needs_opt_in(tiny_root: Path, tmp_path: Path) -> None:
-    root = copy_without(tiny_root, tmp_path, "Synthetic-packed")
+def test_released_only_needs_opt_in(small_root: Path, tmp_path: Path) -> None:
+    root = copy_without(small_root, tmp_path, "Synthetic-packed")
     with pytest.raises(
         DataError, match=r"only the released feature file.*--allow-pickle.*hamnet convert"
     ):
@@ -63,8 +63,8 @@ def test_released_only_needs_opt_in(tiny_root: Path, tmp_path: Path) -> None:
     assert files.features_kind == "released" and store.dim == 16
 
 
-def test_no_features(tiny_root: Path, tmp_path: Path) -> None:
-    root = copy_without(tiny_root, tmp_path, "Synthetic-packed", "*-I3D-JOINTFeatures.npy")
+def test_no_features(small_root: Path, tmp_path: Path) -> None:
+    root = copy_without(small_root, tmp_path, "Synthetic-packed", "*-I3D-JOINTFeatures.npy")
     with pytest.raises(DataError, match="no features found"):
         open_dataset(root)
 
@@ -81,15 +81,15 @@ def rewrite_packed(root: Path, keep, extra: bool = False) -> None:
             writer.add("stray_video", np.ones((3, 16), np.float32))
 
 
-def test_annotated_video_without_features(tiny_root: Path, tmp_path: Path) -> None:
-    root = copy_without(tiny_root, tmp_path)
+def test_annotated_video_without_features(small_root: Path, tmp_path: Path) -> None:
+    root = copy_without(small_root, tmp_path)
     rewrite_packed(root, lambda name: name != "video_00004")
     with pytest.raises(DataError, match=r"no features for video 'video_00004' .*\(1 annotated"):
         open_dataset(root)
 
 
-def test_features_without_annotation_are_ignored(tiny_root, tmp_path: Path, caplog) -> None:
-    root = copy_without(tiny_root, tmp_path)
+def test_features_without_annotation_are_ignored(small_root, tmp_path: Path, caplog) -> None:
+    root = copy_without(small_root, tmp_path)
     rewrite_packed(root, lambda name: True, extra=True)
     with caplog.at_level(logging.WARNING):
         annotations, store, _ = open_dataset(root)
@@ -97,12 +97,12 @@ def test_features_without_annotation_are_ignored(tiny_root, tmp_path: Path, capl
     assert "stray_video" in store and len(annotations.videos) == 12
 
 
-def test_convert_dataset_from_released_and_npy(tiny_root: Path, tmp_path: Path) -> None:
-    root = copy_without(tiny_root, tmp_path, "Synthetic-packed", "Synthetic-gt.json")
+def test_convert_dataset_from_released_and_npy(small_root: Path, tmp_path: Path) -> None:
+    root = copy_without(small_root, tmp_path, "Synthetic-packed", "Synthetic-gt.json")
     with pytest.raises(DataError, match="--allow-pickle"):
         convert_dataset(root, tmp_path / "out")
     out = convert_dataset(root, tmp_path / "out", allow_pickle=True, verify=True, progress=False)
-    original = PackedFeatureStore(tiny_root / "Synthetic-packed")
+    original = PackedFeatureStore(small_root / "Synthetic-packed")
     converted = PackedFeatureStore(out / "Synthetic-packed")
     assert converted.names == original.names
     assert all(np.array_equal(original.read(n), converted.read(n)) for n in original.names)
@@ -114,7 +114,7 @@ def test_convert_dataset_from_released_and_npy(tiny_root: Path, tmp_path: Path) 
     assert len(load_gt_json(out / "Synthetic-gt.json").videos) == 12
     # a root whose features are a folder of per-video npy files
     npy_root = copy_without(
-        tiny_root, tmp_path / "n", "Synthetic-packed", "*-I3D-JOINTFeatures.npy"
+        small_root, tmp_path / "n", "Synthetic-packed", "*-I3D-JOINTFeatures.npy"
     )
     (npy_root / "Synthetic-features").mkdir()
     for name in original.names:
@@ -123,10 +123,10 @@ def test_convert_dataset_from_released_and_npy(tiny_root: Path, tmp_path: Path) 
     assert PackedFeatureStore(again / "Synthetic-packed").names == original.names
 
 
-def test_empty_video_in_a_feature_folder(tiny_root: Path, tmp_path: Path) -> None:
-    root = copy_without(tiny_root, tmp_path, "Synthetic-packed", "*-I3D-JOINTFeatures.npy")
+def test_empty_video_in_a_feature_folder(small_root: Path, tmp_path: Path) -> None:
+    root = copy_without(small_root, tmp_path, "Synthetic-packed", "*-I3D-JOINTFeatures.npy")
     (root / "Synthetic-features").mkdir()
-    source = PackedFeatureStore(tiny_root / "Synthetic-packed")
+    source = PackedFeatureStore(small_root / "Synthetic-packed")
     for name in source.names:
         rows = source.read(name) if name != "video_00007" else np.zeros((0, 16), np.float32)
         np.save(root / "Synthetic-features" / f"{name}.npy", rows)
