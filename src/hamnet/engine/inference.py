@@ -17,10 +17,9 @@ from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection import DetectionResult, evaluate_detections
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
-from hamnet.localize.proposals import localize_video, video_scores
+from hamnet.localize.proposals import SNIPPET_SECONDS, localize_video, video_scores
 
 log = logging.getLogger(__name__)
-SNIPPET_SECONDS = 16 / 25
 
 
 @dataclass

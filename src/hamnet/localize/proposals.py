@@ -137,9 +137,9 @@ def localize_video(
         runs, run_scores = class_proposals(
             cas[:, c], actionness, thresholds, outer_ratio, bonus, reference_quirks
         )
-        seconds = np.stack([runs[:, 0], runs[:, 1] + 1], axis=1) * snippet_seconds
         if runs.shape[0] == 0:
             continue
+        seconds = np.stack([runs[:, 0], runs[:, 1] + 1], axis=1) * snippet_seconds
         order, kept_scores = suppress(seconds, run_scores, nms, sigma, nms_iou, reference_quirks)
         name = class_names[c]
         detections.extend(
