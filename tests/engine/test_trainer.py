@@ -147,3 +147,14 @@ def test_loss_config_fields_are_the_loss_function_arguments():
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     ]
     assert sorted(keyword_only) == sorted(f.name for f in dataclasses.fields(LossConfig))
+
+
+def test_data_loading_leaves_the_global_rng_alone(tiny_root, tiny_config, tmp_path):
+    # dropout draws from the global RNG: loading batches must not shift its stream
+    from hamnet.engine.distributed import DistInfo
+    from hamnet.engine.trainer import _loader, _open_session
+
+    session = _open_session(tiny_config(), tiny_root, tmp_path, torch.device("cpu"), DistInfo())
+    before = torch.get_rng_state()
+    batches = list(_loader(session, global_batches(len(session.train_set), 6, 0, 0)))
+    assert len(batches) == 2 and torch.equal(torch.get_rng_state(), before)

@@ -229,6 +229,9 @@ def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
         collate_fn=collate_videos,
         num_workers=session.config.train.num_workers,
         pin_memory=session.device.type == "cuda",
+        # its own generator: creating the iterator draws a seed, which must not advance
+        # the global RNG that dropout uses (results then do not depend on the loader)
+        generator=torch.Generator().manual_seed(session.config.train.seed),
     )
 
 
