@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.data.annotations import AnnotationSet, Segment, Video
-from hamnet.evaluate.detection import evaluate_detections
+from hamnet.evaluate.detection_map import evaluate_detections
 from hamnet.localize.detections import Detection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluate"))

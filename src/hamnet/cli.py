@@ -256,7 +256,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
-    from hamnet.engine.authors import import_authors_checkpoint
+    from hamnet.engine.import_checkpoint import import_authors_checkpoint
 
     out = import_authors_checkpoint(
         _path(args.original), _path(args.out), preset=args.preset, classes_from=_path(args.data)

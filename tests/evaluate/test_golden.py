@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hamnet.data.annotations import load_gt_json
-from hamnet.evaluate.detection import evaluate_detections, load_ambiguous
+from hamnet.evaluate.detection_map import evaluate_detections, load_ambiguous
 from hamnet.evaluate.report import evaluate_files
 from hamnet.localize.detections import load_detections
 

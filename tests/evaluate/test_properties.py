@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hamnet.evaluate.detection import evaluate_detections
+from hamnet.evaluate.detection_map import evaluate_detections
 from hamnet.localize.detections import Detection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

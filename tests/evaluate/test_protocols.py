@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hamnet.errors import EvaluationInputError
-from hamnet.evaluate.detection import evaluate_detections
+from hamnet.evaluate.detection_map import evaluate_detections
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import dets, make_gt  # noqa: E402

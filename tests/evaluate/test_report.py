@@ -12,7 +12,7 @@ import pytest
 from hamnet.data.annotations import save_gt_json
 from hamnet.errors import ConfigError, EvaluationInputError
 from hamnet.evaluate.classification import classification_map
-from hamnet.evaluate.detection import DetectionResult, load_ambiguous
+from hamnet.evaluate.detection_map import DetectionResult, load_ambiguous
 from hamnet.evaluate.report import evaluate_files, format_table, parse_tiou
 from hamnet.localize.detections import save_detections
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from hamnet.data.annotations import AnnotationSet
 from hamnet.evaluate.classification import classification_map
-from hamnet.evaluate.detection import DetectionResult, evaluate_detections
+from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
 from hamnet.localize.proposals import SNIPPET_SECONDS, localize_video, video_scores

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hamnet.data.annotations import load_gt_json
 from hamnet.errors import ConfigError
-from hamnet.evaluate.detection import DetectionResult, evaluate_detections, load_ambiguous
+from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections, load_ambiguous
 from hamnet.localize.detections import load_detections
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)

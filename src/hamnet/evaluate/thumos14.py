@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hamnet.evaluate.detection import EvalInput
+from hamnet.evaluate.inputs import EvalInput
 from hamnet.evaluate.matching import group_keys, lookup, pad, slots, steps
 
 # Octave's range 0:0.1:1 is base + i * increment (0.30000000000000004, ...).

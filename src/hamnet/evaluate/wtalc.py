@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hamnet.evaluate.detection import EvalInput
+from hamnet.evaluate.inputs import EvalInput
 from hamnet.evaluate.matching import group_keys, lookup, match_detections, sort_flags_ap
 
 FACTOR = 25.0 / 16.0

@@ -3,7 +3,7 @@
 Both branches are temporal Conv1d stacks over snippet features (reference §2). The
 submodules keep the authors' ``nn.Sequential`` indices (classifier 0, 2, 5; attention
 0, 2, 4; the optional smoothing layer at index 6 of both), so their checkpoints map
-one to one (see :mod:`hamnet.model.authors`).
+one to one (see :mod:`hamnet.model.authors_weights`).
 
 Layout: features arrive as ``[B, T, D]`` and are copied once to ``[B, D, T]`` for the
 convolutions (oneDNN's Conv1d runs at matmul speed; see docs/model.md).

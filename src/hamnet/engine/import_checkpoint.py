@@ -13,7 +13,11 @@ from hamnet.data.released import load_released_annotations
 from hamnet.engine.checkpoint import save_checkpoint
 from hamnet.engine.model_io import build_model
 from hamnet.errors import CheckpointError
-from hamnet.model.authors import infer_model_shape, load_authors_state_dict, read_authors_checkpoint
+from hamnet.model.authors_weights import (
+    infer_model_shape,
+    load_authors_state_dict,
+    read_authors_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,11 @@ import numpy as np
 
 from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
+from hamnet.evaluate import anet, thumos14, wtalc
+from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
 from hamnet.localize.detections import Detection
 
 log = logging.getLogger(__name__)
-
-PROTOCOLS = ("anet", "thumos14", "wtalc")
 
 
 @dataclass
@@ -43,27 +43,6 @@ class DetectionResult:
         }
 
 
-@dataclass
-class EvalInput:
-    """Ground truth and detections as index arrays (file order kept).
-
-    ``*_video`` index ``videos`` (detections outside them: -1); ``*_class`` index
-    ``classes``, the evaluated classes (detections of other classes: -1).
-    ``ambiguous``: per video index, spans [A, 2] in seconds.
-    """
-
-    videos: list[str]
-    classes: list[str]
-    gt_video: np.ndarray
-    gt_class: np.ndarray
-    gt_segment: np.ndarray
-    det_video: np.ndarray
-    det_class: np.ndarray
-    det_segment: np.ndarray
-    det_score: np.ndarray
-    ambiguous: dict[int, np.ndarray]
-
-
 def evaluate_detections(
     ground_truth: AnnotationSet,
     detections: Sequence[Detection],
@@ -78,8 +57,6 @@ def evaluate_detections(
     ``subset``: evaluate only the ground-truth videos of that subset. ``ambiguous``
     (thumos14, wtalc): spans per video; defaults to the ground truth's own.
     """
-    from hamnet.evaluate import anet, thumos14, wtalc
-
     runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
     runners["wtalc"] = wtalc.average_precision
     if protocol not in runners:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from hamnet.errors import CheckpointError
-from hamnet.model.authors import (
+from hamnet.model.authors_weights import (
     infer_model_shape,
     load_authors_state_dict,
     read_authors_checkpoint,
