@@ -8,8 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from hamnet.config import make_config
-from hamnet.data.layout import find_dataset
-from hamnet.data.released import load_released_annotations
+from hamnet.data.layout import find_dataset, load_annotations
 from hamnet.engine.checkpoint import save_checkpoint
 from hamnet.engine.model_io import build_model
 from hamnet.errors import CheckpointError
@@ -36,7 +35,7 @@ def import_authors_checkpoint(
     shape = infer_model_shape(state)
     if classes_from is not None:
         files = find_dataset(classes_from)
-        classes = load_released_annotations(files.annotations_dir).classes
+        classes = load_annotations(files).classes
     else:
         classes = preset_classes(preset)
     if len(classes) != shape["num_classes"]:
