@@ -128,7 +128,7 @@ def test_wrong_entry_types_are_one_error(kind: str, tiny_root: Path, tmp_path: P
         open_dataset(root)  # numbers are valid durations and subset names ("0", "1", ...)
         return
     if kind == "videoname":
-        with pytest.raises(DataError, match="no features for video '0'"):
+        with pytest.raises(DataError, match="no features for video '1'"):
             open_dataset(root)
         return
     problem = rf"{kind}\.npy: video 'video_00000': entry .*1.* is not a list"
