@@ -83,6 +83,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
             allow_pickle=args.allow_pickle,
             verify=args.verify,
         )
+        if args.verify:
+            print("verified: every video identical to the source, checksums stored")
         print(f"dataset with packed features and ground-truth JSON written to {root}")
         return 0
     store = open_feature_store(_path(args.features), allow_pickle=args.allow_pickle)
@@ -93,6 +95,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         verify_packed(store, packed)
         print("verified: every video identical")
     print(f"packed store written to {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from hamnet.data.layout import check_dataset
+
+    print(check_dataset(_path(args.root), progress=not args.quiet))
     return 0
 
 
@@ -309,7 +318,8 @@ def _add_pickle_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="allow reading the released pickled feature file (runs pickle)",
+        help="accepted for compatibility; no effect (released files are always read with a "
+        "restricted unpickler that cannot run code)",
     )
 
 
@@ -347,6 +357,11 @@ def _parser_setup(sub) -> None:
     p.add_argument("--verify", action="store_true", help="re-read and compare every video")
     _add_pickle_option(p)
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("check", help="verify a dataset root: annotations, features, checksums")
+    p.add_argument("root", help="a dataset root (released layout or converted)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check)
 
 
 def _parser_models(sub) -> None:

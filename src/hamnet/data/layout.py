@@ -16,6 +16,8 @@ from pathlib import Path
 from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.data.features import (
     FeatureStore,
+    PackedFeatureStore,
+    check_store,
     convert_to_packed,
     open_feature_store,
     verify_packed,
@@ -168,3 +170,28 @@ def convert_dataset(
         verify_packed(store, packed)
     save_gt_json(annotations, out / f"{files.name}{GT_SUFFIX}")
     return out
+
+
+def check_dataset(root: Path, progress: bool = True) -> str:
+    """Read everything in a dataset root (annotations, every video's features, stored
+    checksums) and say what was verified; DataError at the first problem."""
+    annotations, store, files = open_dataset(root)
+    names = [video.name for video in annotations.videos]
+    read, verified = check_store(store, progress=progress)
+    subsets = sorted({video.subset for video in annotations.videos})
+    lines = [
+        f"{files.root}: dataset {files.name!r}, {len(names)} annotated videos in subsets "
+        f"{subsets}, {annotations.num_classes} classes: annotations OK",
+        f"features ({files.features_kind}, {store.path}): {read} videos read, shapes and "
+        f"values OK (finite, width {store.dim})",
+    ]
+    if isinstance(store, PackedFeatureStore) and verified == read:
+        lines.append(f"checksums: all {verified} verified")
+    elif verified:
+        lines.append(f"checksums: {verified} of {read} verified; the others have none stored")
+    else:
+        lines.append(
+            "checksums: no checksums to verify (the store predates them, or the layout has "
+            "none); values were still checked"
+        )
+    return "\n".join(lines)
