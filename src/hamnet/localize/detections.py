@@ -160,15 +160,31 @@ def read_detection_columns(
 def _results_object(path: Path) -> dict:
     if not path.is_file():
         raise EvaluationInputError(f"{path}: file not found")
-    try:
-        data = path.read_bytes()
-        raw = orjson.loads(data) if orjson is not None else json.loads(data)
-    except (ValueError, UnicodeDecodeError) as problem:  # JSONDecodeError is a ValueError
-        raise EvaluationInputError(f"{path}: malformed JSON ({problem})") from None
+    data = path.read_bytes()
+    raw = decode_json(data)
+    if raw is None:
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as problem:  # JSONDecodeError: a ValueError
+            raise EvaluationInputError(f"{path}: malformed JSON ({problem})") from None
     results = raw.get("results") if isinstance(raw, dict) else None
     if not isinstance(results, dict):
         raise EvaluationInputError(f"{path}: not a detections file (no 'results' object)")
     return results
+
+
+def decode_json(data: bytes) -> object | None:
+    """orjson's parse when it is installed and accepts the text, else None.
+
+    orjson refuses NaN/Infinity literals and integers past 64 bits, which the standard
+    parser accepts; those files take the standard path so that the error names the field.
+    """
+    if orjson is None:
+        return None
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _columns(path, videos, counts, labels, scores, segments) -> DetectionColumns | None:
