@@ -167,7 +167,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(format_table(result, per_class=args.per_class))
     if args.json:
-        atomic_write_json(_path(args.json), result.to_dict(), indent=1)
+        try:
+            atomic_write_json(_path(args.json), result.to_dict(), indent=1)
+        except OSError as error:
+            problem = f"{_path(args.json)}: cannot write the result ({error.strerror})"
+            raise HamnetError(problem) from None
     return 0
 
 

@@ -7,6 +7,7 @@ and on each video's first read), offsets against the file size, path-like video 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -228,3 +229,59 @@ def test_gt_round_trip_keeps_official_fields(tiny_root, tmp_path) -> None:
     raw = json.loads((tmp_path / "again.json").read_text())
     assert raw["version"] and raw["database"] and raw["class-list"] == gt.classes
     assert [node["nodeName"] for node in raw["taxonomy"][1:]] == gt.classes
+
+
+def _huge_header(path: Path) -> None:
+    with open(path, "wb") as handle:
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+        np.lib.format.write_array_header_1_0(handle, header)
+        handle.write(bytes(64))
+
+
+def _first_segment(value):
+    def edit(path: Path) -> None:
+        segments = np.load(path, allow_pickle=True)
+        spans = list(segments[0])
+        spans[0] = value
+        segments[0] = spans
+        np.save(path, segments, allow_pickle=True)
+
+    return edit
+
+
+def _released_entry(value):
+    def edit(path: Path) -> None:
+        arrays = np.load(path, allow_pickle=True)
+        arrays[3] = value
+        np.save(path, arrays, allow_pickle=True)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "target, edit, message",
+    [
+        ("Synthetic-Annotations/duration.npy", _huge_header, "the header promises shape"),
+        ("Synthetic-Annotations/labels.npy", lambda p: p.write_bytes(b""), "not a readable"),
+        ("Synthetic-Annotations/segments.npy", _first_segment([5.0, 1.0]), "end < start"),
+        ("Synthetic-Annotations/segments.npy", _first_segment([np.nan, 1.0]), "not finite"),
+        ("Synthetic-Annotations/segments.npy", _first_segment(["a", "b"]), "not a [start, end]"),
+        ("Synthetic-Annotations/segments.npy", _first_segment([1.0, 2, 3]), "not a [start, end]"),
+        ("Synthetic-packed/index.json", lambda p: p.write_text("[" * 50000), "nested too deeply"),
+        ("Synthetic-packed/index.json", lambda p: p.write_bytes(b"\x87\xff"), "malformed JSON"),
+        ("Synthetic-I3D-JOINTFeatures.npy", _released_entry("hello"), "not a 2-D array"),
+        ("Synthetic-I3D-JOINTFeatures.npy", _released_entry(np.full((3, 16), np.nan)), "NaN"),
+        (
+            "Synthetic-I3D-JOINTFeatures.npy",
+            lambda p: os.truncate(p, 5000),
+            "pickle data was truncated",
+        ),
+    ],
+)
+def test_corrupt_files_are_one_line(tiny_root, tmp_path, capsys, target, edit, message) -> None:
+    drop = ("Synthetic-packed",) if target.startswith("Synthetic-I3D") else ()
+    root = copy_root(tiny_root, tmp_path, *drop)
+    edit(root / target)
+    code, _, err = run_cli(capsys, "check", root, "--quiet")
+    assert code == 2
+    one_error_line(err, Path(target).name if "Annotations/" not in target else "", message)

@@ -189,3 +189,38 @@ def test_official_field_checks_refuse_the_old_files(tmp_path) -> None:
     (tmp_path / "pred.json").write_text(json.dumps({"version": "x", "results": {}}))
     with pytest.raises(KeyError, match="external_data"):
         read_official_detections(tmp_path / "pred.json", [])
+
+
+@pytest.mark.parametrize(
+    "which, content, message",
+    [
+        ("gt", "[" * 100000 + "]" * 100000, "nested too deeply"),
+        ("pred", '{"results": {"a": ' + "[" * 100000 + "]" * 100000 + "}}", "nested too deeply"),
+        ("gt", None, "is a folder, not a JSON file"),
+        ("pred", None, "is a folder, not a detections file"),
+        ("gt", b"\x8c\xff\x00", "malformed JSON"),
+    ],
+)
+def test_hostile_inputs_are_one_line(files, capsys, which, content, message) -> None:
+    gt, folder = files
+    save_detections(folder / "pred.json", perfect("test"))
+    paths = {"gt": gt, "pred": folder / "pred.json"}
+    bad = folder / f"bad_{which}"
+    if content is None:
+        bad.mkdir()
+    elif isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    paths[which] = bad
+    code, _, err = run(capsys, "eval", "--gt", paths["gt"], "--pred", paths["pred"])
+    assert code == 2 and message in error_line(err)
+
+
+def test_unwritable_result_is_one_line(files, capsys) -> None:
+    gt, folder = files
+    save_detections(folder / "pred.json", perfect("test"))
+    (folder / "blocker").write_text("a file where a folder should be")
+    code, out, err = run(capsys, "eval", "--gt", gt, "--pred", folder / "pred.json",
+                         "--json", folder / "blocker" / "r.json")  # fmt: skip
+    assert code == 2 and "cannot write the result" in err.strip().splitlines()[-1]

@@ -191,6 +191,8 @@ def read_packed_index(path: Path) -> dict:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{index_path}: malformed JSON ({error})") from None
+    except RecursionError:
+        raise DataError(f"{index_path}: malformed JSON (nested too deeply)") from None
     if not isinstance(index, dict) or index.get("format") != PACKED_FORMAT:
         raise DataError(f"{index_path}: not a {PACKED_FORMAT!r} index")
     if index.get("version") != PACKED_VERSION:
@@ -352,7 +354,13 @@ class ReleasedFeatureStore(FeatureStore):
     def length(self, name: str) -> int:
         if name not in self._arrays:
             raise DataError(f"{self.path}: no features for video {name!r}")
-        return int(np.shape(self._arrays[name])[0])
+        shape = np.shape(self._arrays[name])
+        if len(shape) != 2:
+            raise DataError(
+                f"{self.path}: video {name!r}: features are not a 2-D array [T, D] "
+                f"(shape {list(shape)})"
+            )
+        return int(shape[0])
 
     def _raw(self, name: str) -> np.ndarray:
         return self._arrays[name]

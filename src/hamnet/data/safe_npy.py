@@ -68,8 +68,9 @@ def load_npy(path: Path) -> np.ndarray:
     try:
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
-            _, _, dtype = _read_header(path, handle, version)
+            shape, _, dtype = _read_header(path, handle, version)
             if not dtype.hasobject:
+                _check_size(path, handle, shape, dtype)
                 return np.load(path, allow_pickle=False)
             array = _RestrictedUnpickler(handle, path).load()
     except DataError:
@@ -80,6 +81,17 @@ def load_npy(path: Path) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise DataError(f"{path}: the pickle does not hold a numpy array ({type(array).__name__})")
     return array
+
+
+def _check_size(path: Path, handle, shape: tuple, dtype: np.dtype) -> None:
+    """A header that promises more data than the file holds is refused before reading."""
+    needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    present = path.stat().st_size - handle.tell()
+    if needed != present:
+        raise DataError(
+            f"{path}: the header promises shape {list(shape)} ({needed} bytes) but the "
+            f"file holds {present} bytes of data"
+        )
 
 
 def _read_header(path: Path, handle, version: tuple[int, int]):

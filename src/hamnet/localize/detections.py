@@ -158,6 +158,8 @@ def read_detection_columns(
 
 
 def _results_object(path: Path) -> dict:
+    if path.is_dir():
+        raise EvaluationInputError(f"{path}: is a folder, not a detections file")
     if not path.is_file():
         raise EvaluationInputError(f"{path}: file not found")
     data = path.read_bytes()
@@ -167,6 +169,8 @@ def _results_object(path: Path) -> dict:
             raw = json.loads(data)
         except (ValueError, UnicodeDecodeError) as problem:  # JSONDecodeError: a ValueError
             raise EvaluationInputError(f"{path}: malformed JSON ({problem})") from None
+        except RecursionError:
+            raise EvaluationInputError(f"{path}: malformed JSON (nested too deeply)") from None
     results = raw.get("results") if isinstance(raw, dict) else None
     if not isinstance(results, dict):
         raise EvaluationInputError(f"{path}: not a detections file (no 'results' object)")
