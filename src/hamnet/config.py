@@ -31,7 +31,9 @@ class DataConfig:
     train_subset: str = "validation"
     test_subset: str = "test"
     sampling: str = "random"  # "random" (reference perturbation) or "uniform"
-    allow_pickle: bool = False  # reading the released pickled feature file is opt-in
+    # accepted for old configs, no effect: released files are read with a restricted
+    # unpickler that cannot run code (hamnet.data.safe_npy)
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         _check(self.feature_dim > 0, "data.feature_dim must be positive")
