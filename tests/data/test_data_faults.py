@@ -136,7 +136,7 @@ def test_convert_verify_stores_checksums(tiny_root, tmp_path, capsys) -> None:
     assert code == 0 and "checksums: all 24 verified" in out
 
 
-@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/b", "..", ""])
+@pytest.mark.parametrize("name", ["../../x", "/abs/x", "a/b", "..", "", "a\x00b"])
 def test_path_like_video_names_refused(tiny_root, tmp_path, capsys, name) -> None:
     """In the released annotations and in a converted root's GT JSON alike."""
     root = copy_root(tiny_root, tmp_path)
@@ -285,3 +285,23 @@ def test_corrupt_files_are_one_line(tiny_root, tmp_path, capsys, target, edit, m
     code, _, err = run_cli(capsys, "check", root, "--quiet")
     assert code == 2
     one_error_line(err, Path(target).name if "Annotations/" not in target else "", message)
+
+
+def test_non_utf8_video_name(tiny_root, tmp_path, capsys) -> None:
+    root = copy_root(tiny_root, tmp_path)
+    names_path = root / "Synthetic-Annotations" / "videoname.npy"
+    names = np.load(names_path)
+    names[1] = b"\xff\xfe"
+    np.save(names_path, names)
+    code, _, err = run_cli(capsys, "check", root, "--quiet")
+    assert code == 2
+    one_error_line(err, "Synthetic-Annotations", "malformed annotation entry", "utf-8")
+
+
+def test_features_bin_is_a_folder(tiny_root, tmp_path, capsys) -> None:
+    root = copy_root(tiny_root, tmp_path)
+    (root / "Synthetic-packed" / "features.bin").unlink()
+    (root / "Synthetic-packed" / "features.bin").mkdir()
+    code, _, err = run_cli(capsys, "check", root, "--quiet")
+    assert code == 2
+    one_error_line(err, "Synthetic-packed", "not a packed feature store")

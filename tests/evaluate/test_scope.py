@@ -224,3 +224,21 @@ def test_unwritable_result_is_one_line(files, capsys) -> None:
     code, out, err = run(capsys, "eval", "--gt", gt, "--pred", folder / "pred.json",
                          "--json", folder / "blocker" / "r.json")  # fmt: skip
     assert code == 2 and "cannot write the result" in err.strip().splitlines()[-1]
+
+
+def test_empty_inputs(files, capsys) -> None:
+    gt, folder = files
+    empty = {"version": "x", "results": {}, "external_data": {}}
+    (folder / "none.json").write_text(json.dumps(empty))
+    code, _, err = run(capsys, "eval", "--gt", gt, "--pred", folder / "none.json")
+    assert code == 2 and "the subset cannot be inferred; pass --subset" in error_line(err)
+    code, out, _ = run(capsys, "eval", "--gt", gt, "--pred", folder / "none.json",
+                       "--subset", "test", "--tiou", "0.5")  # fmt: skip
+    assert code == 0 and "0 of 0 detections" in out and "0.00" in out
+    raw = json.loads(gt.read_text())
+    raw["database"] = {}
+    (folder / "nogt.json").write_text(json.dumps(raw))
+    save_detections(folder / "pred.json", perfect("test"))
+    code, _, err = run(capsys, "eval", "--gt", folder / "nogt.json", "--pred",
+                       folder / "pred.json")  # fmt: skip
+    assert code == 2 and "4 of the 4 videos with detections are not in" in error_line(err)
