@@ -15,7 +15,7 @@ from hamnet.engine.inference import detect, forward_video, localize_kwargs, make
 from hamnet.engine.model_io import load_trained, localization_source
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_text
-from hamnet.localize.detections import Detection
+from hamnet.localize.detections import Detection, results_document
 
 
 def predict(
@@ -62,12 +62,7 @@ def detections_to_csv(detections: list[Detection]) -> str:
 
 
 def detections_to_json(detections: list[Detection]) -> str:
-    results: dict[str, list] = {}
-    for d in detections:
-        results.setdefault(d.video, []).append(
-            {"label": d.label, "score": d.score, "segment": [d.start, d.end]}
-        )
-    return json.dumps({"version": "hamnet", "results": results}, indent=1) + "\n"
+    return json.dumps(results_document(detections), indent=1) + "\n"
 
 
 def write_detections(detections: list[Detection], out: Path | None, fmt: str) -> str:
