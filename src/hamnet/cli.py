@@ -401,7 +401,11 @@ def _parser_models(sub) -> None:
     p = sub.add_parser("import-checkpoint", help="convert an authors' checkpoint")
     p.add_argument("original", help="checkpoint saved by the authors' released code")
     p.add_argument("out", help="hamnet checkpoint to write")
-    p.add_argument("--preset", default="thumos14", choices=["thumos14", "activitynet12"])
+    p.add_argument(
+        "--preset",
+        choices=["thumos14", "activitynet12"],
+        help="default: inferred from the class count (20: thumos14, 100: activitynet12)",
+    )
     p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
     p.set_defaults(func=cmd_import_checkpoint)
 
@@ -465,6 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line: the path(s) and the system's reason, e.g. 'RUN/last.pt: No space left'."""
+    reason = error.strerror or str(error) or type(error).__name__
+    paths = [p for p in (error.filename, error.filename2) if p is not None]
+    if not paths:
+        return f"{reason} ({type(error).__name__})"
+    return f"{' -> '.join(map(str, paths))}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -474,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HamnetError as error:
         print(f"hamnet: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # read-only folder, full disk, permissions: name the path
+        print(f"hamnet: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hamnet: interrupted (rerun training with --resume to continue)", file=sys.stderr)
