@@ -93,6 +93,9 @@ class RunInfo:
             **device_record(device),
         }
         self.info = saved or {"format": FORMAT, "started": self.session["started"], "data": data}
+        for earlier in self.info.get("sessions", []):
+            if earlier.get("status") == "running":  # that process died without a word
+                earlier["status"] = "killed (no end recorded)"
         self.info.setdefault("sessions", []).append(self.session)
 
     def start(self, from_epoch: int, selection: dict) -> None:
