@@ -36,7 +36,8 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if not line.startswith(("INFO", "WARNING"))]
+    shown = [line.split("\r")[-1] for line in err.split("\n")]  # what a terminal keeps
+    lines = [x for x in shown if x.strip() and not x.startswith(("INFO", "WARNING"))]
     assert len(lines) == 1, err
     assert lines[0].startswith("hamnet: error: "), err
     assert "Traceback" not in err
@@ -421,3 +422,252 @@ def test_every_flipped_byte_is_caught_or_harmless(tmp_path):
         # accepted only when the content is exactly what was saved (zip padding, names)
         assert torch.equal(record["model"]["weight"], payload["model"]["weight"])
         assert torch.equal(record["model"]["bias"], payload["model"]["bias"])
+
+
+# --- checked before the first epoch --------------------------------------------------------
+
+
+def _nothing_written(run: Path) -> bool:
+    return not run.exists() or not (
+        {"last.pt", "metrics.jsonl", "config.yaml"} & {p.name for p in run.iterdir()}
+    )
+
+
+def test_misspelled_test_subset_is_found_at_start(capsys, tiny_root, tiny_overrides, tmp_path):
+    run = tmp_path / "run"
+    args = train_args(tiny_root, run, [*tiny_overrides, "data.test_subset=tset"])
+    code, _, err = run_cli(capsys, *args)
+    line = one_error_line(err)
+    assert code == 2 and "data.test_subset 'tset'" in line and "'test'" in line
+    assert _nothing_written(run)
+
+
+def test_nan_in_a_test_video_is_found_at_start(capsys, tiny_root, tiny_overrides, tmp_path):
+    bad = first_test_video(tiny_root)
+
+    def poison(name, array):
+        if name == bad:
+            array = array.copy()
+            array[3, 2] = np.nan
+        return array
+
+    root = variant_root(tiny_root, tmp_path / "nan", features=poison)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(root, run, tiny_overrides))
+    line = one_error_line(err)
+    assert code == 2 and bad in line and "NaN" in line
+    assert _nothing_written(run)
+
+
+def test_all_unlabelled_test_subset_is_found_at_start(capsys, tiny_root, tiny_overrides, tmp_path):
+    def unlabel(videos):
+        return [
+            dataclasses.replace(v, labels=(), segments=()) if v.subset == "test" else v
+            for v in videos
+        ]
+
+    root = variant_root(tiny_root, tmp_path / "unlabelled", videos=unlabel)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(root, run, tiny_overrides))
+    assert code == 2 and "has labels" in one_error_line(err)
+    assert _nothing_written(run)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.tiou=[]", "eval.tiou must hold at least one"),
+        ("train.lr=nan", "train.lr must be a positive number"),
+        ("train.lr=-1", "train.lr must be a positive number"),
+        ("train.num_workers=-1", "train.num_workers must be >= 0"),
+        ("model.hidden_dim=0", "model.hidden_dim must be positive"),
+        ("localize.sigma=0", "localize.sigma must be a positive number"),
+        ("train.select_on=val", "train.select_on must be one of"),
+    ],
+)
+def test_bad_config_values_are_one_line(
+    capsys, tiny_root, tiny_overrides, tmp_path, override, message
+):
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_root, run, [*tiny_overrides, override]))
+    assert code == 2 and message in one_error_line(err)
+    assert not run.exists()
+
+
+def test_non_utf8_config_is_one_line(capsys, tiny_root, tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"train:\n  lr: 0.001 \xff\xfe\n")
+    code, _, err = run_cli(
+        capsys, "train", "--config", path, "--data", tiny_root, "--run-dir", tmp_path / "r"
+    )
+    assert code == 2 and "not UTF-8" in one_error_line(err)
+
+
+def test_last_epoch_is_saved_before_a_failing_final_evaluation(
+    tiny_root, tiny_overrides, tmp_path, monkeypatch
+):
+    from hamnet.engine import trainer
+    from hamnet.errors import DataError
+
+    def broken(session, subset=None):
+        raise DataError("evaluation failed on purpose")
+
+    run = tmp_path / "run"
+    config = make_config("demo", "all", tiny_overrides)
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "_evaluate", broken)
+        with pytest.raises(DataError, match="on purpose"):
+            train(config, tiny_root, run, progress=False)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2
+    assert json.loads((run / "run.json").read_text())["status"].startswith("failed: DataError")
+    # --resume only runs the evaluation that did not finish
+    result = train(config, tiny_root, run, resume=True, progress=False)
+    assert result.final["epoch"] == 2 and 0 <= result.final["average_mAP"] <= 1
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+
+
+# --- faults during and between runs --------------------------------------------------------
+
+
+def test_a_huge_feature_value_stops_at_the_first_nonfinite_loss(
+    capsys, tiny_root, tiny_overrides, tmp_path
+):
+    annotations, _, _ = open_dataset(tiny_root)
+    bad = annotations.subset("validation")[0].name
+
+    def blow_up(name, array):
+        if name == bad:
+            array = array.copy()
+            array[:, :] = 3e38
+        return array
+
+    root = variant_root(tiny_root, tmp_path / "huge", features=blow_up)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(root, run, tiny_overrides))
+    line = one_error_line(err)
+    assert code == 2 and "epoch 1: the loss is nan" in line and bad in line
+    assert not (run / "last.pt").exists()
+
+
+def test_corrupt_or_truncated_metrics(capsys, caplog, tiny_root, tiny_overrides, tmp_path):
+    run = tmp_path / "run"
+    assert run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))[0] == 0
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text(rows[0] + "\n{not json\n")
+    more = [*tiny_overrides, "train.epochs=3"]
+    code, _, err = run_cli(capsys, *train_args(tiny_root, run, more, "--resume"))
+    assert code == 2 and "metrics.jsonl: line 2 is not a metrics row" in one_error_line(err)
+    (run / "metrics.jsonl").write_text(rows[1] + "\n")  # epoch 1 lost
+    code, _, _ = run_cli(capsys, *train_args(tiny_root, run, more, "--resume"))
+    assert code == 0 and "rows of epoch(s) 1 are missing" in caplog.text
+
+
+def test_resume_on_data_with_another_class_count(capsys, tiny_root, tiny_overrides, tmp_path):
+    from hamnet.data.synthetic import make_synthetic
+
+    run = tmp_path / "run"
+    assert run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))[0] == 0
+    (run / "run.json").unlink()  # an older run: only the class check can tell
+    other = make_synthetic(
+        tmp_path / "five",
+        num_classes=5,
+        num_videos=24,
+        duration_range=(20.0, 40.0),
+        feature_dim=16,
+        seed=3,
+        progress=False,
+    )
+    code, _, err = run_cli(capsys, *train_args(other, run, tiny_overrides, "--resume"))
+    assert code == 2 and "trained on 4 classes, the data have 5" in one_error_line(err)
+
+
+def test_os_errors_are_one_line_naming_the_path(
+    capsys, tiny_root, tiny_overrides, tmp_path, monkeypatch
+):
+    import hamnet.io
+
+    real = hamnet.io.atomic_path
+
+    def full_disk(path):
+        if Path(path).name == "last.pt":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path)
+
+    monkeypatch.setattr("hamnet.engine.checkpoint.atomic_path", full_disk)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))
+    line = one_error_line(err)
+    assert code == 2 and str(run / "last.pt") in line and "No space left on device" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_run_folder_is_one_line(capsys, tiny_root, tiny_overrides, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    run.chmod(0o500)
+    try:
+        code, _, err = run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))
+        assert code == 2 and str(run) in one_error_line(err)
+    finally:
+        run.chmod(0o700)
+
+
+# --- other commands ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--top-k", "-1"], "--top-k -1"),
+        (["--top-k", "0"], "--top-k 0"),
+        (["--min-score", "nan"], "--min-score nan"),
+    ],
+)
+def test_predict_filters_are_validated(capsys, finished_run, tiny_root, option, message):
+    code, _, err = run_cli(
+        capsys,
+        "predict",
+        "--checkpoint",
+        finished_run / "last.pt",
+        "--features",
+        Path(tiny_root) / "Synthetic-packed",
+        *option,
+    )
+    assert code == 2 and message in one_error_line(err)
+
+
+def _authors_checkpoint(path: Path, num_classes: int) -> Path:
+    shapes = {
+        "net.classifier.0": (32, 32, 3),
+        "net.classifier.2": (32, 32, 3),
+        "net.classifier.5": (num_classes + 1, 32, 1),
+        "net.attention.0": (8, 32, 3),
+        "net.attention.2": (8, 8, 3),
+        "net.attention.4": (1, 8, 1),
+    }
+    state = {}
+    for prefix, shape in shapes.items():
+        state[f"{prefix}.weight"] = torch.randn(shape)
+        state[f"{prefix}.bias"] = torch.randn(shape[0])
+    torch.save({"state_dict": state}, path)
+    return path
+
+
+def test_import_infers_the_preset_from_the_class_count(capsys, tmp_path):
+    from hamnet.engine.model_io import load_trained
+
+    original = _authors_checkpoint(tmp_path / "anet.ckpt", 100)
+    code, _, err = run_cli(capsys, "import-checkpoint", original, tmp_path / "anet.pt")
+    assert code == 0, err
+    trained = load_trained(tmp_path / "anet.pt")
+    assert trained.config.preset == "activitynet12" and trained.config.model.smoothing
+    assert len(trained.classes) == 100
+    code, _, err = run_cli(
+        capsys, "import-checkpoint", original, tmp_path / "x.pt", "--preset", "thumos14"
+    )
+    assert code == 2 and "--preset activitynet12" in one_error_line(err)
+    assert not (tmp_path / "x.pt").exists()
+    odd = _authors_checkpoint(tmp_path / "odd.ckpt", 7)
+    code, _, err = run_cli(capsys, "import-checkpoint", odd, tmp_path / "odd.pt")
+    assert code == 2 and "7 classes" in one_error_line(err) and "--preset" in err

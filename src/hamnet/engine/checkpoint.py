@@ -11,6 +11,7 @@ load fine and quietly give other numbers. Checkpoints written before checksums s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import pickle
@@ -37,7 +38,13 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     record.pop(CHECKSUM_KEY, None)
     record[CHECKSUM_KEY] = content_digest(record)
     with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+        try:
+            torch.save(record, tmp)
+        except RuntimeError as error:  # torch reports a failed write (full disk) this way
+            first = str(error).strip().splitlines()[0] if str(error).strip() else "write failed"
+            raise OSError(
+                errno.EIO, f"could not write the checkpoint ({first})", str(path)
+            ) from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import math
 
 from hamnet.errors import DataError, TrainingError
 
+SHOWN = 20  # video names in a non-finite loss message: a whole batch of the presets
+
 
 def check_before_training(config, annotations, store, *, check_features: bool = True) -> None:
     """DataError (one line) for anything that would make the final evaluation fail."""
@@ -38,7 +40,9 @@ def check_finite_loss(value: float, epoch: int, videos: list[str]) -> None:
     """
     if math.isfinite(value):
         return
-    shown = ", ".join(videos[:5]) + (f" and {len(videos) - 5} more" if len(videos) > 5 else "")
+    shown = ", ".join(videos[:SHOWN]) + (
+        f" and {len(videos) - SHOWN} more" if len(videos) > SHOWN else ""
+    )
     raise TrainingError(
         f"epoch {epoch}: the loss is {value} in the batch of videos {shown}; check those "
         "features for huge values or lower train.lr (last.pt keeps the last good epoch)"

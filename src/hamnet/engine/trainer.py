@@ -127,12 +127,24 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         final = _final_result(session)
     except BaseException as error:
         if info.is_main:
-            record.finish(f"failed: {type(error).__name__}: {error}", _epochs_done(session))
+            _record_failure(record, error, _epochs_done(session))
         raise
     if info.is_main:
         record.finish("finished", _epochs_done(session), {"result": _plain(final)})
     best = session.best if session.best > float("-inf") else None
     return TrainResult(session.run_dir, config.train.epochs, final, best)
+
+
+def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
+    """Say in run.json how the session ended, without hiding the error itself."""
+    if isinstance(error, KeyboardInterrupt):
+        status = "interrupted"
+    else:
+        status = f"failed: {type(error).__name__}: {error}"
+    try:
+        record.finish(status, epochs)
+    except OSError as problem:  # e.g. the disk that made training fail is still full
+        log.warning("%s: could not record the failure (%s)", record.path, problem)
 
 
 def _epochs_done(session: Session) -> int:
