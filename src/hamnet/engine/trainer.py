@@ -115,7 +115,9 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         _resume(session)
     else:
         _refuse_overwrite(session.run_dir)
-    preflight.check_before_training(session.config, session.annotations, session.store)
+    preflight.check_before_training(
+        session.config, session.annotations, session.store, check_features=info.is_main
+    )
     record = runinfo.RunInfo(run_dir, data, device, saved)
     if info.is_main:
         save_config(config, session.run_dir / "config.yaml")
