@@ -671,3 +671,14 @@ def test_import_infers_the_preset_from_the_class_count(capsys, tmp_path):
     odd = _authors_checkpoint(tmp_path / "odd.ckpt", 7)
     code, _, err = run_cli(capsys, "import-checkpoint", odd, tmp_path / "odd.pt")
     assert code == 2 and "7 classes" in one_error_line(err) and "--preset" in err
+
+
+def test_resume_may_fix_evaluation_settings(capsys, tiny_root, tiny_overrides, tmp_path):
+    # a misspelled test subset is refused at start; the fixed one is welcome on resume
+    run = tmp_path / "run"
+    assert run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))[0] == 0
+    fixed = [*tiny_overrides, "train.epochs=3", "eval.tiou=[0.5]", "data.test_subset=test"]
+    code, _, err = run_cli(capsys, *train_args(tiny_root, run, fixed, "--resume"))
+    assert code == 0, err
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["epoch"] == 3 and last["tiou"] == [0.5]
