@@ -138,6 +138,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
     )
     print(format_table(evaluation.result, per_class=args.per_class))
+    if evaluation.selected_on != "none":
+        from hamnet.engine.selection import NOTES
+
+        print(f"model selection: {NOTES[evaluation.selected_on]}")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
     print(f"detections written to {_path(args.out)}")

@@ -292,6 +292,7 @@ def test_select_on_test_is_flagged_everywhere(capsys, tiny_root, tiny_overrides,
         result,
     )
     assert code == 0 and json.loads(result.read_text())["selected_on"] == "test"
+    assert "model selection: best.pt selected on test" in out
     code, out, _ = run_cli(capsys, "table", result)
     assert "[selected on test]" in out
 

@@ -65,10 +65,11 @@ def test_checkpoint(
         progress=progress,
     )
     save_detections(out, evaluation.detections)
+    evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
     if result_json is not None:
         record = result_record(evaluation, config, checkpoint)
         record.update(
-            selected_on=(trained.selection or {}).get("select_on", "none"),
+            selected_on=evaluation.selected_on,
             provenance=result_provenance(trained, data_root, torch_device, started),
         )
         atomic_write_json(result_json, record, indent=1)
