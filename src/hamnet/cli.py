@@ -147,6 +147,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         allow_pickle=args.allow_pickle,
     )
     print(format_table(evaluation.result, per_class=args.per_class))
+    if evaluation.selected_on != "none":
+        from hamnet.engine.selection import NOTES
+
+        print(f"model selection: {NOTES[evaluation.selected_on]}")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
     print(f"detections written to {_path(args.out)}")
@@ -420,7 +424,11 @@ def _parser_models(sub) -> None:
     p = sub.add_parser("import-checkpoint", help="convert an authors' checkpoint")
     p.add_argument("original", help="checkpoint saved by the authors' released code")
     p.add_argument("out", help="hamnet checkpoint to write")
-    p.add_argument("--preset", default="thumos14", choices=["thumos14", "activitynet12"])
+    p.add_argument(
+        "--preset",
+        choices=["thumos14", "activitynet12"],
+        help="default: inferred from the class count (20: thumos14, 100: activitynet12)",
+    )
     p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
     p.set_defaults(func=cmd_import_checkpoint)
 
@@ -484,6 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line: the path(s) and the system's reason, e.g. 'RUN/last.pt: No space left'."""
+    reason = error.strerror or str(error) or type(error).__name__
+    paths = [p for p in (error.filename, error.filename2) if p is not None]
+    if not paths:
+        return f"{reason} ({type(error).__name__})"
+    return f"{' -> '.join(map(str, paths))}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -493,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HamnetError as error:
         print(f"hamnet: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # read-only folder, full disk, permissions: name the path
+        print(f"hamnet: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hamnet: interrupted (rerun training with --resume to continue)", file=sys.stderr)

@@ -25,6 +25,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.filename is None:  # e.g. a full disk during write(): name the file
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
