@@ -311,7 +311,7 @@ def test_two_trainings_in_one_folder_the_second_stops(tiny_root, tiny_overrides,
         sys.executable,
         "-m",
         "hamnet.cli",
-        *map(str, train_args(tiny_root, run, [*tiny_overrides, "train.epochs=200"])),
+        *map(str, train_args(tiny_root, run, [*tiny_overrides, "train.epochs=2000"])),
     ]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -327,7 +327,7 @@ def test_two_trainings_in_one_folder_the_second_stops(tiny_root, tiny_overrides,
 
 
 def test_kill_9_then_resume_continues_exactly(tiny_root, tiny_overrides, tmp_path):
-    sets = [*tiny_overrides, "train.epochs=12"]
+    sets = [*tiny_overrides, "train.epochs=30"]
     straight = tmp_path / "straight"
     train(make_config("demo", "all", sets), tiny_root, straight, progress=False)
     run = tmp_path / "run"
