@@ -141,3 +141,22 @@ def test_real_files_read_without_pickle_opt_in(thumos_annotations_dir: Path) -> 
     reference = np.load(thumos_annotations_dir / "segments.npy", allow_pickle=True)
     assert segments.dtype == object and len(segments) == 412
     assert all(list(a) == list(b) for a, b in zip(segments, reference, strict=True))
+
+
+def test_train_and_test_on_a_converted_root(tiny_root, tmp_path, tiny_overrides, capsys):
+    """A converted root (no pickle, no annotation folder) serves every command."""
+    out = tmp_path / "converted"
+    assert main(["convert", "--data", str(tiny_root), "--out", str(out)]) == 0
+    assert not list(out.rglob("*.npy"))
+    sets = [arg for item in [*tiny_overrides, "train.epochs=1"] for arg in ("--set", item)]
+    run = tmp_path / "run"
+    assert (
+        main(["train", "--preset", "demo", "--data", str(out), "--run-dir", str(run), *sets]) == 0
+    )
+    assert (run / "run.json").is_file() and (run / "last.pt").is_file()
+    detections = tmp_path / "det.json"
+    code = main(["test", "--checkpoint", str(run / "last.pt"), "--data", str(out),
+                 "--out", str(detections)])  # fmt: skip
+    assert code == 0 and detections.is_file()
+    assert main(["check", str(out), "--quiet"]) == 0
+    capsys.readouterr()
