@@ -21,6 +21,7 @@ from hamnet.io import atomic_write_text
 LOSS_NAMES = ("bcl", "sal", "hal", "ssal", "sparse", "guide")
 PRECISIONS = ("fp32", "bf16")
 PROTOCOLS = ("anet", "thumos14", "wtalc")
+PLACEMENTS = ("auto", "device", "stream")
 
 
 @dataclass
@@ -32,11 +33,21 @@ class DataConfig:
     test_subset: str = "test"
     sampling: str = "random"  # "random" (reference perturbation) or "uniform"
     allow_pickle: bool = False  # reading the released pickled feature file is opt-in
+    # where training and test features live: "device" (loaded once as tensors on the
+    # training device), "stream" (read from the store per batch), "auto" (device on a GPU
+    # when they fit in its free memory, stream on the CPU; see hamnet.data.resident)
+    placement: str = "auto"
+    resident_dtype: str = "auto"  # auto (the store's own: exact), float32, float16
 
     def __post_init__(self) -> None:
         _check(self.feature_dim > 0, "data.feature_dim must be positive")
         _check(self.num_segments > 0, "data.num_segments must be positive")
         _check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
+        _check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}")
+        _check(
+            self.resident_dtype in ("auto", "float32", "float16"),
+            "data.resident_dtype: auto, float32 or float16",
+        )
 
 
 @dataclass
@@ -81,9 +92,14 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
     eval_every: int = 0  # evaluate on the test split every N epochs (0: only at the end)
     num_workers: int = 0
+    # write last.pt every N epochs; 0: adaptive, as often as keeps checkpoint writing
+    # under 5 % of the run's wall time. last.pt is always written at the end and when the
+    # run is interrupted (SIGINT, SIGTERM).
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
 

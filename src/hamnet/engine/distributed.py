@@ -2,7 +2,9 @@
 
 Under torchrun (``RANK`` set) the process group is started with NCCL on CUDA and gloo on
 the CPU; each rank takes its slice of every global batch, gradients are all-reduced by
-DDP, and only rank 0 writes files.
+DDP, and only rank 0 writes files. On CUDA each rank binds its GPU (``LOCAL_RANK``) with
+``torch.cuda.set_device`` before NCCL starts, and every collective of ours runs on that
+GPU: NCCL reduces only CUDA tensors, and broadcasts objects through the current device.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+CPU = torch.device("cpu")
+
 
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str = "none"  # nccl, gloo, none (one process)
+
+    @property
+    def device(self) -> torch.device:
+        """Where this rank's collectives put their tensors."""
+        return torch.device("cuda", self.local_rank) if self.backend == "nccl" else CPU
 
     @property
     def enabled(self) -> bool:
@@ -37,10 +47,13 @@ def init_distributed(device: torch.device) -> DistInfo:
         rank=int(os.environ["RANK"]),
         world_size=int(os.environ["WORLD_SIZE"]),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        backend="nccl" if device.type == "cuda" else "gloo",
     )
+    if info.backend == "nccl":
+        # before the process group: NCCL binds its communicator to the current device
+        torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend=info.backend)
     return info
 
 
@@ -52,16 +65,25 @@ def shard(indices: list[int], info: DistInfo) -> list[int]:
 
 
 def barrier(info: DistInfo) -> None:
-    if info.enabled:
+    if not info.enabled:
+        return
+    if info.backend == "nccl":
+        dist.barrier(device_ids=[info.local_rank])
+    else:
         dist.barrier()
 
 
 def all_reduce_mean(value: float, info: DistInfo) -> float:
     if not info.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    tensor = scalar_tensor(value, info.device)
     dist.all_reduce(tensor)
     return float(tensor.item()) / info.world_size
+
+
+def scalar_tensor(value: float, device: torch.device) -> torch.Tensor:
+    """``[value]`` as float64 on ``device`` (the tensor a reduction sends)."""
+    return torch.tensor([value], dtype=torch.float64, device=device)
 
 
 def broadcast_object(value, info: DistInfo):

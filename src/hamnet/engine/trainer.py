@@ -1,9 +1,15 @@
 """The training loop: plain PyTorch, one path with or without torchrun, exact resume.
 
 A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` / ``metrics.csv`` (one
-row per epoch), ``last.pt`` (after every epoch) and ``best.pt`` (highest average mAP of
-the evaluations made). Every epoch's sampling and shuffling is keyed by (seed, epoch)
-and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
+row per epoch), ``last.pt`` (every ``train.checkpoint_every`` epochs, at the end, and when
+SIGINT/SIGTERM stops the run), ``best.pt`` (highest average mAP of the evaluations made)
+and ``timing.json`` (wall time, checkpoint-writing time, data placement, peak GPU memory).
+Every epoch's sampling and shuffling is keyed by (seed, epoch) and the torch RNG state is
+checkpointed, so ``resume=True`` continues exactly.
+
+Features come from the store batch by batch (``stream``) or from device tensors
+(``device``, :mod:`hamnet.data.resident`); both give the same batches. Loss values stay on
+the device during an epoch and are read once at its end (:func:`read_losses`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import dataclasses
 import io
 import json
 import logging
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,14 +32,16 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hamnet.config import Config, config_from_dict, save_config
+from hamnet.data import resident as placement
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
+from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.model_io import build_model, localization_source
-from hamnet.errors import CheckpointError
-from hamnet.io import atomic_write_text
+from hamnet.errors import CheckpointError, TrainingInterrupted
+from hamnet.io import atomic_path, atomic_write_json, atomic_write_text
 from hamnet.model.losses import hamnet_losses
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,14 @@ class Session:
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
+    placement: str = "stream"
+    resident: placement.ResidentTrainSet | None = None  # placement "device"
+    test_features: placement.ResidentFeatures | None = None
+    started: float = field(default_factory=time.perf_counter)
+    checkpoint_seconds: float = 0.0
+    checkpoint_writes: int = 0
+    saved_epoch: int = 0  # the epoch last.pt holds
+    snapshot: dict | None = None  # the last finished epoch's state when last.pt is older
 
     @property
     def net(self) -> torch.nn.Module:
@@ -88,8 +106,13 @@ def train(
             _refuse_overwrite(session.run_dir)
             if info.is_main:
                 save_config(config, session.run_dir / "config.yaml")
-        for epoch in range(session.start_epoch, config.train.epochs):
-            _run_epoch(session, epoch, progress)
+        with stop_on_signals():
+            try:
+                for epoch in range(session.start_epoch, config.train.epochs):
+                    _run_epoch(session, epoch, progress)
+            except TrainingInterrupted as stop:
+                raise _save_interrupted(session, stop) from None
+        _write_timing(session)
         best = session.best if session.best > float("-inf") else None
         final = session.records[-1] if session.records else {}
         return TrainResult(session.run_dir, config.train.epochs, final, best)
@@ -118,7 +141,28 @@ def _open_session(
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Session(config, run_dir, annotations, store, train_set, model, optimizer, device, info)
+    session = Session(
+        config, run_dir, annotations, store, train_set, model, optimizer, device, info
+    )
+    _place_features(session)
+    return session
+
+
+def _place_features(session: Session) -> None:
+    """Load the training and test features onto the device when the placement says so."""
+    config, store = session.config, session.store
+    test_names = [v.name for v in session.annotations.subset(config.data.test_subset) if v.labels]
+    names = [v.name for v in session.train_set.videos] + test_names
+    dtype = placement.resident_dtype(store, config.data.resident_dtype)
+    needed = placement.resident_bytes(store, names, dtype)
+    mode = placement.choose_placement(config.data.placement, session.device, needed)
+    if session.dist.is_main:
+        log.info(placement.describe_placement(mode, config.data.placement, session.device, needed))
+    session.placement = mode
+    if mode == "device":
+        features = placement.ResidentFeatures(store, names, session.device, dtype)
+        session.resident = placement.ResidentTrainSet(session.train_set, features)
+        session.test_features = features
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -142,7 +186,7 @@ def _resume(session: Session) -> None:
     session.net.load_state_dict(record["model"])
     session.optimizer.load_state_dict(record["optimizer"])
     restore_rng(record["rng"])
-    session.start_epoch = int(record["epoch"])
+    session.start_epoch = session.saved_epoch = int(record["epoch"])
     session.best = float(record.get("best", float("-inf")))
     session.records = _read_records(session.run_dir / "metrics.jsonl", session.start_epoch)
     log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
@@ -158,8 +202,12 @@ def _refuse_overwrite(run_dir: Path) -> None:
 
 
 def _same_run(saved: Config, current: Config) -> bool:
+    """Equal configs, up to what changes no trained number: the schedule's length, the
+    checkpoint cadence and where the features are held."""
     a, b = saved.to_dict(), current.to_dict()
-    a["train"].pop("epochs"), b["train"].pop("epochs")
+    for tree in (a, b):
+        tree["train"].pop("epochs"), tree["train"].pop("checkpoint_every")
+        tree["data"].pop("placement")
     return a == b
 
 
@@ -198,31 +246,61 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
 
 def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
     config, info = session.config, session.dist
-    session.train_set.set_epoch(epoch)
     session.model.train()
     batches = global_batches(
         len(session.train_set), config.train.batch_size, config.train.seed, epoch
     )
-    totals: dict[str, float] = {}
+    shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
-        zip(batches, _loader(session, batches), strict=True),
+        zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
         total=len(batches),
         desc=f"epoch {epoch + 1}/{config.train.epochs}",
         unit="batch",
         disable=not (progress and info.is_main),
         leave=False,
     )
-    for batch_indices, batch in bar:
-        terms = _train_step(session, batch, len(batch_indices))
-        for key, value in terms.items():
-            totals[key] = totals.get(key, 0.0) + value / len(batches)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
-    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in totals.items()}
+    totals = None
+    for indices, share, batch in bar:
+        terms = _train_step(session, batch, len(share), len(indices))
+        totals = accumulate_losses(totals, terms, len(batches))
+    losses = read_losses(totals)
+    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
 
 
-def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
+def accumulate_losses(totals, terms: dict[str, torch.Tensor], num_batches: int):
+    """Running epoch means of the loss terms, kept on the device (no host sync per step).
+
+    float64, divided per step as the per-step float reads once were: the epoch means
+    are the same numbers to the last bit.
+    """
+    values = torch.stack([value.detach().float() for value in terms.values()]).double()
+    step = values / num_batches
+    if totals is None:
+        return list(terms), step
+    names, running = totals
+    return names, running + step
+
+
+def read_losses(totals) -> dict[str, float]:
+    """The one place where loss values come to the host (once per epoch): checks and
+    logging of losses belong here."""
+    if totals is None:
+        return {}
+    names, running = totals
+    return dict(zip(names, running.tolist(), strict=True))
+
+
+def _epoch_batches(session: Session, epoch: int, shares: list[list[int]]) -> Iterator:
+    """This rank's batches of the epoch, on the device: ``features``, ``labels``, ``mask``."""
+    if session.resident is not None:
+        return session.resident.epoch_batches(epoch, shares)
+    session.train_set.set_epoch(epoch)
+    non_blocking = session.device.type == "cuda"
+    return (batch.to(session.device, non_blocking) for batch in _loader(session, shares))
+
+
+def _loader(session: Session, shares: list[list[int]]) -> DataLoader:
     """This rank's shares of the global batches, read by ``train.num_workers`` processes."""
-    shares = [dist_utils.shard(indices, session.dist) for indices in batches]
     return DataLoader(
         session.train_set,
         batch_sampler=shares,
@@ -235,22 +313,30 @@ def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
     )
 
 
-def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
-    """One optimizer step on this rank's share (``batch``) of a global batch."""
-    config, device = session.config, session.device
-    features, labels = batch.features.to(device), batch.labels.to(device)
-    mask = batch.mask.to(device)
-    with autocast(device, config.train.precision):
-        cas, attention = session.model(features, mask)
+def loss_terms(
+    session: Session, features: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Forward pass and loss terms of one batch of device tensors (``"total"`` included).
+
+    Every training item has exactly ``data.num_segments`` rows, so the network needs no
+    mask (an all-true one is the same computation, plus a host sync to find that out).
+    """
+    with autocast(session.device, session.config.train.precision):
+        cas, attention = session.model(features)
     # LossConfig holds exactly the keyword arguments of hamnet_losses
-    terms = hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(config.loss))
+    return hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(session.config.loss))
+
+
+def _train_step(session: Session, batch, share_size: int, global_size: int) -> dict:
+    """One optimizer step on this rank's share (``batch``) of a global batch."""
+    terms = loss_terms(session, batch.features, batch.labels, batch.mask)
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
-    share = len(batch.names) * session.dist.world_size / global_size
+    share = share_size * session.dist.world_size / global_size
     session.optimizer.zero_grad(set_to_none=True)
     (terms["total"] * share).backward()
     session.optimizer.step()
-    return {key: float(value.detach()) for key, value in terms.items()}
+    return {key: value.detach() for key, value in terms.items()}
 
 
 def _evaluate(session: Session) -> dict:
@@ -267,6 +353,7 @@ def _evaluate(session: Session) -> dict:
         localize=localize_kwargs(config),
         tiou=config.eval.tiou,
         protocol=config.eval.protocol,
+        resident=session.test_features,
     )
     result = evaluation.result
     return {
@@ -292,10 +379,111 @@ def _write_epoch(session: Session, epoch: int, record: dict) -> None:
         "best": session.best,
         "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float, str))},
     }
-    if "average_mAP" in record and record["average_mAP"] > session.best:
+    improved = "average_mAP" in record and record["average_mAP"] > session.best
+    if improved:
         session.best = payload["best"] = record["average_mAP"]
-        save_checkpoint(session.run_dir / "best.pt", payload)
-    save_checkpoint(session.run_dir / "last.pt", payload)
+    if _checkpoint_due(session, epoch):
+        _save_last(session, payload)
+        if improved:
+            _link_or_copy(session.run_dir / "last.pt", session.run_dir / "best.pt")
+    else:
+        # kept on the device: what SIGINT/SIGTERM would save (a device copy is cheap)
+        session.snapshot = _cloned(payload)
+        if improved:
+            _timed_save(session, session.run_dir / "best.pt", payload)
+
+
+def _checkpoint_due(session: Session, epoch: int) -> bool:
+    """Whether last.pt is written after ``epoch`` (1-based) finished."""
+    config = session.config.train
+    if epoch == config.epochs:
+        return True
+    if config.checkpoint_every > 0:
+        return epoch % config.checkpoint_every == 0
+    # adaptive: as often as keeps the writing under 5 % of the wall time so far
+    per_write = session.checkpoint_seconds / max(session.checkpoint_writes, 1)
+    if session.checkpoint_writes == 0:
+        per_write = _state_bytes(session) / WRITE_BYTES_PER_SECOND
+    elapsed = time.perf_counter() - session.started
+    return session.checkpoint_seconds + per_write <= CHECKPOINT_SHARE * elapsed
+
+
+CHECKPOINT_SHARE = 0.05
+WRITE_BYTES_PER_SECOND = 0.5e9  # a first guess at serialising + writing, before measuring
+
+
+def _state_bytes(session: Session) -> int:
+    # model + Adam's two moments
+    return 3 * sum(p.numel() * p.element_size() for p in session.net.parameters())
+
+
+def _save_last(session: Session, payload: dict) -> None:
+    _timed_save(session, session.run_dir / "last.pt", payload)
+    session.saved_epoch = payload["epoch"]
+    session.snapshot = None
+
+
+def _timed_save(session: Session, path: Path, payload: dict) -> None:
+    started = time.perf_counter()
+    save_checkpoint(path, payload)
+    session.checkpoint_seconds += time.perf_counter() - started
+    session.checkpoint_writes += 1
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` with the content of ``source``, atomically: a hard link where the file
+    system has them (last.pt is later replaced by rename, so the link keeps this content)."""
+    with atomic_path(target) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(source, tmp)
+        except OSError:
+            tmp.write_bytes(source.read_bytes())
+
+
+def _cloned(value):
+    """A deep copy of the tensors in ``value`` (dicts, lists), on their devices."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _cloned(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cloned(item) for item in value)
+    return value
+
+
+def _save_interrupted(session: Session, stop: TrainingInterrupted) -> TrainingInterrupted:
+    """Write the last finished epoch to last.pt (if newer than it); the error to raise."""
+    signal_name = str(stop)
+    if session.dist.is_main and session.snapshot is not None:
+        _save_last(session, session.snapshot)
+    if session.saved_epoch:
+        what = f"last.pt holds epoch {session.saved_epoch}; continue with --resume"
+    else:
+        what = "no epoch had finished, nothing saved"
+    return TrainingInterrupted(
+        f"interrupted by {signal_name} ({session.run_dir}): {what}", stop.signum
+    )
+
+
+def _write_timing(session: Session) -> None:
+    """timing.json: where the run's wall time went (benchmarks read it)."""
+    if not session.dist.is_main:
+        return
+    wall = time.perf_counter() - session.started
+    timing = {
+        "wall_s": round(wall, 3),
+        "checkpoint_s": round(session.checkpoint_seconds, 3),
+        "checkpoint_share": round(session.checkpoint_seconds / wall, 4) if wall else 0.0,
+        "checkpoint_writes": session.checkpoint_writes,
+        "placement": session.placement,
+        "device": str(session.device),
+        "epochs_run": session.config.train.epochs - session.start_epoch,
+    }
+    if session.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(session.device)
+        timing["peak_gpu_memory_GiB"] = round(peak / 2**30, 3)
+    atomic_write_json(session.run_dir / "timing.json", timing, indent=1)
 
 
 def _write_metrics(run_dir: Path, records: list[dict]) -> None:
