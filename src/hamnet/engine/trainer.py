@@ -468,8 +468,8 @@ def _save_interrupted(session: Session, stop: TrainingInterrupted) -> TrainingIn
 
 def _write_timing(session: Session) -> None:
     """timing.json: where the run's wall time went (benchmarks read it)."""
-    if not session.dist.is_main:
-        return
+    if not session.dist.is_main or session.start_epoch >= session.config.train.epochs:
+        return  # not the main rank, or a finished run reopened: nothing was timed
     wall = time.perf_counter() - session.started
     timing = {
         "wall_s": round(wall, 3),
@@ -484,6 +484,17 @@ def _write_timing(session: Session) -> None:
         peak = torch.cuda.max_memory_allocated(session.device)
         timing["peak_gpu_memory_GiB"] = round(peak / 2**30, 3)
     atomic_write_json(session.run_dir / "timing.json", timing, indent=1)
+    peak = timing.get("peak_gpu_memory_GiB")
+    log.info(
+        "%s: %.1f s, of which %.1f s (%.1f %%) writing %d checkpoint(s); placement %s%s",
+        session.run_dir,
+        wall,
+        session.checkpoint_seconds,
+        100 * timing["checkpoint_share"],
+        session.checkpoint_writes,
+        session.placement,
+        f"; peak GPU memory {peak:.2f} GiB" if peak is not None else "",
+    )
 
 
 def _write_metrics(run_dir: Path, records: list[dict]) -> None:
