@@ -94,6 +94,29 @@ def test_auto_on_a_gpu_loads_only_what_fits(monkeypatch):
     assert choose_placement("auto", gpu, 13 * gib) == "stream"
 
 
+def test_plan_rounds_to_float16_only_when_auto_and_float32_does_not_fit(tiny_root, monkeypatch):
+    _, store, dataset = _train_set(tiny_root)
+    names = [v.name for v in dataset.videos]
+    full = resident.resident_bytes(store, names, torch.float32)
+    gpu = torch.device("cuda", 0)
+    margin = resident.GPU_MARGIN_BYTES
+    # room for the float16 copy only (the 20 % margin of a tiny "GPU" is below 4 GiB)
+    room = (margin + full // 2 + 1, margin + full // 2 + 1)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: room)
+    plan = resident.plan_placement("auto", "auto", store, names, gpu)
+    assert (plan.mode, plan.dtype, plan.nbytes) == ("device", torch.float16, full // 2)
+    assert "rounded to float16" in plan.message
+    # asked for float32: no rounding, streaming instead
+    plan = resident.plan_placement("auto", "float32", store, names, gpu)
+    assert (plan.mode, plan.dtype) == ("stream", torch.float32)
+    assert plan.message.startswith("data placement: stream")
+    # room for float32: held exactly
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (margin + full, 10**9))
+    plan = resident.plan_placement("auto", "auto", store, names, gpu)
+    assert (plan.mode, plan.dtype) == ("device", torch.float32) and "rounded" not in plan.message
+    assert resident.plan_placement("auto", "auto", store, names, CPU).mode == "stream"
+
+
 def _losses(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 

@@ -132,9 +132,47 @@ def choose_placement(placement: str, device: torch.device, needed: int) -> str:
     return "device" if needed + margin <= free else "stream"
 
 
-def describe_placement(mode: str, requested: str, device: torch.device, needed: int) -> str:
+@dataclass
+class Plan:
+    """Where a run's features go: ``mode`` device or stream, in ``dtype`` (``nbytes``)."""
+
+    mode: str
+    dtype: torch.dtype
+    nbytes: int
+    message: str
+
+
+def plan_placement(
+    placement: str, dtype_choice: str, store: FeatureStore, names: list[str], device: torch.device
+) -> Plan:
+    """Decide the placement; under auto/auto a GPU too small for float32 features takes
+    them in float16 (rounded: the log line says so) before falling back to streaming."""
+    dtype = resident_dtype(store, dtype_choice)
+    needed = resident_bytes(store, names, dtype)
+    mode = choose_placement(placement, device, needed)
+    rounded = False
+    if mode == "stream" and placement == dtype_choice == "auto" and dtype == torch.float32:
+        half = resident_bytes(store, names, torch.float16)
+        if choose_placement("auto", device, half) == "device":
+            mode, dtype, needed, rounded = "device", torch.float16, half, True
+    return Plan(mode, dtype, needed, _describe(mode, placement, device, needed, dtype, rounded))
+
+
+def _describe(
+    mode: str,
+    requested: str,
+    device: torch.device,
+    needed: int,
+    dtype: torch.dtype,
+    rounded: bool,
+) -> str:
     size = f"{needed / 2**30:.2f} GiB"
     if mode == "device":
-        return f"data placement: device (features held on {device}, {size}; {requested})"
+        kind = str(dtype).removeprefix("torch.")
+        note = "; rounded to float16 to fit, numbers differ slightly" if rounded else ""
+        return (
+            f"data placement: device (features held on {device} in {kind}, {size}; "
+            f"data.placement={requested}{note})"
+        )
     why = "requested" if requested == "stream" else f"auto on {device.type}"
     return f"data placement: stream (features read from the store per batch; {why}; {size})"

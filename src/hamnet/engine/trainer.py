@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hamnet.config import Config, config_from_dict, save_config
-from hamnet.data import resident as placement
+from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
@@ -64,8 +64,8 @@ class Session:
     start_epoch: int = 0
     best: float = float("-inf")
     placement: str = "stream"
-    resident: placement.ResidentTrainSet | None = None  # placement "device"
-    test_features: placement.ResidentFeatures | None = None
+    resident: resident_data.ResidentTrainSet | None = None  # placement "device"
+    test_features: resident_data.ResidentFeatures | None = None
     started: float = field(default_factory=time.perf_counter)
     checkpoint_seconds: float = 0.0
     checkpoint_writes: int = 0
@@ -153,15 +153,15 @@ def _place_features(session: Session) -> None:
     config, store = session.config, session.store
     test_names = [v.name for v in session.annotations.subset(config.data.test_subset) if v.labels]
     names = [v.name for v in session.train_set.videos] + test_names
-    dtype = placement.resident_dtype(store, config.data.resident_dtype)
-    needed = placement.resident_bytes(store, names, dtype)
-    mode = placement.choose_placement(config.data.placement, session.device, needed)
+    plan = resident_data.plan_placement(
+        config.data.placement, config.data.resident_dtype, store, names, session.device
+    )
     if session.dist.is_main:
-        log.info(placement.describe_placement(mode, config.data.placement, session.device, needed))
-    session.placement = mode
-    if mode == "device":
-        features = placement.ResidentFeatures(store, names, session.device, dtype)
-        session.resident = placement.ResidentTrainSet(session.train_set, features)
+        log.info(plan.message)
+    session.placement = plan.mode
+    if plan.mode == "device":
+        features = resident_data.ResidentFeatures(store, names, session.device, plan.dtype)
+        session.resident = resident_data.ResidentTrainSet(session.train_set, features)
         session.test_features = features
 
 
