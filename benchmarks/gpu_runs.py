@@ -7,6 +7,7 @@ recorded as such; the steps after it still run, and the JSON is rewritten after 
     synth-thumos14       hamnet synth --like <annotations>/thumos14 --dim 2048 --no-released
     thumos14-fp32        hamnet train --preset thumos14 (100 epochs + test), fp32 (TF32 convs)
     thumos14-bf16        the same in bf16
+    torchrun-nccl        torchrun --nproc-per-node 1 -m hamnet.cli train (NCCL start-up), 2 epochs
     synth-activitynet12  hamnet synth --like <annotations>/activitynet12 --dim 2048
     activitynet12        hamnet train --preset activitynet12 (20 epochs + test)
     ablate-thumos14      hamnet ablate --preset thumos14 --seeds 0,1,2 (every row)
@@ -43,6 +44,7 @@ STEPS = (
     "synth-thumos14",
     "thumos14-fp32",
     "thumos14-bf16",
+    "torchrun-nccl",
     "synth-activitynet12",
     "activitynet12",
     "ablate-thumos14",
@@ -52,6 +54,7 @@ TIMEOUTS_S = {
     "synth-thumos14": 300,
     "thumos14-fp32": 240,
     "thumos14-bf16": 240,
+    "torchrun-nccl": 240,
     "synth-activitynet12": 900,
     "activitynet12": 600,
     "ablate-thumos14": 900,
@@ -221,6 +224,11 @@ def step_commands(step: str, args: argparse.Namespace, sizes: Sizes, work: Path)
         precision = step.removeprefix("thumos14-")
         overrides = [f"train.epochs={sizes.thumos_epochs}", f"train.precision={precision}"]
         return _train(hamnet, "thumos14", work, step, [*common, *overrides])
+    if step == "torchrun-nccl":
+        torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        torchrun += ["--nproc-per-node", "1", "-m", "hamnet.cli"]
+        argv, out = _train(torchrun, "thumos14", work, step, [*common, "train.epochs=2"])
+        return argv, out
     if step == "activitynet12":
         overrides = [f"train.epochs={sizes.anet_epochs}"]
         if sizes.extra:  # tiny: ActivityNet's 80 segments and its smoothing need no change

@@ -15,4 +15,12 @@ from __future__ import annotations
 from gpu_runs import main
 
 if __name__ == "__main__":
-    main(default_steps=("synth-thumos14", "thumos14-fp32", "thumos14-bf16", "ablate-thumos14"))
+    main(
+        default_steps=(
+            "synth-thumos14",
+            "thumos14-fp32",
+            "thumos14-bf16",
+            "torchrun-nccl",
+            "ablate-thumos14",
+        )
+    )

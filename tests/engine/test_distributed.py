@@ -93,6 +93,7 @@ class _FakeProcessGroup:
 def test_cuda_ranks_bind_their_gpu_before_nccl_and_reduce_there(monkeypatch):
     fake = _FakeProcessGroup(monkeypatch)
     monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
     info = dist_module.init_distributed(torch.device("cuda", 1))
@@ -108,6 +109,7 @@ def test_cuda_ranks_bind_their_gpu_before_nccl_and_reduce_there(monkeypatch):
 def test_cpu_ranks_use_gloo_and_cpu_tensors(monkeypatch):
     fake = _FakeProcessGroup(monkeypatch)
     monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     info = dist_module.init_distributed(torch.device("cpu"))
@@ -124,3 +126,20 @@ def test_one_process_starts_no_group(monkeypatch):
     info = dist_module.init_distributed(torch.device("cuda", 0))
     assert not info.enabled and fake.calls == [] and info.backend == "none"
     assert dist_module.all_reduce_mean(0.7, info) == 0.7
+
+
+def test_torchrun_with_one_gpu_starts_nccl_but_runs_no_collective(monkeypatch):
+    fake = _FakeProcessGroup(monkeypatch)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    info = dist_module.init_distributed(torch.device("cuda", 0))
+    assert fake.calls == [("set_device", 0), ("init", "nccl")] and not info.enabled
+    assert dist_module.all_reduce_mean(0.5, info) == 0.5
+    dist_module.barrier(info)
+    assert len(fake.calls) == 2  # no tensor, no reduction, no barrier
+    destroyed = []
+    monkeypatch.setattr(dist_module.dist, "destroy_process_group", lambda: destroyed.append(1))
+    dist_module.shutdown(info)
+    assert destroyed == [1]

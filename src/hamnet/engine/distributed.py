@@ -40,8 +40,12 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun; a no-op otherwise."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """Join the process group when launched by torchrun; a no-op otherwise.
+
+    Under torchrun the group starts even for one process (``--nproc-per-node 1``), so
+    that one GPU exercises the NCCL start-up; collectives only run for two or more.
+    """
+    if "RANK" not in os.environ or "MASTER_ADDR" not in os.environ:
         return DistInfo()
     info = DistInfo(
         rank=int(os.environ["RANK"]),
@@ -101,7 +105,7 @@ def is_main_process() -> bool:
 
 
 def shutdown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+    if info.backend != "none" and dist.is_initialized():
         dist.destroy_process_group()
 
 
