@@ -1,11 +1,12 @@
 """The training loop: plain PyTorch, one path with or without torchrun, exact resume.
 
 A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` / ``metrics.csv`` (one
-row per epoch), ``last.pt`` (every ``train.checkpoint_every`` epochs, at the end, and when
-SIGINT/SIGTERM stops the run), ``best.pt`` (highest average mAP of the evaluations made)
-and ``timing.json`` (wall time, checkpoint-writing time, data placement, peak GPU memory).
-Every epoch's sampling and shuffling is keyed by (seed, epoch) and the torch RNG state is
-checkpointed, so ``resume=True`` continues exactly.
+row per epoch; rewritten with each checkpoint and evaluation, on an interrupt, and
+otherwise at most every few seconds), ``last.pt`` (every ``train.checkpoint_every``
+epochs, at the end, and when SIGINT/SIGTERM stops the run), ``best.pt`` (highest average
+mAP of the evaluations made) and ``timing.json`` (wall time, checkpoint-writing time,
+data placement, peak GPU memory). Every epoch's sampling and shuffling is keyed by (seed,
+epoch) and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
 
 Features come from the store batch by batch (``stream``) or from device tensors
 (``device``, :mod:`hamnet.data.resident`); both give the same batches. Loss values stay on
@@ -71,6 +72,8 @@ class Session:
     checkpoint_writes: int = 0
     saved_epoch: int = 0  # the epoch last.pt holds
     snapshot: dict | None = None  # the last finished epoch's state when last.pt is older
+    metrics_written: float = float("-inf")  # when metrics.jsonl/.csv were last written
+    loop_started: float | None = None  # when the first epoch of this process began
 
     @property
     def net(self) -> torch.nn.Module:
@@ -108,6 +111,7 @@ def train(
                 save_config(config, session.run_dir / "config.yaml")
         with stop_on_signals():
             try:
+                session.loop_started = time.perf_counter()
                 for epoch in range(session.start_epoch, config.train.epochs):
                     _run_epoch(session, epoch, progress)
             except TrainingInterrupted as stop:
@@ -368,7 +372,10 @@ def _evaluate(session: Session) -> dict:
 
 def _write_epoch(session: Session, epoch: int, record: dict) -> None:
     session.records.append(record)
-    _write_metrics(session.run_dir, session.records)
+    due = _checkpoint_due(session, epoch)
+    if due or "average_mAP" in record or _metrics_stale(session):
+        _write_metrics(session.run_dir, session.records)
+        session.metrics_written = time.perf_counter()
     payload = {
         "model": session.net.state_dict(),
         "optimizer": session.optimizer.state_dict(),
@@ -382,7 +389,7 @@ def _write_epoch(session: Session, epoch: int, record: dict) -> None:
     improved = "average_mAP" in record and record["average_mAP"] > session.best
     if improved:
         session.best = payload["best"] = record["average_mAP"]
-    if _checkpoint_due(session, epoch):
+    if due:
         _save_last(session, payload)
         if improved:
             _link_or_copy(session.run_dir / "last.pt", session.run_dir / "best.pt")
@@ -400,16 +407,35 @@ def _checkpoint_due(session: Session, epoch: int) -> bool:
         return True
     if config.checkpoint_every > 0:
         return epoch % config.checkpoint_every == 0
-    # adaptive: as often as keeps the writing under 5 % of the wall time so far
+    # adaptive: as often as keeps the writing under 5 % of the run's projected wall time,
+    # leaving room for the write at the end
     per_write = session.checkpoint_seconds / max(session.checkpoint_writes, 1)
     if session.checkpoint_writes == 0:
         per_write = _state_bytes(session) / WRITE_BYTES_PER_SECOND
-    elapsed = time.perf_counter() - session.started
-    return session.checkpoint_seconds + per_write <= CHECKPOINT_SHARE * elapsed
+    return session.checkpoint_seconds + 2 * per_write <= CHECKPOINT_SHARE * _projected_wall(
+        session, epoch
+    )
+
+
+def _projected_wall(session: Session, epoch: int) -> float:
+    """The run's whole wall time, projected after ``epoch`` finished: start-up plus the
+    epochs at the rate so far."""
+    now = time.perf_counter()
+    loop_started = session.loop_started if session.loop_started is not None else now
+    done = epoch - session.start_epoch
+    remaining = session.config.train.epochs - session.start_epoch
+    return (loop_started - session.started) + (now - loop_started) * remaining / done
 
 
 CHECKPOINT_SHARE = 0.05
-WRITE_BYTES_PER_SECOND = 0.5e9  # a first guess at serialising + writing, before measuring
+METRICS_EVERY_S = 5.0  # metrics files between checkpoints: two fsyncs, not every epoch
+
+
+def _metrics_stale(session: Session) -> bool:
+    return time.perf_counter() - session.metrics_written >= METRICS_EVERY_S
+
+
+WRITE_BYTES_PER_SECOND = 0.3e9  # a first guess at serialising + writing, before measuring
 
 
 def _state_bytes(session: Session) -> int:
@@ -455,6 +481,8 @@ def _cloned(value):
 def _save_interrupted(session: Session, stop: TrainingInterrupted) -> TrainingInterrupted:
     """Write the last finished epoch to last.pt (if newer than it); the error to raise."""
     signal_name = str(stop)
+    if session.dist.is_main and session.records:
+        _write_metrics(session.run_dir, session.records)
     if session.dist.is_main and session.snapshot is not None:
         _save_last(session, session.snapshot)
     if session.saved_epoch:
