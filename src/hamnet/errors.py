@@ -43,3 +43,7 @@ class TrainingInterrupted(KeyboardInterrupt):
     @property
     def exit_status(self) -> int:
         return 128 + self.signum
+
+
+class TrainingError(HamnetError):
+    """Training cannot go on: a non-finite loss, a run folder in use by another process."""

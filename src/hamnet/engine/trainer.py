@@ -1,26 +1,31 @@
 """The training loop: plain PyTorch, one path with or without torchrun, exact resume.
 
-A run folder holds ``config.yaml`` (resolved), ``metrics.jsonl`` / ``metrics.csv`` (one
-row per epoch; rewritten with each checkpoint and evaluation, on an interrupt, and
-otherwise at most every few seconds), ``last.pt`` (every ``train.checkpoint_every``
-epochs, at the end, and when SIGINT/SIGTERM stops the run), ``best.pt`` (highest average
-mAP of the evaluations made) and ``timing.json`` (wall time, checkpoint-writing time,
-data placement, peak GPU memory). Every epoch's sampling and shuffling is keyed by (seed,
-epoch) and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
+A run folder holds ``config.yaml`` (resolved), ``run.json`` (provenance), ``metrics.jsonl``
+/ ``metrics.csv`` (one row per epoch; rewritten with each checkpoint and evaluation, on an
+interrupt, and otherwise at most every few seconds), ``last.pt`` (every
+``train.checkpoint_every`` epochs, at the end, and when SIGINT/SIGTERM stops the run;
+written before that epoch's evaluation), with ``train.select_on`` heldout or test
+``best.pt`` (see :mod:`hamnet.engine.selection`), and ``timing.json`` (wall time,
+checkpoint-writing time, data placement, peak GPU memory). Every epoch's sampling and
+shuffling is keyed by (seed, epoch) and the torch RNG state is checkpointed, so
+``resume=True`` continues exactly. One process at a time trains in a run folder
+(:mod:`hamnet.engine.runlock`).
 
 Features come from the store batch by batch (``stream``) or from device tensors
 (``device``, :mod:`hamnet.data.resident`); both give the same batches. Loss values stay on
-the device during an epoch and are read once at its end (:func:`read_losses`).
+the device during an epoch and are read once at its end (:func:`read_losses`, which also
+stops at a non-finite loss).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
 import json
 import logging
-import os
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,12 +42,13 @@ from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
+from hamnet.engine import preflight, runinfo, runlock, selection
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
 from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.model_io import build_model, localization_source
-from hamnet.errors import CheckpointError, TrainingInterrupted
-from hamnet.io import atomic_path, atomic_write_json, atomic_write_text
+from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
+from hamnet.io import atomic_write_json, atomic_write_text
 from hamnet.model.losses import hamnet_losses
 
 log = logging.getLogger(__name__)
@@ -64,6 +70,7 @@ class Session:
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
+    heldout: list[str] = field(default_factory=list)  # videos kept out for select_on=heldout
     placement: str = "stream"
     resident: resident_data.ResidentTrainSet | None = None  # placement "device"
     test_features: resident_data.ResidentFeatures | None = None
@@ -101,27 +108,92 @@ def train(
     device = dist_utils.pick_device(config.train.device)
     info = dist_utils.init_distributed(device)
     device = dist_utils.pick_device(config.train.device, info)
+    run_dir = Path(run_dir)
     try:
-        session = _open_session(config, Path(data_root), Path(run_dir), device, info)
-        if resume:
-            _resume(session)
-        else:
-            _refuse_overwrite(session.run_dir)
-            if info.is_main:
-                save_config(config, session.run_dir / "config.yaml")
-        with stop_on_signals():
-            try:
-                session.loop_started = time.perf_counter()
-                for epoch in range(session.start_epoch, config.train.epochs):
-                    _run_epoch(session, epoch, progress)
-            except TrainingInterrupted as stop:
-                raise _save_interrupted(session, stop) from None
-        _write_timing(session)
-        best = session.best if session.best > float("-inf") else None
-        final = session.records[-1] if session.records else {}
-        return TrainResult(session.run_dir, config.train.epochs, final, best)
+        with _run_folder(run_dir, info):
+            return _train_locked(config, Path(data_root), run_dir, device, info, resume, progress)
     finally:
         dist_utils.shutdown(info)
+
+
+def _run_folder(run_dir: Path, info):
+    """The run folder's lock on the writing rank; other ranks only read."""
+    if not info.is_main:
+        return contextlib.nullcontext()
+    return runlock.run_lock(run_dir)
+
+
+def _train_locked(config, data_root, run_dir, device, info, resume, progress) -> TrainResult:
+    if resume and not (run_dir / "last.pt").is_file():
+        raise CheckpointError(
+            f"{run_dir / 'last.pt'}: nothing to resume (no checkpoint in the run folder)"
+        )
+    if info.is_main:
+        runlock.remove_stale_temporaries(run_dir)
+    session = _open_session(config, data_root, run_dir, device, info)
+    saved = runinfo.read_run_info(run_dir) if resume else None
+    data = runinfo.data_record(data_root)
+    if resume:
+        runinfo.check_same_data(run_dir, saved, data)
+        _resume(session)
+    else:
+        _refuse_overwrite(session.run_dir)
+    preflight.check_before_training(
+        session.config, session.annotations, session.store, check_features=info.is_main
+    )
+    record = runinfo.RunInfo(run_dir, data, device, saved)
+    if info.is_main:
+        save_config(config, session.run_dir / "config.yaml")
+        record.start(session.start_epoch, selection.describe(config, session.heldout))
+    try:
+        _run_epochs(session, progress)
+        _complete_final_evaluation(session)
+        final = _final_result(session)
+        _write_timing(session)
+    except BaseException as error:
+        if info.is_main:
+            _record_failure(record, error, _epochs_done(session))
+        raise
+    if info.is_main:
+        record.finish("finished", _epochs_done(session), {"result": _plain(final)})
+    best = session.best if session.best > float("-inf") else None
+    return TrainResult(session.run_dir, config.train.epochs, final, best)
+
+
+def _run_epochs(session: Session, progress: bool) -> None:
+    """The remaining epochs; SIGINT/SIGTERM save the last finished one and stop."""
+    with stop_on_signals():
+        try:
+            session.loop_started = time.perf_counter()
+            for epoch in range(session.start_epoch, session.config.train.epochs):
+                _run_epoch(session, epoch, progress)
+        except TrainingInterrupted as stop:
+            raise _save_interrupted(session, stop) from None
+        except TrainingError:
+            # a non-finite loss: last.pt gets the last good epoch, if the cadence skipped it
+            if session.dist.is_main and session.snapshot is not None:
+                _save_last(session, session.snapshot)
+            raise
+
+
+def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
+    """Say in run.json how the session ended, without hiding the error itself."""
+    if isinstance(error, KeyboardInterrupt):
+        status = "interrupted"
+    else:
+        status = f"failed: {type(error).__name__}: {error}"
+    try:
+        record.finish(status, epochs)
+    except OSError as problem:  # e.g. the disk that made training fail is still full
+        log.warning("%s: could not record the failure (%s)", record.path, problem)
+
+
+def _epochs_done(session: Session) -> int:
+    return int(session.records[-1]["epoch"]) if session.records else session.start_epoch
+
+
+def _plain(record: dict) -> dict:
+    return {k: v for k, v in record.items() if isinstance(v, (int, float, str, list))}
 
 
 def _open_session(
@@ -130,6 +202,11 @@ def _open_session(
     annotations, store, _ = open_dataset(
         data_root, allow_pickle=config.data.allow_pickle, feature_dim=config.data.feature_dim
     )
+    heldout: list[str] = []
+    if config.train.select_on == "heldout":
+        annotations, heldout = selection.split_heldout(
+            annotations, config.data.train_subset, config.train.heldout_fraction
+        )
     train_set = VideoDataset(
         annotations,
         store,
@@ -148,6 +225,7 @@ def _open_session(
     session = Session(
         config, run_dir, annotations, store, train_set, model, optimizer, device, info
     )
+    session.heldout = heldout
     _place_features(session)
     return session
 
@@ -155,7 +233,11 @@ def _open_session(
 def _place_features(session: Session) -> None:
     """Load the training and test features onto the device when the placement says so."""
     config, store = session.config, session.store
-    test_names = [v.name for v in session.annotations.subset(config.data.test_subset) if v.labels]
+    try:
+        test = session.annotations.subset(config.data.test_subset)
+    except DataError:
+        test = []  # a wrong test subset: the checks before training say so in one line
+    test_names = [v.name for v in test if v.labels]
     names = [v.name for v in session.train_set.videos] + test_names
     plan = resident_data.plan_placement(
         config.data.placement, config.data.resident_dtype, store, names, session.device
@@ -184,11 +266,22 @@ def _resume(session: Session) -> None:
     record = load_checkpoint(path)
     if not _same_run(config_from_dict(record["config"]), session.config):
         raise CheckpointError(
-            f"{path}: was trained with another config (only train.epochs may change on "
-            "resume); resume with the run's config.yaml"
+            f"{path}: was trained with another config (only train.epochs, num_workers, device "
+            "and the eval / localize settings may change on resume); resume with the run's "
+            "config.yaml"
         )
-    session.net.load_state_dict(record["model"])
-    session.optimizer.load_state_dict(record["optimizer"])
+    classes = [str(c) for c in record["classes"]]
+    if classes != list(session.annotations.classes):
+        raise DataError(
+            f"{path}: was trained on {len(classes)} classes, the data have "
+            f"{session.annotations.num_classes} (or another class list); resume on the run's data"
+        )
+    try:
+        session.net.load_state_dict(record["model"])
+        session.optimizer.load_state_dict(record["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: does not fit this network ({first})") from None
     restore_rng(record["rng"])
     session.start_epoch = session.saved_epoch = int(record["epoch"])
     session.best = float(record.get("best", float("-inf")))
@@ -205,35 +298,135 @@ def _refuse_overwrite(run_dir: Path) -> None:
         )
 
 
+# settings that change neither the weights nor the training data: free to change on resume
+RESUME_FREE = {
+    "train": ("epochs", "num_workers", "device", "checkpoint_every"),
+    "data": ("test_subset", "placement"),
+}
+RESUME_FREE_SECTIONS = ("eval", "localize")
+
+
 def _same_run(saved: Config, current: Config) -> bool:
-    """Equal configs, up to what changes no trained number: the schedule's length, the
-    checkpoint cadence and where the features are held."""
     a, b = saved.to_dict(), current.to_dict()
     for tree in (a, b):
-        tree["train"].pop("epochs"), tree["train"].pop("checkpoint_every")
-        tree["data"].pop("placement")
+        for section, keys in RESUME_FREE.items():
+            for key in keys:
+                tree[section].pop(key)
+        for section in RESUME_FREE_SECTIONS:
+            tree.pop(section)
     return a == b
 
 
 def _read_records(path: Path, epochs: int) -> list[dict]:
+    """The rows of epochs 1..``epochs``; a malformed row is an error, lost rows a warning."""
     if not path.is_file():
+        if epochs:
+            log.warning("%s: missing; the history of epochs 1-%d is lost", path, epochs)
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["epoch"] <= epochs]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: not UTF-8 text (corrupt); move it away to resume") from None
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            epoch = int(row["epoch"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise CheckpointError(
+                f"{path}: line {number} is not a metrics row (corrupt); fix or remove it to resume"
+            ) from None
+        if epoch <= epochs:
+            rows.append(row)
+    _warn_gaps(path, [int(row["epoch"]) for row in rows], epochs)
+    return rows
+
+
+def _warn_gaps(path: Path, found: list[int], epochs: int) -> None:
+    lost = sorted(set(range(1, epochs + 1)) - set(found))
+    if lost:
+        shown = ", ".join(map(str, lost[:10])) + (" ..." if len(lost) > 10 else "")
+        log.warning(
+            "%s: rows of epoch(s) %s are missing (truncated?); their history is lost", path, shown
+        )
 
 
 def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
     started = time.perf_counter()
     losses = _train_epoch(session, epoch, progress)
     record = {"epoch": epoch + 1, **losses, "seconds": round(time.perf_counter() - started, 3)}
-    if _should_evaluate(session.config, epoch) and session.dist.is_main:
-        record.update(_evaluate(session))
+    evaluate = _should_evaluate(session.config, epoch)
+    if session.dist.is_main:
+        # saved before evaluating: a failing or killed evaluation never loses the epoch
+        _write_epoch(session, epoch + 1, record)
+        if evaluate:
+            record = {**record, **_evaluations(session, epoch + 1 == session.config.train.epochs)}
     record = dist_utils.broadcast_object(record, session.dist)
     if session.dist.is_main:
-        _write_epoch(session, epoch + 1, record)
+        if evaluate:
+            _write_epoch(session, epoch + 1, record, replace_last=True)
     else:
         session.records.append(record)
     dist_utils.barrier(session.dist)
+
+
+def _evaluations(session: Session, final: bool) -> dict:
+    """Test metrics (the final epoch, or monitoring / select_on=test) and held-out ones."""
+    found = {}
+    select_on = session.config.train.select_on
+    if select_on == "heldout":
+        held = _evaluate(session, selection.heldout_subset(session.config.data.train_subset))
+        found.update({f"heldout_{k}": v for k, v in held.items() if k in HELDOUT_KEYS})
+    if final or select_on != "heldout":
+        found.update(_evaluate(session))
+    return found
+
+
+HELDOUT_KEYS = ("average_mAP", "mAP", "classification_mAP")
+
+
+def _complete_final_evaluation(session: Session) -> None:
+    """Evaluate the last epoch when a kill or error came between saving and evaluating it."""
+    last = session.records[-1] if session.records else None
+    if not session.dist.is_main or last is None or "average_mAP" in last:
+        return
+    if int(last["epoch"]) != session.config.train.epochs:
+        return
+    log.info(
+        "%s: evaluating epoch %d (its evaluation did not finish)", session.run_dir, last["epoch"]
+    )
+    record = {**last, **_evaluations(session, final=True)}
+    _write_epoch(session, int(last["epoch"]), record, replace_last=True)
+
+
+def _final_result(session: Session) -> dict:
+    """The record of the model the run yields, saying how it was chosen."""
+    config = session.config
+    select_on = config.train.select_on
+    last = dict(session.records[-1]) if session.records else {}
+    note = {"selected_on": select_on, "selection": selection.NOTES[select_on]}
+    key = selection.selection_key(select_on)
+    best_path = session.run_dir / "best.pt"
+    if key is None or not session.dist.is_main or not best_path.is_file():
+        return {**last, **note, "model": "last.pt"}
+    chosen = load_checkpoint(best_path)
+    epoch = int(chosen["epoch"])
+    note.update(model="best.pt", selection_epoch=epoch, selection_value=chosen.get("best"))
+    if select_on == "test":
+        row = next((r for r in session.records if r["epoch"] == epoch), last)
+        return {**row, **note}
+    if epoch == last.get("epoch"):
+        return {**last, **note}
+    # held-out selection: the reported test number is the selected checkpoint's
+    current = {k: v.clone() for k, v in session.net.state_dict().items()}
+    session.net.load_state_dict(chosen["model"])
+    try:
+        tested = _evaluate(session)
+    finally:
+        session.net.load_state_dict(current)
+    return {**last, **tested, **note, "epoch": epoch}
 
 
 def _should_evaluate(config: Config, epoch: int) -> bool:
@@ -263,35 +456,49 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
         disable=not (progress and info.is_main),
         leave=False,
     )
-    totals = None
+    totals = EpochLosses()
     for indices, share, batch in bar:
         terms = _train_step(session, batch, len(share), len(indices))
-        totals = accumulate_losses(totals, terms, len(batches))
-    losses = read_losses(totals)
+        totals.add(terms, len(batches), share)
+    losses = read_losses(totals, epoch + 1, session.train_set)
     return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
 
 
-def accumulate_losses(totals, terms: dict[str, torch.Tensor], num_batches: int):
-    """Running epoch means of the loss terms, kept on the device (no host sync per step).
+@dataclass
+class EpochLosses:
+    """Running epoch means of the loss terms, kept on the device (no host sync per step),
+    and each step's total (to name the batch of a non-finite loss once it is read).
 
     float64, divided per step as the per-step float reads once were: the epoch means
     are the same numbers to the last bit.
     """
-    values = torch.stack([value.detach().float() for value in terms.values()]).double()
-    step = values / num_batches
-    if totals is None:
-        return list(terms), step
-    names, running = totals
-    return names, running + step
+
+    names: list[str] = field(default_factory=list)
+    running: torch.Tensor | None = None
+    step_totals: list[torch.Tensor] = field(default_factory=list)
+    step_items: list[list[int]] = field(default_factory=list)
+
+    def add(self, terms: dict[str, torch.Tensor], num_batches: int, items: list[int]) -> None:
+        values = torch.stack([value.detach().float() for value in terms.values()]).double()
+        step = values / num_batches
+        self.names = list(terms)
+        self.running = step if self.running is None else self.running + step
+        self.step_totals.append(terms["total"].detach())
+        self.step_items.append(items)
 
 
-def read_losses(totals) -> dict[str, float]:
-    """The one place where loss values come to the host (once per epoch): checks and
-    logging of losses belong here."""
-    if totals is None:
+def read_losses(totals: EpochLosses, epoch: int, dataset: VideoDataset) -> dict[str, float]:
+    """The one place where loss values come to the host (once per epoch); a non-finite
+    loss stops the run here, naming the first batch that had one."""
+    if totals.running is None:
         return {}
-    names, running = totals
-    return dict(zip(names, running.tolist(), strict=True))
+    means = dict(zip(totals.names, totals.running.tolist(), strict=True))
+    if not math.isfinite(means["total"]):
+        steps = torch.stack(totals.step_totals).tolist()
+        first = next(i for i, value in enumerate(steps) if not math.isfinite(value))
+        names = [dataset.videos[i].name for i in totals.step_items[first]]
+        preflight.check_finite_loss(steps[first], epoch, names)
+    return means
 
 
 def _epoch_batches(session: Session, epoch: int, shares: list[list[int]]) -> Iterator:
@@ -343,13 +550,13 @@ def _train_step(session: Session, batch, share_size: int, global_size: int) -> d
     return {key: value.detach() for key, value in terms.items()}
 
 
-def _evaluate(session: Session) -> dict:
+def _evaluate(session: Session, subset: str | None = None) -> dict:
     config = session.config
     evaluation = evaluate_model(
         session.net,
         session.annotations,
         session.store,
-        subset=config.data.test_subset,
+        subset=subset or config.data.test_subset,
         device=session.device,
         precision=config.train.precision,
         source=localization_source(config),
@@ -357,7 +564,8 @@ def _evaluate(session: Session) -> dict:
         localize=localize_kwargs(config),
         tiou=config.eval.tiou,
         protocol=config.eval.protocol,
-        resident=session.test_features,
+        # resident features hold the training and test videos (held-out ones stream)
+        resident=session.test_features if subset is None else None,
     )
     result = evaluation.result
     return {
@@ -370,10 +578,18 @@ def _evaluate(session: Session) -> dict:
     }
 
 
-def _write_epoch(session: Session, epoch: int, record: dict) -> None:
-    session.records.append(record)
-    due = _checkpoint_due(session, epoch)
-    if due or "average_mAP" in record or _metrics_stale(session):
+def _write_epoch(session: Session, epoch: int, record: dict, replace_last: bool = False) -> None:
+    """Record a finished epoch (``replace_last``: its row again, now with evaluations).
+
+    last.pt is written on the cadence of :func:`_checkpoint_due`; between writes the
+    epoch's state is kept as a device copy, which SIGINT/SIGTERM save.
+    """
+    if replace_last:
+        session.records[-1] = record
+    else:
+        session.records.append(record)
+    due = not replace_last and _checkpoint_due(session, epoch)
+    if due or replace_last or _metrics_stale(session):
         _write_metrics(session.run_dir, session.records)
         session.metrics_written = time.perf_counter()
     payload = {
@@ -386,18 +602,29 @@ def _write_epoch(session: Session, epoch: int, record: dict) -> None:
         "best": session.best,
         "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float, str))},
     }
-    improved = "average_mAP" in record and record["average_mAP"] > session.best
+    key = selection.selection_key(session.config.train.select_on)
+    improved = key is not None and key in record and record[key] > session.best
     if improved:
-        session.best = payload["best"] = record["average_mAP"]
-    if due:
-        _save_last(session, payload)
-        if improved:
-            _link_or_copy(session.run_dir / "last.pt", session.run_dir / "best.pt")
-    else:
-        # kept on the device: what SIGINT/SIGTERM would save (a device copy is cheap)
+        session.best = payload["best"] = record[key]
+        described = selection.describe(session.config, session.heldout)
+        chosen = {**described, "metric": key, "value": record[key], "epoch": epoch}
+        _timed_save(session, session.run_dir / "best.pt", {**payload, "selection": chosen})
+    if due or (replace_last and improved and session.saved_epoch == epoch):
+        _save_last(session, payload)  # again after an evaluation only to carry the new best
+    elif not replace_last:
         session.snapshot = _cloned(payload)
-        if improved:
-            _timed_save(session, session.run_dir / "best.pt", payload)
+    elif session.snapshot is not None and session.snapshot["epoch"] == epoch:
+        session.snapshot.update(best=payload["best"], metrics=payload["metrics"])
+
+
+def _write_metrics(run_dir: Path, records: list[dict]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    columns = list(dict.fromkeys(k for r in records for k in r if not isinstance(r[k], list)))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
 
 
 def _checkpoint_due(session: Session, epoch: int) -> bool:
@@ -456,17 +683,6 @@ def _timed_save(session: Session, path: Path, payload: dict) -> None:
     session.checkpoint_writes += 1
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """``target`` with the content of ``source``, atomically: a hard link where the file
-    system has them (last.pt is later replaced by rename, so the link keeps this content)."""
-    with atomic_path(target) as tmp:
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(source, tmp)
-        except OSError:
-            tmp.write_bytes(source.read_bytes())
-
-
 def _cloned(value):
     """A deep copy of the tensors in ``value`` (dicts, lists), on their devices."""
     if isinstance(value, torch.Tensor):
@@ -523,13 +739,3 @@ def _write_timing(session: Session) -> None:
         session.placement,
         f"; peak GPU memory {peak:.2f} GiB" if peak is not None else "",
     )
-
-
-def _write_metrics(run_dir: Path, records: list[dict]) -> None:
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    columns = list(dict.fromkeys(k for r in records for k in r if not isinstance(r[k], list)))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(records)
-    atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
