@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from hamnet import __version__
-from hamnet.errors import ConfigError, HamnetError
+from hamnet.errors import ConfigError, HamnetError, TrainingInterrupted
 
 
 def _paths(values: list[str] | None) -> list[Path]:
@@ -121,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seeds,
         label=f"HAM-Net ({config.variant})",
         resume=args.resume,
+        jobs=args.jobs,
     )
     if not is_main_process():
         return 0
@@ -264,9 +265,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
     out = _path(args.out) or Path.cwd().resolve() / "runs" / f"ablation-{config.preset}"
-    ablate(
-        config, _path(args.data), out, _seeds(args.seeds) or [config.train.seed], variants=variants
-    )
+    seeds = _seeds(args.seeds) or [config.train.seed]
+    ablate(config, _path(args.data), out, seeds, variants=variants, jobs=args.jobs)
     print((out / "ablation.md").read_text(), end="")
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}")
     return 0
@@ -320,6 +320,25 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. train.epochs=5 (repeatable)",
     )
+
+
+def _add_jobs_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        help="trainings run at once, one process each (default: on a GPU as many as fit "
+        "in its memory, on the CPU 1)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _add_pickle_option(parser: argparse.ArgumentParser) -> None:
@@ -379,6 +398,7 @@ def _parser_models(sub) -> None:
     p.add_argument("--run-dir", help="run folder (default: ./runs/<preset>-<variant>)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     p.add_argument("--seeds", help="e.g. 0,1,2: one run per seed, mean ± std reported")
+    _add_jobs_option(p)
     _add_pickle_option(p)
     p.set_defaults(func=cmd_train)
 
@@ -418,6 +438,7 @@ def _parser_models(sub) -> None:
     p.add_argument("--out", help="folder (default: ./runs/ablation-<preset>)")
     p.add_argument("--seeds", help="e.g. 0,1,2")
     p.add_argument("--variants", help="comma-separated subset of the rows")
+    _add_jobs_option(p)
     _add_pickle_option(p)
     p.set_defaults(func=cmd_ablate)
 
@@ -511,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     except HamnetError as error:
         print(f"hamnet: error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stop:  # the trainer saved what it could; say what
+        print(f"hamnet: {stop}", file=sys.stderr)
+        return stop.exit_status
     except OSError as error:  # read-only folder, full disk, permissions: name the path
         print(f"hamnet: error: {describe_os_error(error)}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ from hamnet.io import atomic_write_text
 LOSS_NAMES = ("bcl", "sal", "hal", "ssal", "sparse", "guide")
 PRECISIONS = ("fp32", "bf16")
 PROTOCOLS = ("anet", "thumos14", "wtalc")
+PLACEMENTS = ("auto", "device", "stream")
 SELECT_ON = ("none", "heldout", "test")
 
 
@@ -36,11 +37,21 @@ class DataConfig:
     # accepted for old configs, no effect: released files are read with a restricted
     # unpickler that cannot run code (hamnet.data.safe_npy)
     allow_pickle: bool = False
+    # where training and test features live: "device" (loaded once as tensors on the
+    # training device), "stream" (read from the store per batch), "auto" (device on a GPU
+    # when they fit in its free memory, stream on the CPU; see hamnet.data.resident)
+    placement: str = "auto"
+    resident_dtype: str = "auto"  # auto (the store's own: exact), float32, float16
 
     def __post_init__(self) -> None:
         _check(self.feature_dim > 0, "data.feature_dim must be positive")
         _check(self.num_segments > 0, "data.num_segments must be positive")
         _check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
+        _check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}")
+        _check(
+            self.resident_dtype in ("auto", "float32", "float16"),
+            "data.resident_dtype: auto, float32 or float16",
+        )
 
 
 @dataclass
@@ -89,12 +100,17 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
     eval_every: int = 0  # evaluate every N epochs (0: only the final test evaluation)
     num_workers: int = 0
+    # write last.pt every N epochs; 0: adaptive, as often as keeps checkpoint writing
+    # under 5 % of the run's wall time. last.pt is always written at the end and when the
+    # run is interrupted (SIGINT, SIGTERM).
+    checkpoint_every: int = 0
     # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
     select_on: str = "none"
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
         _check(

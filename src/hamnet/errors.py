@@ -29,5 +29,21 @@ class MissingDependencyError(HamnetError):
     """An optional dependency (an extra) is not installed."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped a training; the message says what was saved.
+
+    A KeyboardInterrupt, so that code catching Exception does not swallow it.
+    ``exit_status`` is what a shell reports for a process the signal ended (128 + number).
+    """
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
 class TrainingError(HamnetError):
     """Training cannot go on: a non-finite loss, a run folder in use by another process."""

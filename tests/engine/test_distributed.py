@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
+from hamnet.engine import distributed as dist_module
 from hamnet.engine.checkpoint import load_checkpoint
 from hamnet.engine.distributed import DistInfo, shard
 from hamnet.engine.trainer import train
@@ -52,3 +54,92 @@ def test_two_gloo_processes_match_one_process(tiny_root, tiny_config, tiny_overr
     for key in single:
         assert torch.allclose(single[key], ddp[key], atol=TOLERANCE, rtol=0), key
     assert not (tmp_path / "ddp" / "seed0").exists()
+
+
+class _FakeProcessGroup:
+    """Stands in for torch.distributed and torch.cuda where no GPU is present."""
+
+    def __init__(self, monkeypatch):
+        self.calls = []
+        self.initialized = False
+        monkeypatch.setattr(
+            torch.cuda, "set_device", lambda index: self.calls.append(("set_device", index))
+        )
+        monkeypatch.setattr(dist_module.dist, "is_initialized", lambda: self.initialized)
+        monkeypatch.setattr(dist_module.dist, "init_process_group", self.init)
+        monkeypatch.setattr(dist_module.dist, "all_reduce", self.all_reduce)
+        monkeypatch.setattr(
+            dist_module.dist, "barrier", lambda **kw: self.calls.append(("barrier", kw))
+        )
+        # a CUDA tensor cannot be made here: record the device asked for, reduce on the CPU
+        real = dist_module.scalar_tensor
+
+        def scalar(value, device):
+            self.calls.append(("tensor", device))
+            return real(value, torch.device("cpu"))
+
+        monkeypatch.setattr(dist_module, "scalar_tensor", scalar)
+
+    def init(self, backend):
+        # NCCL binds the current device: set_device must come first
+        self.calls.append(("init", backend))
+        self.initialized = True
+
+    def all_reduce(self, tensor):
+        self.calls.append(("all_reduce", tensor.dtype))
+        tensor *= 2  # two ranks holding the same value
+
+
+def test_cuda_ranks_bind_their_gpu_before_nccl_and_reduce_there(monkeypatch):
+    fake = _FakeProcessGroup(monkeypatch)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    info = dist_module.init_distributed(torch.device("cuda", 1))
+    assert (info.rank, info.world_size, info.local_rank, info.backend) == (3, 4, 1, "nccl")
+    assert fake.calls == [("set_device", 1), ("init", "nccl")]
+    assert info.device == torch.device("cuda", 1)
+    assert dist_module.all_reduce_mean(0.25, info) == pytest.approx(0.125)  # 2 x 0.25 / 4
+    assert fake.calls[2:] == [("tensor", torch.device("cuda", 1)), ("all_reduce", torch.float64)]
+    dist_module.barrier(info)
+    assert fake.calls[-1] == ("barrier", {"device_ids": [1]})
+
+
+def test_cpu_ranks_use_gloo_and_cpu_tensors(monkeypatch):
+    fake = _FakeProcessGroup(monkeypatch)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    info = dist_module.init_distributed(torch.device("cpu"))
+    assert fake.calls == [("init", "gloo")] and info.device == torch.device("cpu")
+    assert dist_module.all_reduce_mean(1.5, info) == pytest.approx(1.5)
+    assert fake.calls[1] == ("tensor", torch.device("cpu"))
+    dist_module.barrier(info)
+    assert fake.calls[-1] == ("barrier", {})
+
+
+def test_one_process_starts_no_group(monkeypatch):
+    fake = _FakeProcessGroup(monkeypatch)
+    monkeypatch.delenv("RANK", raising=False)
+    info = dist_module.init_distributed(torch.device("cuda", 0))
+    assert not info.enabled and fake.calls == [] and info.backend == "none"
+    assert dist_module.all_reduce_mean(0.7, info) == 0.7
+
+
+def test_torchrun_with_one_gpu_starts_nccl_but_runs_no_collective(monkeypatch):
+    fake = _FakeProcessGroup(monkeypatch)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "localhost")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    info = dist_module.init_distributed(torch.device("cuda", 0))
+    assert fake.calls == [("set_device", 0), ("init", "nccl")] and not info.enabled
+    assert dist_module.all_reduce_mean(0.5, info) == 0.5
+    dist_module.barrier(info)
+    assert len(fake.calls) == 2  # no tensor, no reduction, no barrier
+    destroyed = []
+    monkeypatch.setattr(dist_module.dist, "destroy_process_group", lambda: destroyed.append(1))
+    dist_module.shutdown(info)
+    assert destroyed == [1]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hamnet.config import VARIANTS, Config
+from hamnet.engine.concurrent import TrainJob, run_trainings
 from hamnet.engine.distributed import is_main_process
-from hamnet.engine.trainer import train
 from hamnet.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,30 @@ def train_seeds(
     label: str = "HAM-Net",
     resume: bool = False,
     progress: bool = True,
+    jobs: int | None = None,
     announce_fresh: bool = True,
 ) -> RunSummary:
-    """Train once per seed (``run_dir/seed<N>`` when several) and summarise.
+    """Train once per seed (``run_dir/seed<N>`` when several) and summarise; ``jobs``
+    trainings at once (None: what fits, see :mod:`hamnet.engine.concurrent`).
 
     ``resume``: continue each seed's run where it has a ``last.pt``, else start it fresh
     (said in one line unless ``announce_fresh`` is off: the demo and ablate reuse runs).
     """
-    finals, dirs = [], []
+    runs = seed_jobs(config, data_root, run_dir, seeds, resume, announce_fresh)
+    finals = run_trainings(runs, jobs, progress)
+    return summarize(label, finals, seeds, [run.run_dir for run in runs])
+
+
+def seed_jobs(
+    config: Config,
+    data_root: Path,
+    run_dir: Path,
+    seeds: list[int],
+    resume: bool,
+    announce_fresh: bool = True,
+) -> list[TrainJob]:
+    """One training per seed, in ``run_dir/seed<N>`` when there are several."""
+    runs = []
     for seed in seeds:
         seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         folder = run_dir / f"seed{seed}" if len(seeds) > 1 else run_dir
@@ -67,12 +83,8 @@ def train_seeds(
                 folder,
                 "no such folder" if not folder.exists() else "no last.pt: stopped in epoch 1",
             )
-        result = train(
-            seeded, data_root, folder, resume=resume and _has_run(folder), progress=progress
-        )
-        finals.append(result.final)
-        dirs.append(folder)
-    return summarize(label, finals, seeds, dirs)
+        runs.append(TrainJob(seeded, data_root, folder, resume and _has_run(folder)))
+    return runs
 
 
 def _has_run(folder: Path) -> bool:
@@ -126,26 +138,25 @@ def ablate(
     *,
     variants: list[str] | None = None,
     progress: bool = True,
+    jobs: int | None = None,
 ) -> list[RunSummary]:
-    """Train each ablation row with the same seed(s) and schedule; write the table."""
-    rows = []
-    for variant in variants or list(VARIANTS):
+    """Train each ablation row with the same seed(s) and schedule (all rows' trainings
+    ``jobs`` at a time, see :mod:`hamnet.engine.concurrent`); write the table."""
+    variants = variants or list(VARIANTS)
+    per_row = []
+    for variant in variants:
         losses = list(VARIANTS[variant])
         row_config = dataclasses.replace(
             config, variant=variant, loss=dataclasses.replace(config.loss, losses=losses)
         )
-        rows.append(
-            train_seeds(
-                row_config,
-                data_root,
-                out_dir / variant,
-                seeds,
-                label=variant,
-                resume=True,
-                progress=progress,
-                announce_fresh=False,
-            )
+        per_row.append(
+            seed_jobs(row_config, data_root, out_dir / variant, seeds, True, announce_fresh=False)
         )
+    finals = run_trainings([run for runs in per_row for run in runs], jobs, progress)
+    rows = []
+    for variant, runs in zip(variants, per_row, strict=True):
+        row_finals, finals = finals[: len(runs)], finals[len(runs) :]
+        rows.append(summarize(variant, row_finals, seeds, [run.run_dir for run in runs]))
     if is_main_process():
         write_tables(rows, out_dir / "ablation", title=f"Ablation ({config.preset})")
     return rows

@@ -151,8 +151,13 @@ def evaluate_model(
     protocol: str,
     save_cas_dir: Path | None = None,
     progress: bool = False,
+    resident=None,
 ) -> Evaluation:
-    """Test-time pipeline of §6–§7 over one subset (videos without labels are skipped)."""
+    """Test-time pipeline of §6–§7 over one subset (videos without labels are skipped).
+
+    ``resident`` (a :class:`hamnet.data.resident.ResidentFeatures` holding the subset):
+    inference in padded batches on its device instead of video by video from ``store``.
+    """
     everything = annotations.subset(subset)
     videos = [video for video in everything if video.labels]
     skipped = len(everything) - len(videos)
@@ -161,16 +166,14 @@ def evaluate_model(
             "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
         )
     detections, scores = [], []
-    outputs = infer_videos(
-        model,
-        store,
-        [v.name for v in videos],
-        device=device,
-        precision=precision,
-        source=source,
-        topk_ratio_inv=topk_ratio_inv,
-        progress=progress,
-    )
+    kwargs = {"precision": precision, "source": source, "topk_ratio_inv": topk_ratio_inv}
+    names = [v.name for v in videos]
+    if resident is not None:
+        from hamnet.engine.batched_inference import infer_resident
+
+        outputs = infer_resident(model, resident, names, **kwargs)
+    else:
+        outputs = infer_videos(model, store, names, device=device, progress=progress, **kwargs)
     for output in outputs:
         detections.extend(detect(output, annotations.classes, localize))
         scores.append(output.video_scores)

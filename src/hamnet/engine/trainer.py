@@ -1,11 +1,20 @@
 """The training loop: plain PyTorch, one path with or without torchrun, exact resume.
 
 A run folder holds ``config.yaml`` (resolved), ``run.json`` (provenance), ``metrics.jsonl``
-/ ``metrics.csv`` (one row per epoch), ``last.pt`` (after every epoch, written before that
-epoch's evaluation) and, with ``train.select_on`` heldout or test, ``best.pt`` (see
-:mod:`hamnet.engine.selection`). Every epoch's sampling and shuffling is keyed by
-(seed, epoch) and the torch RNG state is checkpointed, so ``resume=True`` continues
-exactly. One process at a time trains in a run folder (:mod:`hamnet.engine.runlock`).
+/ ``metrics.csv`` (one row per epoch; rewritten with each checkpoint and evaluation, on an
+interrupt, and otherwise at most every few seconds), ``last.pt`` (every
+``train.checkpoint_every`` epochs, at the end, and when SIGINT/SIGTERM stops the run;
+written before that epoch's evaluation), with ``train.select_on`` heldout or test
+``best.pt`` (see :mod:`hamnet.engine.selection`), and ``timing.json`` (wall time,
+checkpoint-writing time, data placement, peak GPU memory). Every epoch's sampling and
+shuffling is keyed by (seed, epoch) and the torch RNG state is checkpointed, so
+``resume=True`` continues exactly. One process at a time trains in a run folder
+(:mod:`hamnet.engine.runlock`).
+
+Features come from the store batch by batch (``stream``) or from device tensors
+(``device``, :mod:`hamnet.data.resident`); both give the same batches. Loss values stay on
+the device during an epoch and are read once at its end (:func:`read_losses`, which also
+stops at a non-finite loss).
 """
 
 from __future__ import annotations
@@ -16,7 +25,9 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,15 +38,17 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hamnet.config import Config, config_from_dict, save_config
+from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
 from hamnet.engine import preflight, runinfo, runlock, selection
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
+from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.model_io import build_model, localization_source
-from hamnet.errors import CheckpointError, DataError
-from hamnet.io import atomic_write_text
+from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
+from hamnet.io import atomic_write_json, atomic_write_text
 from hamnet.model.losses import hamnet_losses
 
 log = logging.getLogger(__name__)
@@ -58,6 +71,16 @@ class Session:
     start_epoch: int = 0
     best: float = float("-inf")
     heldout: list[str] = field(default_factory=list)  # videos kept out for select_on=heldout
+    placement: str = "stream"
+    resident: resident_data.ResidentTrainSet | None = None  # placement "device"
+    test_features: resident_data.ResidentFeatures | None = None
+    started: float = field(default_factory=time.perf_counter)
+    checkpoint_seconds: float = 0.0
+    checkpoint_writes: int = 0
+    saved_epoch: int = 0  # the epoch last.pt holds
+    snapshot: dict | None = None  # the last finished epoch's state when last.pt is older
+    metrics_written: float = float("-inf")  # when metrics.jsonl/.csv were last written
+    loop_started: float | None = None  # when the first epoch of this process began
 
     @property
     def net(self) -> torch.nn.Module:
@@ -123,10 +146,10 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         save_config(config, session.run_dir / "config.yaml")
         record.start(session.start_epoch, selection.describe(config, session.heldout))
     try:
-        for epoch in range(session.start_epoch, config.train.epochs):
-            _run_epoch(session, epoch, progress)
+        _run_epochs(session, progress)
         _complete_final_evaluation(session)
         final = _final_result(session)
+        _write_timing(session)
     except BaseException as error:
         if info.is_main:
             _record_failure(record, error, _epochs_done(session))
@@ -135,6 +158,22 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         record.finish("finished", _epochs_done(session), {"result": _plain(final)})
     best = session.best if session.best > float("-inf") else None
     return TrainResult(session.run_dir, config.train.epochs, final, best)
+
+
+def _run_epochs(session: Session, progress: bool) -> None:
+    """The remaining epochs; SIGINT/SIGTERM save the last finished one and stop."""
+    with stop_on_signals():
+        try:
+            session.loop_started = time.perf_counter()
+            for epoch in range(session.start_epoch, session.config.train.epochs):
+                _run_epoch(session, epoch, progress)
+        except TrainingInterrupted as stop:
+            raise _save_interrupted(session, stop) from None
+        except TrainingError:
+            # a non-finite loss: last.pt gets the last good epoch, if the cadence skipped it
+            if session.dist.is_main and session.snapshot is not None:
+                _save_last(session, session.snapshot)
+            raise
 
 
 def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
@@ -187,7 +226,29 @@ def _open_session(
         config, run_dir, annotations, store, train_set, model, optimizer, device, info
     )
     session.heldout = heldout
+    _place_features(session)
     return session
+
+
+def _place_features(session: Session) -> None:
+    """Load the training and test features onto the device when the placement says so."""
+    config, store = session.config, session.store
+    try:
+        test = session.annotations.subset(config.data.test_subset)
+    except DataError:
+        test = []  # a wrong test subset: the checks before training say so in one line
+    test_names = [v.name for v in test if v.labels]
+    names = [v.name for v in session.train_set.videos] + test_names
+    plan = resident_data.plan_placement(
+        config.data.placement, config.data.resident_dtype, store, names, session.device
+    )
+    if session.dist.is_main:
+        log.info(plan.message)
+    session.placement = plan.mode
+    if plan.mode == "device":
+        features = resident_data.ResidentFeatures(store, names, session.device, plan.dtype)
+        session.resident = resident_data.ResidentTrainSet(session.train_set, features)
+        session.test_features = features
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -222,7 +283,7 @@ def _resume(session: Session) -> None:
         first = str(error).strip().splitlines()[0]
         raise CheckpointError(f"{path}: does not fit this network ({first})") from None
     restore_rng(record["rng"])
-    session.start_epoch = int(record["epoch"])
+    session.start_epoch = session.saved_epoch = int(record["epoch"])
     session.best = float(record.get("best", float("-inf")))
     session.records = _read_records(session.run_dir / "metrics.jsonl", session.start_epoch)
     log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
@@ -238,7 +299,10 @@ def _refuse_overwrite(run_dir: Path) -> None:
 
 
 # settings that change neither the weights nor the training data: free to change on resume
-RESUME_FREE = {"train": ("epochs", "num_workers", "device"), "data": ("test_subset",)}
+RESUME_FREE = {
+    "train": ("epochs", "num_workers", "device", "checkpoint_every"),
+    "data": ("test_subset", "placement"),
+}
 RESUME_FREE_SECTIONS = ("eval", "localize")
 
 
@@ -379,32 +443,75 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
 
 def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
     config, info = session.config, session.dist
-    session.train_set.set_epoch(epoch)
     session.model.train()
     batches = global_batches(
         len(session.train_set), config.train.batch_size, config.train.seed, epoch
     )
-    totals: dict[str, float] = {}
+    shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
-        zip(batches, _loader(session, batches), strict=True),
+        zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
         total=len(batches),
         desc=f"epoch {epoch + 1}/{config.train.epochs}",
         unit="batch",
         disable=not (progress and info.is_main),
         leave=False,
     )
-    for batch_indices, batch in bar:
-        terms = _train_step(session, batch, len(batch_indices))
-        preflight.check_finite_loss(terms["total"], epoch + 1, list(batch.names))
-        for key, value in terms.items():
-            totals[key] = totals.get(key, 0.0) + value / len(batches)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
-    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in totals.items()}
+    totals = EpochLosses()
+    for indices, share, batch in bar:
+        terms = _train_step(session, batch, len(share), len(indices))
+        totals.add(terms, len(batches), share)
+    losses = read_losses(totals, epoch + 1, session.train_set)
+    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
 
 
-def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
+@dataclass
+class EpochLosses:
+    """Running epoch means of the loss terms, kept on the device (no host sync per step),
+    and each step's total (to name the batch of a non-finite loss once it is read).
+
+    float64, divided per step as the per-step float reads once were: the epoch means
+    are the same numbers to the last bit.
+    """
+
+    names: list[str] = field(default_factory=list)
+    running: torch.Tensor | None = None
+    step_totals: list[torch.Tensor] = field(default_factory=list)
+    step_items: list[list[int]] = field(default_factory=list)
+
+    def add(self, terms: dict[str, torch.Tensor], num_batches: int, items: list[int]) -> None:
+        values = torch.stack([value.detach().float() for value in terms.values()]).double()
+        step = values / num_batches
+        self.names = list(terms)
+        self.running = step if self.running is None else self.running + step
+        self.step_totals.append(terms["total"].detach())
+        self.step_items.append(items)
+
+
+def read_losses(totals: EpochLosses, epoch: int, dataset: VideoDataset) -> dict[str, float]:
+    """The one place where loss values come to the host (once per epoch); a non-finite
+    loss stops the run here, naming the first batch that had one."""
+    if totals.running is None:
+        return {}
+    means = dict(zip(totals.names, totals.running.tolist(), strict=True))
+    if not math.isfinite(means["total"]):
+        steps = torch.stack(totals.step_totals).tolist()
+        first = next(i for i, value in enumerate(steps) if not math.isfinite(value))
+        names = [dataset.videos[i].name for i in totals.step_items[first]]
+        preflight.check_finite_loss(steps[first], epoch, names)
+    return means
+
+
+def _epoch_batches(session: Session, epoch: int, shares: list[list[int]]) -> Iterator:
+    """This rank's batches of the epoch, on the device: ``features``, ``labels``, ``mask``."""
+    if session.resident is not None:
+        return session.resident.epoch_batches(epoch, shares)
+    session.train_set.set_epoch(epoch)
+    non_blocking = session.device.type == "cuda"
+    return (batch.to(session.device, non_blocking) for batch in _loader(session, shares))
+
+
+def _loader(session: Session, shares: list[list[int]]) -> DataLoader:
     """This rank's shares of the global batches, read by ``train.num_workers`` processes."""
-    shares = [dist_utils.shard(indices, session.dist) for indices in batches]
     return DataLoader(
         session.train_set,
         batch_sampler=shares,
@@ -417,22 +524,30 @@ def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
     )
 
 
-def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
-    """One optimizer step on this rank's share (``batch``) of a global batch."""
-    config, device = session.config, session.device
-    features, labels = batch.features.to(device), batch.labels.to(device)
-    mask = batch.mask.to(device)
-    with autocast(device, config.train.precision):
-        cas, attention = session.model(features, mask)
+def loss_terms(
+    session: Session, features: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Forward pass and loss terms of one batch of device tensors (``"total"`` included).
+
+    Every training item has exactly ``data.num_segments`` rows, so the network needs no
+    mask (an all-true one is the same computation, plus a host sync to find that out).
+    """
+    with autocast(session.device, session.config.train.precision):
+        cas, attention = session.model(features)
     # LossConfig holds exactly the keyword arguments of hamnet_losses
-    terms = hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(config.loss))
+    return hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(session.config.loss))
+
+
+def _train_step(session: Session, batch, share_size: int, global_size: int) -> dict:
+    """One optimizer step on this rank's share (``batch``) of a global batch."""
+    terms = loss_terms(session, batch.features, batch.labels, batch.mask)
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
-    share = len(batch.names) * session.dist.world_size / global_size
+    share = share_size * session.dist.world_size / global_size
     session.optimizer.zero_grad(set_to_none=True)
     (terms["total"] * share).backward()
     session.optimizer.step()
-    return {key: float(value.detach()) for key, value in terms.items()}
+    return {key: value.detach() for key, value in terms.items()}
 
 
 def _evaluate(session: Session, subset: str | None = None) -> dict:
@@ -449,6 +564,8 @@ def _evaluate(session: Session, subset: str | None = None) -> dict:
         localize=localize_kwargs(config),
         tiou=config.eval.tiou,
         protocol=config.eval.protocol,
+        # resident features hold the training and test videos (held-out ones stream)
+        resident=session.test_features if subset is None else None,
     )
     result = evaluation.result
     return {
@@ -462,11 +579,19 @@ def _evaluate(session: Session, subset: str | None = None) -> dict:
 
 
 def _write_epoch(session: Session, epoch: int, record: dict, replace_last: bool = False) -> None:
+    """Record a finished epoch (``replace_last``: its row again, now with evaluations).
+
+    last.pt is written on the cadence of :func:`_checkpoint_due`; between writes the
+    epoch's state is kept as a device copy, which SIGINT/SIGTERM save.
+    """
     if replace_last:
         session.records[-1] = record
     else:
         session.records.append(record)
-    _write_metrics(session.run_dir, session.records)
+    due = not replace_last and _checkpoint_due(session, epoch)
+    if due or replace_last or _metrics_stale(session):
+        _write_metrics(session.run_dir, session.records)
+        session.metrics_written = time.perf_counter()
     payload = {
         "model": session.net.state_dict(),
         "optimizer": session.optimizer.state_dict(),
@@ -478,12 +603,18 @@ def _write_epoch(session: Session, epoch: int, record: dict, replace_last: bool 
         "metrics": {k: v for k, v in record.items() if isinstance(v, (int, float, str))},
     }
     key = selection.selection_key(session.config.train.select_on)
-    if key is not None and key in record and record[key] > session.best:
+    improved = key is not None and key in record and record[key] > session.best
+    if improved:
         session.best = payload["best"] = record[key]
         described = selection.describe(session.config, session.heldout)
         chosen = {**described, "metric": key, "value": record[key], "epoch": epoch}
-        save_checkpoint(session.run_dir / "best.pt", {**payload, "selection": chosen})
-    save_checkpoint(session.run_dir / "last.pt", payload)
+        _timed_save(session, session.run_dir / "best.pt", {**payload, "selection": chosen})
+    if due or (replace_last and improved and session.saved_epoch == epoch):
+        _save_last(session, payload)  # again after an evaluation only to carry the new best
+    elif not replace_last:
+        session.snapshot = _cloned(payload)
+    elif session.snapshot is not None and session.snapshot["epoch"] == epoch:
+        session.snapshot.update(best=payload["best"], metrics=payload["metrics"])
 
 
 def _write_metrics(run_dir: Path, records: list[dict]) -> None:
@@ -494,3 +625,117 @@ def _write_metrics(run_dir: Path, records: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(records)
     atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
+
+
+def _checkpoint_due(session: Session, epoch: int) -> bool:
+    """Whether last.pt is written after ``epoch`` (1-based) finished."""
+    config = session.config.train
+    if epoch == config.epochs:
+        return True
+    if config.checkpoint_every > 0:
+        return epoch % config.checkpoint_every == 0
+    # adaptive: as often as keeps the writing under 5 % of the run's projected wall time,
+    # leaving room for the write at the end
+    per_write = session.checkpoint_seconds / max(session.checkpoint_writes, 1)
+    if session.checkpoint_writes == 0:
+        per_write = _state_bytes(session) / WRITE_BYTES_PER_SECOND
+    return session.checkpoint_seconds + 2 * per_write <= CHECKPOINT_SHARE * _projected_wall(
+        session, epoch
+    )
+
+
+def _projected_wall(session: Session, epoch: int) -> float:
+    """The run's whole wall time, projected after ``epoch`` finished: start-up plus the
+    epochs at the rate so far."""
+    now = time.perf_counter()
+    loop_started = session.loop_started if session.loop_started is not None else now
+    done = epoch - session.start_epoch
+    remaining = session.config.train.epochs - session.start_epoch
+    return (loop_started - session.started) + (now - loop_started) * remaining / done
+
+
+CHECKPOINT_SHARE = 0.05
+METRICS_EVERY_S = 5.0  # metrics files between checkpoints: two fsyncs, not every epoch
+
+
+def _metrics_stale(session: Session) -> bool:
+    return time.perf_counter() - session.metrics_written >= METRICS_EVERY_S
+
+
+WRITE_BYTES_PER_SECOND = 0.3e9  # a first guess at serialising + writing, before measuring
+
+
+def _state_bytes(session: Session) -> int:
+    # model + Adam's two moments
+    return 3 * sum(p.numel() * p.element_size() for p in session.net.parameters())
+
+
+def _save_last(session: Session, payload: dict) -> None:
+    _timed_save(session, session.run_dir / "last.pt", payload)
+    session.saved_epoch = payload["epoch"]
+    session.snapshot = None
+
+
+def _timed_save(session: Session, path: Path, payload: dict) -> None:
+    started = time.perf_counter()
+    save_checkpoint(path, payload)
+    session.checkpoint_seconds += time.perf_counter() - started
+    session.checkpoint_writes += 1
+
+
+def _cloned(value):
+    """A deep copy of the tensors in ``value`` (dicts, lists), on their devices."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {key: _cloned(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cloned(item) for item in value)
+    return value
+
+
+def _save_interrupted(session: Session, stop: TrainingInterrupted) -> TrainingInterrupted:
+    """Write the last finished epoch to last.pt (if newer than it); the error to raise."""
+    signal_name = str(stop)
+    if session.dist.is_main and session.records:
+        _write_metrics(session.run_dir, session.records)
+    if session.dist.is_main and session.snapshot is not None:
+        _save_last(session, session.snapshot)
+    if session.saved_epoch:
+        what = f"last.pt holds epoch {session.saved_epoch}; continue with --resume"
+    else:
+        what = "no epoch had finished, nothing saved"
+    return TrainingInterrupted(
+        f"interrupted by {signal_name} ({session.run_dir}): {what}", stop.signum
+    )
+
+
+def _write_timing(session: Session) -> None:
+    """timing.json: where the run's wall time went (benchmarks read it)."""
+    if not session.dist.is_main or session.start_epoch >= session.config.train.epochs:
+        return  # not the main rank, or a finished run reopened: nothing was timed
+    wall = time.perf_counter() - session.started
+    timing = {
+        "wall_s": round(wall, 3),
+        "checkpoint_s": round(session.checkpoint_seconds, 3),
+        "checkpoint_share": round(session.checkpoint_seconds / wall, 4) if wall else 0.0,
+        "checkpoint_writes": session.checkpoint_writes,
+        "placement": session.placement,
+        "device": str(session.device),
+        "epochs_run": session.config.train.epochs - session.start_epoch,
+    }
+    if session.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(session.device)
+        timing["peak_gpu_memory_GiB"] = round(peak / 2**30, 3)
+    atomic_write_json(session.run_dir / "timing.json", timing, indent=1)
+    peak = timing.get("peak_gpu_memory_GiB")
+    log.info(
+        "%s: %.1f s, of which %.1f s (%.1f %%) writing %d checkpoint(s); placement %s%s",
+        session.run_dir,
+        wall,
+        session.checkpoint_seconds,
+        100 * timing["checkpoint_share"],
+        session.checkpoint_writes,
+        session.placement,
+        f"; peak GPU memory {peak:.2f} GiB" if peak is not None else "",
+    )
