@@ -221,6 +221,34 @@ def cmd_plot_map(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from hamnet.diagnose.command import AnalysisRequest, analyze
+    from hamnet.evaluate.report import parse_tiou
+
+    request = AnalysisRequest(
+        out=_path(args.out),
+        run_dir=_path(args.source),
+        data=_path(args.data),
+        gt=_path(args.gt),
+        pred=_path(args.pred),
+        subset=args.subset,
+        tiou=parse_tiou(args.tiou) if args.tiou else None,
+        bins=args.bins,
+        device=args.device,
+    )
+    _, written = analyze(request)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hamnet.report.build import build_report
+
+    out = build_report(_path(args.run_dir), _path(args.out), data=_path(args.data))
+    print(f"report written to {out}")
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from hamnet.engine.experiments import markdown_table, summary_from_result, write_tables
 
@@ -430,6 +458,24 @@ def _parser_tools(sub) -> None:
     p.add_argument("results", nargs="+")
     p.add_argument("--out", required=True, nargs="+")
     p.set_defaults(func=cmd_plot_map)
+
+    p = sub.add_parser("analyze", help="DETAD-style diagnosis: error types, misses, sensitivity")
+    p.add_argument("source", nargs="?", help="a run folder (its test outputs are used or made)")
+    p.add_argument("--gt", help="ground-truth JSON")
+    p.add_argument("--pred", help="detections JSON (e.g. written by 'hamnet test --out')")
+    p.add_argument("--data", help="dataset root (ground truth; for a run folder: to test it)")
+    p.add_argument("--out", required=True, help="folder for diagnosis.json and the charts")
+    p.add_argument("--subset", help="default: the run's test subset / the detected videos'")
+    p.add_argument("--tiou", help="default: DETAD's (0.5 THUMOS14, 0.5:0.95:0.05 ActivityNet)")
+    p.add_argument("--bins", choices=["thumos14", "activitynet"], help="DETAD's bin set")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="one self-contained HTML page about a run")
+    p.add_argument("run_dir", help="a run folder (config.yaml, metrics.jsonl, checkpoints)")
+    p.add_argument("--data", help="dataset root, to make the test outputs if missing")
+    p.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("table", help="result JSONs as the paper's main table (markdown, CSV)")
     p.add_argument("results", nargs="+", help="files written by 'hamnet test --json'")
