@@ -81,6 +81,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
     eval_every: int = 0  # evaluate on the test split every N epochs (0: only at the end)
     num_workers: int = 0
+    tensorboard: bool | None = None  # None: log when the tensorboard package is installed
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")

@@ -44,7 +44,12 @@ class GroundTruthTable:
 
     @classmethod
     def build(
-        cls, ground_truth: AnnotationSet, detections: Sequence[Detection], subset: str | None
+        cls,
+        ground_truth: AnnotationSet,
+        detections: Sequence[Detection],
+        subset: str | None,
+        *,
+        drop_like_detad: bool = True,
     ) -> GroundTruthTable:
         videos = _select(ground_truth, subset)
         present = {seg.label for video in videos for seg in video.segments}
@@ -57,7 +62,7 @@ class GroundTruthTable:
         ]
         gt = np.array(rows, dtype=np.float64).reshape(-1, 6)
         length, coverage = gt[:, 3] - gt[:, 2], (gt[:, 3] - gt[:, 2]) / gt[:, 4]
-        keep = (length > 0) & (coverage <= 1.0)
+        keep = (length > 0) & (coverage <= 1.0) if drop_like_detad else np.ones(len(gt), bool)
         gt = gt[keep]
         video_index = {video.name: v for v, video in enumerate(videos)}
         chosen = [i for i, d in enumerate(detections) if d.label in class_index]
@@ -158,9 +163,7 @@ def class_rankings(table: GroundTruthTable) -> list[np.ndarray]:
 def match_by_class(table: GroundTruthTable, thresholds: np.ndarray) -> np.ndarray:
     """Index of the instance each detection takes at each threshold [N, T] (-1: none)."""
     matched = np.full((table.det_class.size, thresholds.size), -1, dtype=np.int64)
-    groups: dict[tuple[int, int], np.ndarray] = {}
-    for (v, c), members in _instances_by_video_class(table).items():
-        groups[(v, c)] = members
+    groups = _instances_by_video_class(table)
     for c, ranked in enumerate(class_rankings(table)):
         taken = {}
         for i in ranked:

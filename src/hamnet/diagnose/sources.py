@@ -3,7 +3,7 @@
 A run folder's test outputs live in ``RUN_DIR/test/``: ``detections.json``,
 ``ground_truth.json`` (the dataset's annotations), ``result.json`` (mAP per tIoU) and
 ``cas/<video>.npz`` (T-CAS and attention). :func:`ensure_test_outputs` makes them once
-with ``hamnet test`` on the run's best (else last) checkpoint when they are missing.
+with ``hamnet test`` on the run's last (else best) checkpoint when they are missing.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def ensure_test_outputs(
     outputs = TestOutputs.of(run_dir)
     if outputs.complete():
         return outputs
-    checkpoint = next((p for p in (run_dir / "best.pt", run_dir / "last.pt") if p.is_file()), None)
+    # the final model, as the table 'hamnet train' prints
+    checkpoint = next((p for p in (run_dir / "last.pt", run_dir / "best.pt") if p.is_file()), None)
     if checkpoint is None:
         raise ConfigError(f"{run_dir}: no best.pt or last.pt here (not a run folder)")
     if data_root is None:

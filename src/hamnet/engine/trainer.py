@@ -30,6 +30,7 @@ from hamnet.engine import distributed as dist_utils
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
 from hamnet.engine.model_io import build_model, localization_source
+from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_write_text
 from hamnet.model.losses import hamnet_losses
@@ -53,6 +54,7 @@ class Session:
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
+    tensorboard: TrainingLog = field(default_factory=TrainingLog)
 
     @property
     def net(self) -> torch.nn.Module:
@@ -88,13 +90,26 @@ def train(
             _refuse_overwrite(session.run_dir)
             if info.is_main:
                 save_config(config, session.run_dir / "config.yaml")
+        session.tensorboard = _open_tensorboard(session)
         for epoch in range(session.start_epoch, config.train.epochs):
             _run_epoch(session, epoch, progress)
+        session.tensorboard.close()
         best = session.best if session.best > float("-inf") else None
         final = session.records[-1] if session.records else {}
         return TrainResult(session.run_dir, config.train.epochs, final, best)
     finally:
         dist_utils.shutdown(info)
+
+
+def _open_tensorboard(session: Session) -> TrainingLog:
+    steps = -(-len(session.train_set) // session.config.train.batch_size)
+    return open_training_log(
+        session.config.train.tensorboard,
+        session.run_dir,
+        is_main=session.dist.is_main,
+        steps_per_epoch=steps,
+        start_epoch=session.start_epoch,
+    )
 
 
 def _open_session(
@@ -179,6 +194,7 @@ def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
     record = dist_utils.broadcast_object(record, session.dist)
     if session.dist.is_main:
         _write_epoch(session, epoch + 1, record)
+        session.tensorboard.end_epoch(record, epoch + 1, session.optimizer)
     else:
         session.records.append(record)
     dist_utils.barrier(session.dist)
@@ -214,6 +230,7 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
     )
     for batch_indices, batch in bar:
         terms = _train_step(session, batch, len(batch_indices))
+        session.tensorboard.step_losses(terms)
         for key, value in terms.items():
             totals[key] = totals.get(key, 0.0) + value / len(batches)
         bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})

@@ -39,10 +39,11 @@ CHARACTERISTIC_TITLES = {
 
 
 def _bin_tick(row: dict) -> str:
+    """Bin name, its range and its instance count, e.g. ``S / 3-6 / n=12``."""
     low, high = row["range"]
     high_text = "inf" if high is None else f"{high:g}"
-    low_text = "1" if low == -1 else f"{low:g}"
-    return f"{row['bin']}\n{low_text}-{high_text}" if low != -1 else f"{row['bin']}\n<={high_text}"
+    span = f"<={high_text}" if low == -1 else f"{low:g}-{high_text}"
+    return f"{row['bin']}\n{span}\nn={row['instances']}"
 
 
 def plot_false_positives(diagnosis: dict, out) -> list[Path]:
@@ -120,16 +121,15 @@ def plot_sensitivity(diagnosis: dict, out) -> list[Path]:
 def _per_characteristic(paths, section, key, *, ylabel, title, baseline) -> list[Path]:
     names = list(CHARACTERISTIC_TITLES)
     with matplotlib.rc_context(_RC):
-        figure = Figure(figsize=(9.0, 3.2), layout="constrained")
+        figure = Figure(figsize=(9.0, 3.4), layout="constrained")
         axes = figure.subplots(1, len(names), sharey=True)
         for ax, name in zip(axes, names, strict=True):
             rows = section[name]
             values = [np.nan if r[key] is None else 100 * r[key] for r in rows]
             ax.bar(range(len(rows)), np.nan_to_num(values), color="#4c72b0", width=0.7)
-            for i, (value, row) in enumerate(zip(values, rows, strict=True)):
+            for i, value in enumerate(values):
                 text = "n/a" if np.isnan(value) else f"{value:.0f}"
                 ax.text(i, np.nan_to_num(value), text, ha="center", va="bottom")
-                ax.text(i, 0, f"n={row['instances']}", ha="center", va="bottom", color="white")
             if baseline is not None:
                 ax.axhline(100 * baseline, color="black", linestyle="--", linewidth=1)
             ax.set_xticks(range(len(rows)), [_bin_tick(r) for r in rows])
