@@ -61,7 +61,8 @@ def open_training_log(
     installed = importlib.util.find_spec("tensorboard") is not None
     if setting is True and not installed:
         raise MissingDependencyError(
-            "train.tensorboard=true needs the tensorboard package: pip install 'hamnet[tensorboard]'"
+            "train.tensorboard=true needs the tensorboard package: "
+            "pip install 'hamnet[tensorboard]'"
         )
     if not is_main or setting is False or not installed:
         return TrainingLog(None, steps_per_epoch, start_epoch)
