@@ -200,19 +200,39 @@ def cmd_plot_video(args: argparse.Namespace) -> int:
         ground_truth=truth,
         detections=found,
         min_score=args.min_score,
+        tiou=args.tiou,
+        thresholds=_thresholds(args.thresholds),
     )
     print("\n".join(str(p) for p in written))
     return 0
+
+
+def _thresholds(text: str | None) -> list[float]:
+    """``--thresholds``: "none", a comma list, or (default) the localization defaults."""
+    from hamnet.config import LocalizeConfig
+
+    if text is None:
+        return list(LocalizeConfig().thresholds)
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--thresholds {text!r}: expected numbers such as 0.3,0.5") from None
 
 
 def cmd_plot_map(args: argparse.Namespace) -> int:
     from hamnet.viz.outputs import load_result_json
     from hamnet.viz.plots import plot_map_vs_tiou
 
+    paths = _paths(args.results)
+    labels = args.labels.split(",") if args.labels else [f"{p.parent.name}/{p.stem}" for p in paths]
+    if len(labels) != len(paths) or len(set(labels)) != len(labels):
+        raise ConfigError(f"--labels must name each of the {len(paths)} result files once")
     runs, protocols = {}, set()
-    for path in _paths(args.results):
+    for path, label in zip(paths, labels, strict=True):
         tiou, values, protocol = load_result_json(path)
-        runs[f"{path.parent.name}/{path.stem}"] = (tiou, values)
+        runs[label] = (tiou, values)
         protocols.add(protocol)
     if len(protocols) > 1:
         raise ConfigError(f"results use different protocols {sorted(protocols)}: not comparable")
@@ -452,10 +472,15 @@ def _parser_tools(sub) -> None:
     p.add_argument("--gt", help="ground-truth JSON")
     p.add_argument("--pred", help="detections JSON")
     p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--tiou", type=float, default=0.5, help="tIoU for true/false positive marks")
+    p.add_argument(
+        "--thresholds", help="attention lines: comma list or 'none' (default: localize's)"
+    )
     p.add_argument("--out", required=True, nargs="+", help="one or more .png / .svg paths")
     p.set_defaults(func=cmd_plot_video)
     p = plot.add_parser("map", help="mAP against tIoU for one or several result JSONs")
     p.add_argument("results", nargs="+")
+    p.add_argument("--labels", help="comma-separated legend names (default: folder/file)")
     p.add_argument("--out", required=True, nargs="+")
     p.set_defaults(func=cmd_plot_map)
 
