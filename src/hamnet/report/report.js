@@ -212,10 +212,9 @@ function drawTimeline() {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const end = Math.max(v.d, ...v.p.map(p => p[1]), ...v.g.map(g => g[1]));
   const sx = s => m.l + s / end * (width - m.l - m.r);
-  const tp = v.p.filter(p => p[4] & bit).length;
   document.getElementById("video-summary").textContent =
     ` ${v.g.length} ground-truth instances, ${v.nd} detections (${v.p.length} best drawn), ` +
-    `${tp} true positives and ${v.miss[t]} misses at tIoU ${tiouLabel(DATA.tiou[t])}`;
+    `${v.tp[t]} true positives and ${v.miss[t]} misses at tIoU ${tiouLabel(DATA.tiou[t])}`;
   el("text", {x: m.l - 8, y: gtTop + 15, "text-anchor": "end"}, svg, "ground truth");
   for (const [s, e, c] of v.g) {
     const r = el("rect", {x: sx(s), y: gtTop, width: Math.max(sx(e) - sx(s), 1), height: gtHeight, fill: DATA.colours[c], class: "gt"}, svg);
