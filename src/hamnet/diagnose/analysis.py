@@ -134,15 +134,18 @@ def _mean_ap(per_class: list[np.ndarray]) -> float:
 # --- false positives -------------------------------------------------------------------------
 
 
-def error_types(table: GroundTruthTable, matched: np.ndarray, thresholds: np.ndarray):
-    """Type [N, T] of every detection at every threshold (``ERROR_TYPES`` codes).
+def error_types(
+    table: GroundTruthTable, matched: np.ndarray, thresholds: np.ndarray, members: np.ndarray
+):
+    """Type [N, T] of the detections ``members`` at every threshold (``ERROR_TYPES``
+    codes; other rows stay background).
 
     An unmatched detection is compared with the ground-truth instance of its video (any
     class) that it overlaps most; a video without ground truth makes it background.
     """
     types = np.full(matched.shape, BACKGROUND, dtype=np.int64)
     types[matched >= 0] = TP
-    for i in np.flatnonzero((matched < 0).any(axis=1)):
+    for i in members[(matched[members] < 0).any(axis=1)]:
         members = table.gt_of_video(int(table.det_video[i]))
         if members.size == 0:
             continue  # no ground truth in this video: background at every threshold
@@ -166,7 +169,7 @@ def false_positive_analysis(
     npos = table.positives()
     limited = [r[: LIMIT_FACTOR * npos[c]] for c, r in enumerate(rankings)]
     kept = np.concatenate([*limited, np.zeros(0, dtype=np.int64)])
-    types = error_types(table, matched, thresholds)
+    types = error_types(table, matched, thresholds, kept)
     counts = {key: _type_counts(types[kept, t]) for t, key in enumerate(keys)}
     fractions = _fractions(types, kept, keys)
     base, gains = _gains_by_removal(table, matched, types, limited, npos)

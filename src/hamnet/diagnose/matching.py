@@ -23,7 +23,8 @@ class GroundTruthTable:
     """Kept ground-truth instances and the analyzed detections, as index arrays.
 
     Instances of length <= 0 or covering more than their video (coverage > 1) are left
-    out, as DETAD does. ``classes``: the classes with an instance in the chosen videos.
+    out, as DETAD does (``drop_like_detad``; the report keeps them all). ``classes``: the
+    classes with an instance in the chosen videos.
     """
 
     classes: list[str]
