@@ -67,3 +67,12 @@ def test_report_without_test_outputs_or_data_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--data" in err
+
+
+def test_analyze_on_a_run_folder_uses_its_test_outputs(tiny_run, tiny_report, tmp_path, capsys):
+    out = tmp_path / "diag"
+    assert main(["analyze", str(tiny_run), "--out", str(out)]) == 0
+    data = json.loads((out / "diagnosis.json").read_text())
+    assert data["subset"] == "test" and data["detections_file"].endswith("detections.json")
+    assert data["bins"] == "activitynet"  # demo preset, anet protocol
+    assert data["ground_truth"]["videos"] == len(page_data(tiny_report)["videos"])
