@@ -101,13 +101,15 @@ def main() -> None:
     parser.add_argument("--annotations", default="/work/shared/data/activitynet12")
     parser.add_argument("--out", help="keep the made-up run here (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="keep the run already in --out")
     args = parser.parse_args()
     annotations = load_released_annotations(Path(args.annotations))
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp())
     run = root / "run"
-    make_run(annotations, run, np.random.default_rng(args.seed))
+    if not (args.reuse and run.is_dir()):
+        make_run(annotations, run, np.random.default_rng(args.seed))
     started = time.perf_counter()
-    analyze(AnalysisRequest(out=run / "diagnosis", run_dir=run))
+    analyze(AnalysisRequest(out=run / "diagnosis", run_dir=run))  # rewritten every time
     analyze_s = time.perf_counter() - started
     started = time.perf_counter()
     page = render(collect(run, TestOutputs.of(run)))

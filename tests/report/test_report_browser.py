@@ -88,3 +88,26 @@ def test_page_loads_draws_a_video_and_renders(browser, tiny_report, tmp_path):
     shot = tmp_path / "report.png"
     assert browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_long_tables_draw_a_first_page_then_all(browser, tiny_report, tmp_path):
+    """With thousands of videos only the first rows are drawn until asked."""
+    import json
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    from hamnet.report.build import render
+
+    text = tiny_report.read_text(encoding="utf-8")
+    raw = re.search(r'id="report-data">(.*?)</script>', text, re.S).group(1)
+    payload = json.loads(raw)
+    videos = payload["videos"]
+    payload["videos"] = [{**v, "n": f"{v['n']}-{k}"} for k in range(40) for v in videos][:700]
+    page = tmp_path / "long.html"
+    page.write_text(render(payload), encoding="utf-8")
+    browser.get(page.as_uri())
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#video-table tbody tr")) == 300
+    browser.find_element(By.ID, "show-all").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#video-table tbody tr")) == 700
+    assert console_errors(browser) == []

@@ -162,30 +162,53 @@ def class_rankings(table: GroundTruthTable) -> list[np.ndarray]:
 
 
 def match_by_class(table: GroundTruthTable, thresholds: np.ndarray) -> np.ndarray:
-    """Index of the instance each detection takes at each threshold [N, T] (-1: none)."""
+    """Index of the instance each detection takes at each threshold [N, T] (-1: none).
+
+    Groups (class, video) are independent, so each is matched alone: its detections in
+    the class's rank order, tIoU and candidate order computed once per group with numpy,
+    the greedy choice in plain Python over the few instances of the group.
+    """
     matched = np.full((table.det_class.size, thresholds.size), -1, dtype=np.int64)
     groups = _instances_by_video_class(table)
+    limits = thresholds.tolist()
     for c, ranked in enumerate(class_rankings(table)):
-        taken = {}
-        for i in ranked:
-            members = groups.get((int(table.det_video[i]), c))
-            if members is None:
-                continue
-            overlap = table.iou(i, members)
-            order = overlap.argsort()[::-1]
-            locked = taken.setdefault(
-                (int(table.det_video[i]), c), np.zeros((thresholds.size, members.size), bool)
-            )
-            for t, threshold in enumerate(thresholds):
-                for j in order:
-                    if overlap[j] < threshold:
-                        break
-                    if locked[t, j]:
-                        continue
-                    locked[t, j] = True
-                    matched[i, t] = members[j]
-                    break
+        by_video: dict[int, list[int]] = {}
+        for i in ranked.tolist():
+            by_video.setdefault(int(table.det_video[i]), []).append(i)
+        for video, dets in by_video.items():
+            members = groups.get((video, c))
+            if members is not None:
+                matched[dets] = _match_group(table, np.array(dets), members, limits)
     return matched
+
+
+def _match_group(table: GroundTruthTable, dets: np.ndarray, members: np.ndarray, limits):
+    """Greedy matching inside one (class, video) group -> instance ids [D, T] (-1: none)."""
+    det, gt = table.det_segment[dets], table.gt_segment[members]
+    inter = np.minimum(det[:, None, 1], gt[None, :, 1]) - np.maximum(
+        det[:, None, 0], gt[None, :, 0]
+    )
+    inter = inter.clip(0)
+    union = (gt[None, :, 1] - gt[None, :, 0]) + (det[:, None, 1] - det[:, None, 0]) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = np.nan_to_num(inter / union, nan=-1.0)  # 0/0 (empty segments): no match
+    # candidates by decreasing tIoU, ties in the official evaluator's order
+    orders = np.argsort(overlap, axis=1)[:, ::-1].tolist()
+    overlap_rows = overlap.tolist()
+    ids = members.tolist()
+    out = [[-1] * len(limits) for _ in range(dets.size)]
+    locked = [[False] * len(ids) for _ in limits]
+    for d, (row, order) in enumerate(zip(overlap_rows, orders, strict=True)):
+        for t, limit in enumerate(limits):
+            for j in order:
+                if row[j] < limit:
+                    break
+                if locked[t][j]:
+                    continue
+                locked[t][j] = True
+                out[d][t] = ids[j]
+                break
+    return np.array(out, dtype=np.int64).reshape(dets.size, len(limits))
 
 
 def _instances_by_video_class(table: GroundTruthTable) -> dict[tuple[int, int], np.ndarray]:

@@ -26,7 +26,7 @@ from hamnet.localize.detections import load_detections
 from hamnet.viz.colours import class_colour_list
 
 log = logging.getLogger(__name__)
-MAX_DRAWN_DETECTIONS = 60  # per video, best first; the table counts all of them
+MAX_DRAWN_DETECTIONS = 30  # per video, best first; the table counts all of them
 MAX_CAS_CLASSES = 3
 
 
@@ -127,17 +127,7 @@ def _videos(
             "g": [
                 [round(s.start, 2), round(s.end, 2), class_index[s.label]] for s in video.segments
             ],
-            "p": [
-                [
-                    *np.round(table.det_segment[i], 2).tolist(),
-                    table_class(table, class_index, i),
-                    round(float(table.det_score[i]), 4),
-                    int(m),
-                ]
-                for i, m in zip(
-                    members[:MAX_DRAWN_DETECTIONS], mask[:MAX_DRAWN_DETECTIONS], strict=True
-                )
-            ],
+            "p": _drawn(table, class_index, members, mask),
             "nd": int(members.size),
             "tp": (matched[members] >= 0).sum(axis=0).tolist(),
             "miss": (~found[gt_rows]).sum(axis=0).tolist(),
@@ -145,6 +135,17 @@ def _videos(
         }
         row.update(_signals(cas_dir / f"{name}.npz", video, class_index))
         rows.append(row)
+    return rows
+
+
+def _drawn(table: GroundTruthTable, class_index, members: np.ndarray, mask: np.ndarray):
+    """The best detections of a video, compact: [start, end, class, score, TP bits]
+    (times to 0.1 s, scores to 3 significant digits; bit t: true positive at tIoU t)."""
+    rows = []
+    for i, bits in zip(members[:MAX_DRAWN_DETECTIONS], mask[:MAX_DRAWN_DETECTIONS], strict=True):
+        start, end = np.round(table.det_segment[i], 1).tolist()
+        score = float(f"{table.det_score[i]:.3g}")
+        rows.append([start, end, table_class(table, class_index, i), score, int(bits)])
     return rows
 
 

@@ -4,7 +4,8 @@ const DATA = JSON.parse(document.getElementById("report-data").textContent);
 const SVG_NS = "http://www.w3.org/2000/svg";
 const ERROR_COLOURS = {true_positive: "#2ca02c", double_detection: "#9467bd", wrong_label: "#d62728",
   localization: "#ff7f0e", confusion: "#8c564b", background: "#7f7f7f"};
-const state = {tiouIndex: 0, video: null, sortKey: "ap", sortDescending: true};
+const state = {tiouIndex: 0, video: null, sortKey: "ap", sortDescending: true, showAll: false};
+const TABLE_ROWS = 300;  // rows drawn until "show all" (the sort always covers every video)
 
 function el(tag, attrs, parent, text) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -325,11 +326,18 @@ function drawVideoTable() {
   const arrow = key => key === state.sortKey ? (state.sortDescending ? " ▼" : " ▲") : "";
   const head = "<thead><tr>" + COLUMNS.map(c => `<th data-key="${c.key}">${c.title}${arrow(c.key)}</th>`).join("") + "</tr></thead>";
   const escape = text => String(text).replace(/[&<>"]/g, ch => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;"}[ch]));
-  const body = order.map(i => {
+  const shown = state.showAll ? order : order.slice(0, TABLE_ROWS);
+  const body = shown.map(i => {
     const v = DATA.videos[i], cls = i === state.video ? " class=\"selected\"" : "";
     return `<tr data-index="${i}"${cls}>` + COLUMNS.map(c => `<td>${escape(c.show ? c.show(c.value(v)) : c.value(v))}</td>`).join("") + "</tr>";
   }).join("");
   table.innerHTML = head + "<tbody>" + body + "</tbody>";
+  const more = document.getElementById("table-more");
+  more.textContent = shown.length < order.length ? `showing the first ${shown.length} of ${order.length} videos ` : "";
+  if (shown.length < order.length) {
+    const button = html("button", {type: "button", id: "show-all"}, more, "show all");
+    button.addEventListener("click", () => { state.showAll = true; drawVideoTable(); });
+  }
 }
 function attachTableEvents() {
   const table = document.getElementById("video-table");
