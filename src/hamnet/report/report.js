@@ -22,7 +22,7 @@ function html(tag, attrs, parent, text) {
   return node;
 }
 function pct(value, digits) { return value === null || value === undefined ? "n/a" : (100 * value).toFixed(digits === undefined ? 1 : digits); }
-function fmt(value) { return Number.isInteger(value) ? String(value) : value.toPrecision(3); }
+function fmt(value) { return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(3))); }
 function tiouLabel(t) { return String(Math.round(t * 100) / 100); }
 function decodeBytes(text) {
   const raw = atob(text);
@@ -43,15 +43,19 @@ function niceTicks(low, high, count) {
 function lineChart(container, spec) {
   container.innerHTML = "";
   const width = 520, height = 300, m = {l: 52, r: 130, t: 24, b: 40};
-  const svg = el("svg", {viewBox: `0 0 ${width} ${height}`, role: "img"}, container);
+  const svg = el("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "font-size": 12}, container);
   el("text", {x: m.l, y: 15, "font-weight": "bold"}, svg, spec.title);
   const xs = spec.series.flatMap(s => s.x), ys = spec.series.flatMap(s => s.y).filter(v => v !== null);
   if (!xs.length || !ys.length) { el("text", {x: m.l, y: 60}, svg, "no data"); return svg; }
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
-  const y0 = spec.ymin !== undefined ? spec.ymin : Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-6);
+  const y0 = spec.ymin !== undefined ? spec.ymin : Math.min(...ys);
+  const yticks = niceTicks(y0, Math.max(...ys, y0 + 1e-6), 5);
+  const ystep = yticks.length > 1 ? yticks[1] - yticks[0] : 1;
+  if (yticks[yticks.length - 1] < Math.max(...ys)) yticks.push(yticks[yticks.length - 1] + ystep);
+  const y1 = Math.max(yticks[yticks.length - 1], y0 + 1e-6);  // the axis ends on a tick
   const sx = v => m.l + (x1 > x0 ? (v - x0) / (x1 - x0) : 0.5) * (width - m.l - m.r);
   const sy = v => height - m.b - (v - y0) / (y1 - y0) * (height - m.t - m.b);
-  axes(svg, sx, sy, niceTicks(x0, x1, 6), niceTicks(y0, y1, 5), spec, width, height, m);
+  axes(svg, sx, sy, niceTicks(x0, x1, 6), yticks, spec, width, height, m);
   spec.series.forEach((s, k) => {
     const points = s.x.map((x, i) => [x, s.y[i]]).filter(p => p[1] !== null);
     el("polyline", {points: points.map(p => `${sx(p[0])},${sy(p[1])}`).join(" "), fill: "none",
@@ -82,9 +86,10 @@ function axes(svg, sx, sy, xticks, yticks, spec, width, height, m) {
 }
 function barChart(container, spec) {
   container.innerHTML = "";
-  const bars = spec.bars, width = Math.max(520, 26 * bars.length + 90), height = 300;
+  const bars = spec.bars, width = Math.max(700, 26 * bars.length + 90), height = 300;
   const m = {l: 52, r: 10, t: 24, b: 90};
-  const svg = el("svg", {viewBox: `0 0 ${width} ${height}`, role: "img"}, container);
+  const svg = el("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "font-size": 12}, container);
+  if (width > 900) svg.style.width = `${width}px`;  // many classes: scroll, keep labels legible
   el("text", {x: m.l, y: 15, "font-weight": "bold"}, svg, spec.title);
   const top = Math.max(100, ...bars.map(b => b.value));
   const sy = v => height - m.b - v / top * (height - m.t - m.b);
