@@ -1,22 +1,23 @@
-"""Dataset roots: ``<Name>-Annotations/`` plus one kind of feature storage.
+"""Dataset roots: annotations plus one kind of feature storage.
 
-A root holds, for dataset name ``Name``, the annotation folder and one of (in order of
-preference) ``<Name>-packed/`` (packed store), ``<Name>-I3D-JOINTFeatures.npy`` (released
-pickled array; opt-in) or ``<Name>-features/`` (one ``<video>.npy`` per video), and
-optionally ``<Name>-gt.json``.
+A root holds, for dataset name ``Name``, the annotations, as the released
+``<Name>-Annotations/`` folder or (a converted root, which holds no pickle) only
+``<Name>-gt.json``, and one of (in order of preference) ``<Name>-packed/`` (packed
+store), ``<Name>-I3D-JOINTFeatures.npy`` (released pickled array, read with the
+restricted unpickler) or ``<Name>-features/`` (one ``<video>.npy`` per video).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from hamnet.data.annotations import AnnotationSet, save_gt_json
+from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.data.features import (
-    PICKLE_HINT,
     FeatureStore,
+    PackedFeatureStore,
+    check_store,
     convert_to_packed,
     open_feature_store,
     verify_packed,
@@ -27,6 +28,7 @@ from hamnet.errors import DataError
 log = logging.getLogger(__name__)
 
 ANNOTATIONS_SUFFIX = "-Annotations"
+GT_SUFFIX = "-gt.json"
 FEATURE_LAYOUTS = (("packed", "{}-packed"), ("released", "{}-I3D-JOINTFeatures.npy"))
 FEATURE_LAYOUTS += (("npy", "{}-features"),)
 
@@ -35,7 +37,7 @@ FEATURE_LAYOUTS += (("npy", "{}-features"),)
 class DatasetFiles:
     name: str
     root: Path
-    annotations_dir: Path
+    annotations_dir: Path | None  # None: a converted root, annotations in gt_json
     features_path: Path | None
     features_kind: str | None  # "packed", "released", "npy" or None
     gt_json: Path | None
@@ -52,24 +54,48 @@ def find_dataset(root: Path) -> DatasetFiles:
     else:
         folders = sorted(p for p in root.glob(f"*{ANNOTATIONS_SUFFIX}") if p.is_dir())
     if not folders:
+        converted = _converted_root(root)
+        if converted is not None:
+            return converted
         raise DataError(
-            f"{root}: no '<Name>{ANNOTATIONS_SUFFIX}' folder here; a dataset root holds "
-            f"<Name>{ANNOTATIONS_SUFFIX}/ and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy"
+            f"{root}: no '<Name>{ANNOTATIONS_SUFFIX}' folder or '<Name>{GT_SUFFIX}' here; a "
+            f"dataset root holds <Name>{ANNOTATIONS_SUFFIX}/ (or, converted, <Name>{GT_SUFFIX}) "
+            f"and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy"
         )
     if len(folders) > 1:
         listed = ", ".join(p.name for p in folders)
         raise DataError(f"{root}: several annotation folders ({listed}); point to one dataset")
     name = folders[0].name[: -len(ANNOTATIONS_SUFFIX)]
-    kind, features = None, None
-    for candidate_kind, pattern in FEATURE_LAYOUTS:
-        candidate = root / pattern.format(name)
-        if candidate.exists():
-            kind, features = candidate_kind, candidate
-            break
+    kind, features = _features_of(root, name)
     gt_json = root / f"{name}-gt.json"
     return DatasetFiles(
         name, root, folders[0], features, kind, gt_json if gt_json.is_file() else None
     )
+
+
+def _features_of(root: Path, name: str) -> tuple[str | None, Path | None]:
+    for kind, pattern in FEATURE_LAYOUTS:
+        candidate = root / pattern.format(name)
+        if candidate.exists():
+            return kind, candidate
+    return None, None
+
+
+def _converted_root(root: Path) -> DatasetFiles | None:
+    """A root written by ``hamnet convert``: ``<Name>-gt.json`` + ``<Name>-packed/``."""
+    found = sorted(p for p in root.glob(f"*{GT_SUFFIX}") if p.is_file())
+    if len(found) != 1:
+        return None
+    name = found[0].name[: -len(GT_SUFFIX)]
+    kind, features = _features_of(root, name)
+    return DatasetFiles(name, root, None, features, kind, found[0])
+
+
+def load_annotations(files: DatasetFiles) -> AnnotationSet:
+    """The root's annotations: the released folder, else the converted root's GT JSON."""
+    if files.annotations_dir is not None:
+        return load_released_annotations(files.annotations_dir)
+    return load_gt_json(files.gt_json)
 
 
 def open_dataset(
@@ -84,11 +110,7 @@ def open_dataset(
     if files.features_path is None:
         expected = " or ".join(pattern.format(files.name) for _, pattern in FEATURE_LAYOUTS)
         raise DataError(f"{files.root}: no features found (expected {expected})")
-    if files.features_kind == "released" and not allow_pickle:
-        raise DataError(
-            f"{files.features_path}: only the released feature file is here; {PICKLE_HINT}"
-        )
-    annotations = load_released_annotations(files.annotations_dir)
+    annotations = load_annotations(files)
     names = [video.name for video in annotations.videos]
     store = open_feature_store(files.features_path, names=names, allow_pickle=allow_pickle)
     if feature_dim is not None and store.dim != feature_dim:
@@ -131,16 +153,45 @@ def convert_dataset(
     verify: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write ``out`` = ``<Name>-Annotations/`` (copied), ``<Name>-packed/``, ``<Name>-gt.json``."""
-    annotations, store, files = open_dataset(root, allow_pickle=allow_pickle)
+    """Write ``out`` = ``<Name>-packed/`` + ``<Name>-gt.json``: a root with no pickle in it.
+
+    The GT JSON holds everything the annotation folder held (subsets, durations,
+    video-level labels, segments, class list, ambiguous spans), so the released
+    ``.npy`` files are not copied. ``allow_pickle`` is accepted and ignored.
+    """
+    annotations, store, files = open_dataset(root)
     out = Path(out)
     packed_dir = out / f"{files.name}-packed"
     if packed_dir.exists():
         raise DataError(f"{packed_dir}: already exists; choose another output folder")
-    shutil.copytree(files.annotations_dir, out / files.annotations_dir.name, dirs_exist_ok=True)
     names = [video.name for video in annotations.videos]
     packed = convert_to_packed(store, packed_dir, dtype=dtype, names=names, progress=progress)
     if verify:
         verify_packed(store, packed)
-    save_gt_json(annotations, out / f"{files.name}-gt.json")
+    save_gt_json(annotations, out / f"{files.name}{GT_SUFFIX}")
     return out
+
+
+def check_dataset(root: Path, progress: bool = True) -> str:
+    """Read everything in a dataset root (annotations, every video's features, stored
+    checksums) and say what was verified; DataError at the first problem."""
+    annotations, store, files = open_dataset(root)
+    names = [video.name for video in annotations.videos]
+    read, verified = check_store(store, progress=progress)
+    subsets = sorted({video.subset for video in annotations.videos})
+    lines = [
+        f"{files.root}: dataset {files.name!r}, {len(names)} annotated videos in subsets "
+        f"{subsets}, {annotations.num_classes} classes: annotations OK",
+        f"features ({files.features_kind}, {store.path}): {read} videos read, shapes and "
+        f"values OK (finite, width {store.dim})",
+    ]
+    if isinstance(store, PackedFeatureStore) and verified == read:
+        lines.append(f"checksums: all {verified} verified")
+    elif verified:
+        lines.append(f"checksums: {verified} of {read} verified; the others have none stored")
+    else:
+        lines.append(
+            "checksums: no checksums to verify (the store predates them, or the layout has "
+            "none); values were still checked"
+        )
+    return "\n".join(lines)

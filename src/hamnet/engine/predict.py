@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,9 +14,9 @@ from hamnet.data.features import open_feature_store
 from hamnet.engine.distributed import pick_device
 from hamnet.engine.inference import detect, forward_video, localize_kwargs, make_output
 from hamnet.engine.model_io import load_trained, localization_source
-from hamnet.errors import DataError
+from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_write_text
-from hamnet.localize.detections import Detection
+from hamnet.localize.detections import Detection, results_document
 
 
 def predict(
@@ -29,6 +30,7 @@ def predict(
     progress: bool = True,
 ) -> list[Detection]:
     """Detections for every video in every given feature source."""
+    check_filters(min_score, top_k)
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
     config, source = trained.config, localization_source(trained.config)
@@ -48,8 +50,16 @@ def predict(
             output = make_output(name, cas, attention, source, config.loss.topk_ratio_inv)
             found = [d for d in detect(output, trained.classes, localize) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
-            detections.extend(found[:top_k] if top_k else found)
+            detections.extend(found if top_k is None else found[:top_k])
     return detections
+
+
+def check_filters(min_score: float, top_k: int | None) -> None:
+    """ConfigError for a filter that would silently drop detections (NaN, K < 1)."""
+    if not math.isfinite(min_score):
+        raise ConfigError(f"--min-score {min_score}: must be a finite number")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"--top-k {top_k}: must be at least 1 (leave it out for no limit)")
 
 
 def detections_to_csv(detections: list[Detection]) -> str:
@@ -62,12 +72,7 @@ def detections_to_csv(detections: list[Detection]) -> str:
 
 
 def detections_to_json(detections: list[Detection]) -> str:
-    results: dict[str, list] = {}
-    for d in detections:
-        results.setdefault(d.video, []).append(
-            {"label": d.label, "score": d.score, "segment": [d.start, d.end]}
-        )
-    return json.dumps({"version": "hamnet", "results": results}, indent=1) + "\n"
+    return json.dumps(results_document(detections), indent=1) + "\n"
 
 
 def write_detections(detections: list[Detection], out: Path | None, fmt: str) -> str:

@@ -42,6 +42,7 @@ class TrainingLog:
         scalars["train/epoch_seconds"] = record.get("seconds")
         scalars["eval/average_mAP"] = record.get("average_mAP")
         scalars["eval/classification_mAP"] = record.get("classification_mAP")
+        scalars["eval/heldout_average_mAP"] = record.get("heldout_average_mAP")  # select_on
         for tiou, value in zip(record.get("tiou") or [], record.get("mAP") or [], strict=False):
             scalars[f"eval/mAP@{tiou:g}"] = value
         for name, value in scalars.items():

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from hamnet.data.layout import open_dataset
+from hamnet.engine import runinfo
 from hamnet.engine.distributed import pick_device
 from hamnet.engine.inference import Evaluation, evaluate_model, localize_kwargs
 from hamnet.engine.model_io import load_trained, localization_source
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_json
 from hamnet.localize.detections import save_detections
+from hamnet.provenance import command_line, file_fingerprint, software_versions
 
 
 def test_checkpoint(
@@ -28,6 +31,7 @@ def test_checkpoint(
     allow_pickle: bool = False,
     progress: bool = True,
 ) -> Evaluation:
+    started = runinfo.now_iso(), time.monotonic()
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = trained.config
@@ -61,8 +65,14 @@ def test_checkpoint(
         progress=progress,
     )
     save_detections(out, evaluation.detections)
+    evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
     if result_json is not None:
-        atomic_write_json(result_json, result_record(evaluation, config, checkpoint), indent=1)
+        record = result_record(evaluation, config, checkpoint)
+        record.update(
+            selected_on=evaluation.selected_on,
+            provenance=result_provenance(trained, data_root, torch_device, started),
+        )
+        atomic_write_json(result_json, record, indent=1)
     return evaluation
 
 
@@ -77,3 +87,20 @@ def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
         variant=config.variant,
     )
     return record
+
+
+def result_provenance(trained, data_root: Path, device, started: tuple[str, float]) -> dict:
+    """The inputs of a test result, recorded as a run records its own (see run.json)."""
+    checkpoint = {**file_fingerprint(trained.path), "epoch": trained.epoch}
+    if trained.selection:
+        checkpoint["selection"] = trained.selection
+    return {
+        "command": command_line(),
+        "software": software_versions(),
+        **runinfo.device_record(device),
+        "checkpoint": checkpoint,
+        "data": runinfo.data_record(data_root),
+        "started": started[0],
+        "ended": runinfo.now_iso(),
+        "wall_seconds": round(time.monotonic() - started[1], 3),
+    }
