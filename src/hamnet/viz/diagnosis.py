@@ -39,11 +39,11 @@ CHARACTERISTIC_TITLES = {
 
 
 def _bin_tick(row: dict) -> str:
-    """Bin name, its range and its instance count, e.g. ``S / 3-6 / n=12``."""
+    """Bin name, its upper edge (the lower one is the previous bin's) and its size:
+    ``S / <=6 / n=12``, the last bin ``XL / >18``; short enough never to collide."""
     low, high = row["range"]
-    high_text = "inf" if high is None else f"{high:g}"
-    span = f"<={high_text}" if low == -1 else f"{low:g}-{high_text}"
-    return f"{row['bin']}\n{span}\nn={row['instances']}"
+    edge = f">{low:g}" if high is None else f"<={high:g}"
+    return f"{row['bin']}\n{edge}\nn={row['instances']}"
 
 
 def plot_false_positives(diagnosis: dict, out) -> list[Path]:
