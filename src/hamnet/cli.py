@@ -218,24 +218,72 @@ def cmd_plot_video(args: argparse.Namespace) -> int:
         ground_truth=truth,
         detections=found,
         min_score=args.min_score,
+        tiou=args.tiou,
+        thresholds=_thresholds(args.thresholds),
     )
     print("\n".join(str(p) for p in written))
     return 0
+
+
+def _thresholds(text: str | None) -> list[float]:
+    """``--thresholds``: "none", a comma list, or (default) the localization defaults."""
+    from hamnet.config import LocalizeConfig
+
+    if text is None:
+        return list(LocalizeConfig().thresholds)
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--thresholds {text!r}: expected numbers such as 0.3,0.5") from None
 
 
 def cmd_plot_map(args: argparse.Namespace) -> int:
     from hamnet.viz.outputs import load_result_json
     from hamnet.viz.plots import plot_map_vs_tiou
 
+    paths = _paths(args.results)
+    labels = args.labels.split(",") if args.labels else [f"{p.parent.name}/{p.stem}" for p in paths]
+    if len(labels) != len(paths) or len(set(labels)) != len(labels):
+        raise ConfigError(f"--labels must name each of the {len(paths)} result files once")
     runs, protocols = {}, set()
-    for path in _paths(args.results):
+    for path, label in zip(paths, labels, strict=True):
         tiou, values, protocol = load_result_json(path)
-        runs[f"{path.parent.name}/{path.stem}"] = (tiou, values)
+        runs[label] = (tiou, values)
         protocols.add(protocol)
     if len(protocols) > 1:
         raise ConfigError(f"results use different protocols {sorted(protocols)}: not comparable")
     written = plot_map_vs_tiou(runs, _paths(args.out), protocol=protocols.pop())
     print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from hamnet.diagnose.command import AnalysisRequest, analyze
+    from hamnet.evaluate.report import parse_tiou
+
+    request = AnalysisRequest(
+        out=_path(args.out),
+        run_dir=_path(args.source),
+        data=_path(args.data),
+        gt=_path(args.gt),
+        pred=_path(args.pred),
+        subset=args.subset,
+        tiou=parse_tiou(args.tiou) if args.tiou else None,
+        bins=args.bins,
+        device=args.device,
+    )
+    _, written = analyze(request)
+    print("\n".join(str(p) for p in written))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from hamnet.report.build import build_report
+
+    out = build_report(_path(args.run_dir), _path(args.out), data=_path(args.data))
+    print(f"report written to {out}")
     return 0
 
 
@@ -472,12 +520,35 @@ def _parser_tools(sub) -> None:
     p.add_argument("--gt", help="ground-truth JSON")
     p.add_argument("--pred", help="detections JSON")
     p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--tiou", type=float, default=0.5, help="tIoU for true/false positive marks")
+    p.add_argument(
+        "--thresholds", help="attention lines: comma list or 'none' (default: localize's)"
+    )
     p.add_argument("--out", required=True, nargs="+", help="one or more .png / .svg paths")
     p.set_defaults(func=cmd_plot_video)
     p = plot.add_parser("map", help="mAP against tIoU for one or several result JSONs")
     p.add_argument("results", nargs="+")
+    p.add_argument("--labels", help="comma-separated legend names (default: folder/file)")
     p.add_argument("--out", required=True, nargs="+")
     p.set_defaults(func=cmd_plot_map)
+
+    p = sub.add_parser("analyze", help="DETAD-style diagnosis: error types, misses, sensitivity")
+    p.add_argument("source", nargs="?", help="a run folder (its test outputs are used or made)")
+    p.add_argument("--gt", help="ground-truth JSON")
+    p.add_argument("--pred", help="detections JSON (e.g. written by 'hamnet test --out')")
+    p.add_argument("--data", help="dataset root (ground truth; for a run folder: to test it)")
+    p.add_argument("--out", required=True, help="folder for diagnosis.json and the charts")
+    p.add_argument("--subset", help="default: the run's test subset / the detected videos'")
+    p.add_argument("--tiou", help="default: DETAD's (0.5 THUMOS14, 0.5:0.95:0.05 ActivityNet)")
+    p.add_argument("--bins", choices=["thumos14", "activitynet"], help="DETAD's bin set")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("report", help="one self-contained HTML page about a run")
+    p.add_argument("run_dir", help="a run folder (config.yaml, metrics.jsonl, checkpoints)")
+    p.add_argument("--data", help="dataset root, to make the test outputs if missing")
+    p.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("table", help="result JSONs as the paper's main table (markdown, CSV)")
     p.add_argument("results", nargs="+", help="files written by 'hamnet test --json'")

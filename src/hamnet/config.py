@@ -104,6 +104,7 @@ class TrainConfig:
     # under 5 % of the run's wall time. last.pt is always written at the end and when the
     # run is interrupted (SIGINT, SIGTERM).
     checkpoint_every: int = 0
+    tensorboard: bool | None = None  # None: log when the tensorboard package is installed
     # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
     select_on: str = "none"
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout

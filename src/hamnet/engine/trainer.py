@@ -47,6 +47,7 @@ from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, 
 from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
 from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.model_io import build_model, localization_source
+from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
 from hamnet.io import atomic_write_json, atomic_write_text
 from hamnet.model.losses import hamnet_losses
@@ -70,6 +71,7 @@ class Session:
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
+    tensorboard: TrainingLog = field(default_factory=TrainingLog)
     heldout: list[str] = field(default_factory=list)  # videos kept out for select_on=heldout
     placement: str = "stream"
     resident: resident_data.ResidentTrainSet | None = None  # placement "device"
@@ -116,6 +118,17 @@ def train(
         dist_utils.shutdown(info)
 
 
+def _open_tensorboard(session: Session) -> TrainingLog:
+    steps = -(-len(session.train_set) // session.config.train.batch_size)
+    return open_training_log(
+        session.config.train.tensorboard,
+        session.run_dir,
+        is_main=session.dist.is_main,
+        steps_per_epoch=steps,
+        start_epoch=session.start_epoch,
+    )
+
+
 def _run_folder(run_dir: Path, info):
     """The run folder's lock on the writing rank; other ranks only read."""
     if not info.is_main:
@@ -145,6 +158,7 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     if info.is_main:
         save_config(config, session.run_dir / "config.yaml")
         record.start(session.start_epoch, selection.describe(config, session.heldout))
+    session.tensorboard = _open_tensorboard(session)
     try:
         _run_epochs(session, progress)
         _complete_final_evaluation(session)
@@ -154,6 +168,8 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         if info.is_main:
             _record_failure(record, error, _epochs_done(session))
         raise
+    finally:
+        session.tensorboard.close()
     if info.is_main:
         record.finish("finished", _epochs_done(session), {"result": _plain(final)})
     best = session.best if session.best > float("-inf") else None
@@ -367,6 +383,7 @@ def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
     if session.dist.is_main:
         if evaluate:
             _write_epoch(session, epoch + 1, record, replace_last=True)
+        session.tensorboard.end_epoch(record, epoch + 1, session.optimizer)
     else:
         session.records.append(record)
     dist_utils.barrier(session.dist)
@@ -461,6 +478,7 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
         terms = _train_step(session, batch, len(share), len(indices))
         totals.add(terms, len(batches), share)
     losses = read_losses(totals, epoch + 1, session.train_set)
+    session.tensorboard.steps_losses(totals.names, totals.step_values)
     return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
 
 
@@ -477,6 +495,7 @@ class EpochLosses:
     running: torch.Tensor | None = None
     step_totals: list[torch.Tensor] = field(default_factory=list)
     step_items: list[list[int]] = field(default_factory=list)
+    step_values: list[torch.Tensor] = field(default_factory=list)  # for TensorBoard
 
     def add(self, terms: dict[str, torch.Tensor], num_batches: int, items: list[int]) -> None:
         values = torch.stack([value.detach().float() for value in terms.values()]).double()
@@ -485,6 +504,7 @@ class EpochLosses:
         self.running = step if self.running is None else self.running + step
         self.step_totals.append(terms["total"].detach())
         self.step_items.append(items)
+        self.step_values.append(values)
 
 
 def read_losses(totals: EpochLosses, epoch: int, dataset: VideoDataset) -> dict[str, float]:

@@ -9,18 +9,21 @@ writes; this module reads them with ``allow_pickle=False`` and imports no torch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from hamnet.data.annotations import Segment
 from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_path
+from hamnet.viz.colours import class_colour
 from hamnet.viz.outputs import VideoOutputs
 
 FORMATS = ("png", "svg", "pdf")
@@ -36,6 +39,7 @@ class _Bar:
     score: float
     start: float
     end: float
+    hit: bool | None = None  # true positive at the figure's tIoU (None: no ground truth)
 
 
 def _as_bar(index: int, detection: Any) -> _Bar:
@@ -97,30 +101,64 @@ def plot_video(
     max_classes: int = 3,
     min_score: float = 0.0,
     max_detections: int = 10,
+    tiou: float = 0.5,
+    thresholds: Sequence[float] = (),
 ) -> list[Path]:
     """Qualitative timeline of one video, saved to every path of ``out``.
 
     Rows on one time axis (seconds): ground-truth segments, attention (and actionness
-    when it differs), softmax T-CAS probability of the selected classes
-    (:func:`select_classes`), and the ``max_detections`` best detections scoring at
-    least ``min_score``. Returns the written paths; the format follows each suffix.
+    when it differs) with the localization ``thresholds`` as dotted lines, softmax T-CAS
+    probability of the selected classes (:func:`select_classes`), and the
+    ``max_detections`` best detections scoring at least ``min_score``, their score as a
+    colour bar (opacity) and, with ground truth, marked true or false positive at
+    ``tiou`` (ActivityNet matching, on all of the video's detections). A class keeps its
+    colour (its index in the class list) with or without ground truth. Returns the
+    written paths; the format follows each suffix.
     """
     paths = _output_paths(out)
     shown = select_classes(outputs, ground_truth, classes_to_show, max_classes)
     bars = [_as_bar(i, det) for i, det in enumerate(detections)]
+    if ground_truth:
+        bars = _mark_hits(bars, list(ground_truth), tiou)
     bars = sorted((b for b in bars if b.score >= min_score), key=lambda b: -b.score)
     bars = bars[:max_detections]
     labels = [*shown, *(seg.label for seg in ground_truth), *(bar.label for bar in bars)]
-    colours = _class_colours(labels)
+    colours = _class_colours(outputs.classes, labels)
     with matplotlib.rc_context(_RC):
-        figure = _timeline_figure(outputs, title, list(ground_truth), bars, shown, colours)
+        figure = _timeline_figure(
+            outputs, title, list(ground_truth), bars, shown, colours, (tiou, thresholds)
+        )
         return _save(figure, paths)
 
 
-def _class_colours(labels: Sequence[str]) -> dict[str, Any]:
-    unique = list(dict.fromkeys(labels))
-    palette = matplotlib.colormaps["tab10" if len(unique) <= 10 else "tab20"]
-    return {name: palette(i % palette.N) for i, name in enumerate(unique)}
+def _class_colours(classes: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+    """Colour by index in the video's class list (stable across figures and the report)."""
+    index = {name: i for i, name in enumerate(classes)}
+    extra = [name for name in dict.fromkeys(labels) if name not in index]
+    for name in extra:  # a label outside the class list still gets its own colour
+        index[name] = len(index)
+    return {name: class_colour(index[name]) for name in dict.fromkeys(labels)}
+
+
+def _mark_hits(bars: list[_Bar], ground_truth: list[Segment], tiou: float) -> list[_Bar]:
+    """Each detection flagged true positive or not, as the ActivityNet evaluator would:
+    per class, best score first, each takes the free instance of highest tIoU >= ``tiou``."""
+    taken: set[int] = set()
+    flags: dict[int, bool] = {}
+    for i in sorted(range(len(bars)), key=lambda k: -bars[k].score):
+        bar, best, best_iou = bars[i], None, tiou
+        for j, seg in enumerate(ground_truth):
+            if seg.label != bar.label or j in taken:
+                continue
+            inter = max(0.0, min(bar.end, seg.end) - max(bar.start, seg.start))
+            union = (seg.end - seg.start) + (bar.end - bar.start) - inter
+            overlap = inter / union if union > 0 else 0.0
+            if overlap >= best_iou and (best is None or overlap > best_iou):
+                best, best_iou = j, overlap
+        if best is not None:
+            taken.add(best)
+        flags[i] = best is not None
+    return [replace(bar, hit=flags[i]) for i, bar in enumerate(bars)]
 
 
 def _timeline_figure(
@@ -130,11 +168,12 @@ def _timeline_figure(
     bars: list[_Bar],
     shown: list[str],
     colours: dict[str, Any],
+    lines: tuple[float, Sequence[float]],
 ) -> Figure:
-    bar_rows = list(dict.fromkeys(bar.label for bar in bars))
+    bar_rows = _pack_rows(bars)
     panels = [("gt", 0.5)] if ground_truth else []
     panels += [("attention", 1.0), ("cas", 1.6)]
-    panels += [("detections", 0.3 + 0.25 * len(bar_rows))] if bars else []
+    panels += [("detections", 0.3 + 0.22 * len(bar_rows))] if bars else []
     heights = [height for _, height in panels]
     figure = Figure(figsize=(10, 1.2 + 1.4 * sum(heights)), layout="constrained")
     axes = figure.subplots(len(panels), 1, sharex=True, height_ratios=heights, squeeze=False)
@@ -142,11 +181,13 @@ def _timeline_figure(
     times = (np.arange(outputs.num_snippets) + 0.5) * outputs.snippet_seconds
     if ground_truth:
         _draw_ground_truth(axes_by_name["gt"], ground_truth, colours)
-    _draw_attention(axes_by_name["attention"], outputs, times)
+    tiou, thresholds = lines
+    ends = [outputs.duration, *(s.end for s in ground_truth), *(b.end for b in bars)]
+    _draw_attention(axes_by_name["attention"], outputs, times, thresholds)
     _draw_cas(axes_by_name["cas"], outputs, times, shown, colours)
     if bars:
-        _draw_detections(axes_by_name["detections"], bars, bar_rows, colours)
-    ends = [outputs.duration, *(s.end for s in ground_truth), *(b.end for b in bars)]
+        _draw_detections(axes_by_name["detections"], bars, bar_rows, colours, tiou, max(ends))
+        _score_colour_bar(figure, axes_by_name["detections"], bars)
     bottom = axes[-1, 0]
     bottom.set_xlim(0.0, max(ends))
     bottom.set_xlabel("time (s)")
@@ -164,11 +205,16 @@ def _draw_ground_truth(ax: Any, ground_truth: list[Segment], colours: dict[str, 
     ax.legend(**_LEGEND)
 
 
-def _draw_attention(ax: Any, outputs: VideoOutputs, times: np.ndarray) -> None:
+def _draw_attention(
+    ax: Any, outputs: VideoOutputs, times: np.ndarray, thresholds: Sequence[float]
+) -> None:
     ax.plot(times, outputs.attention, color="black", linewidth=1.0, label="attention")
     if not np.allclose(outputs.actionness, outputs.attention, atol=1e-6):
         label = f"actionness ({outputs.source})"
         ax.plot(times, outputs.actionness, color="tab:gray", linestyle="--", label=label)
+    for k, level in enumerate(thresholds):
+        label = f"localization thresholds ({len(thresholds)})" if k == 0 else None
+        ax.axhline(level, color="tab:blue", linestyle=":", linewidth=0.6, alpha=0.7, label=label)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("attention")
     ax.legend(**_LEGEND)
@@ -192,21 +238,75 @@ def _draw_cas(
         ax.legend(**_LEGEND)
 
 
-def _draw_detections(ax: Any, bars: list[_Bar], rows: list[str], colours: dict[str, Any]) -> None:
+def _pack_rows(bars: list[_Bar]) -> list[tuple[str, list[_Bar]]]:
+    """Rows of the detection panel: the classes in order of their best bar; inside a
+    class, bars that overlap go to separate rows (best first), so none hides another."""
+    rows: list[tuple[str, list[_Bar]]] = []
+    for label in dict.fromkeys(bar.label for bar in bars):
+        lanes: list[list[_Bar]] = []
+        for bar in (b for b in bars if b.label == label):
+            free = (m for m in lanes if all(bar.end <= o.start or bar.start >= o.end for o in m))
+            lane = next(free, None)
+            if lane is None:
+                lanes.append(lane := [])
+            lane.append(bar)
+        rows += [(label, lane) for lane in lanes]
+    return rows
+
+
+def _score_norm(bars: list[_Bar]) -> tuple[float, float]:
     low, high = min(bar.score for bar in bars), max(bar.score for bar in bars)
-    for bar in bars:
-        row = rows.index(bar.label)
-        # Opacity from the score's rank in the shown range (scores may be negative).
-        alpha = 0.25 + 0.75 * ((bar.score - low) / (high - low) if high > low else 1.0)
-        width, colour = bar.end - bar.start, colours[bar.label]
-        ax.barh(row, width, left=bar.start, height=0.7, color=colour, alpha=alpha)
-        ax.text((bar.start + bar.end) / 2, row, f"{bar.score:.2f}", ha="center", va="center")
-    ax.set_yticks(range(len(rows)), rows)
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
+
+
+def _draw_detections(
+    ax: Any,
+    bars: list[_Bar],
+    rows: list[tuple[str, list[_Bar]]],
+    colours: dict,
+    tiou: float,
+    extent: float,
+) -> None:
+    low, high = _score_norm(bars)
+    for row, (_, members) in enumerate(rows):
+        for bar in members:
+            # opacity encodes the score (colour bar beside the panel; scores may be negative)
+            alpha = 0.2 + 0.8 * (bar.score - low) / (high - low)
+            width, colour = bar.end - bar.start, colours[bar.label]
+            edge = {None: "none", True: "tab:green", False: "tab:red"}[bar.hit]
+            style = "--" if bar.hit is False else "-"
+            ax.barh(row, width, left=bar.start, height=0.7, color=colour, alpha=alpha)
+            ax.barh(
+                row,
+                width,
+                left=bar.start,
+                height=0.7,
+                fill=False,
+                edgecolor=edge,
+                linewidth=1.4,
+                linestyle=style,
+            )
+            if width >= 0.07 * extent:  # a label only where it fits inside its bar
+                ax.text(bar.start, row, f" {bar.score:.2f}", ha="left", va="center")
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_ylabel("detections")
-    ax.legend(
-        handles=[Patch(color="gray", alpha=0.6, label=f"top {len(bars)} by score")], **_LEGEND
-    )
+    handles = [Patch(facecolor="white", edgecolor="black", label=f"top {len(bars)} by score")]
+    if any(bar.hit is not None for bar in bars):
+        handles += [
+            Patch(facecolor="white", edgecolor="tab:green", label=f"true positive (tIoU {tiou:g})"),
+            Patch(facecolor="white", edgecolor="tab:red", linestyle="--", label="false positive"),
+        ]
+    ax.legend(handles=handles, **_LEGEND)
+
+
+def _score_colour_bar(figure: Figure, ax: Any, bars: list[_Bar]) -> None:
+    """The opacity scale of the detection bars, labelled in scores."""
+    low, high = _score_norm(bars)
+    ramp = ListedColormap([(0, 0, 0, 0.2 + 0.8 * k / 255) for k in range(256)])
+    mappable = ScalarMappable(norm=Normalize(low, high), cmap=ramp)
+    bar = figure.colorbar(mappable, ax=ax, location="bottom", shrink=0.35, aspect=30, pad=0.02)
+    bar.set_label("detection score (bar opacity)")
 
 
 def _output_paths(out: str | Path | Sequence[str | Path]) -> list[Path]:

@@ -1,0 +1,106 @@
+"""Where ``hamnet analyze`` and ``hamnet report`` find their inputs.
+
+A run folder's test outputs live in ``RUN_DIR/test/``: ``detections.json``,
+``ground_truth.json`` (the dataset's annotations), ``result.json`` (mAP per tIoU) and
+``cas/<video>.npz`` (T-CAS and attention). :func:`ensure_test_outputs` makes them once
+with ``hamnet test`` on the run's last (else best) checkpoint when they are missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
+from hamnet.errors import ConfigError
+from hamnet.io import atomic_write_json, read_json
+from hamnet.localize.detections import Detection, load_detections
+
+TEST_DIR = "test"
+
+
+@dataclass
+class TestOutputs:
+    """The files of one evaluated run (paths; ``cas_dir`` may not exist)."""
+
+    folder: Path
+    detections: Path
+    ground_truth: Path
+    result: Path
+    cas_dir: Path
+    info: Path
+
+    @classmethod
+    def of(cls, run_dir: Path) -> TestOutputs:
+        folder = run_dir / TEST_DIR
+        return cls(
+            folder,
+            folder / "detections.json",
+            folder / "ground_truth.json",
+            folder / "result.json",
+            folder / "cas",
+            folder / "info.json",
+        )
+
+    def complete(self) -> bool:
+        return all(p.is_file() for p in (self.detections, self.ground_truth, self.result))
+
+    def read_info(self) -> dict:
+        return read_json(self.info, ConfigError) if self.info.is_file() else {}
+
+
+def ensure_test_outputs(
+    run_dir: Path, data_root: Path | None, *, device: str = "auto", progress: bool = True
+) -> TestOutputs:
+    """The run's test outputs, made with ``hamnet test`` when missing (needs ``data_root``)."""
+    outputs = TestOutputs.of(run_dir)
+    if outputs.complete():
+        return outputs
+    # the final model, as the table 'hamnet train' prints
+    checkpoint = next((p for p in (run_dir / "last.pt", run_dir / "best.pt") if p.is_file()), None)
+    if checkpoint is None:
+        raise ConfigError(f"{run_dir}: no best.pt or last.pt here (not a run folder)")
+    if data_root is None:
+        raise ConfigError(
+            f"{run_dir}: no test outputs in {outputs.folder} yet; pass --data DATASET_ROOT "
+            "to make them (runs 'hamnet test' once)"
+        )
+    from hamnet.data.layout import open_dataset
+    from hamnet.engine.tester import test_checkpoint
+
+    evaluation = test_checkpoint(
+        checkpoint,
+        data_root,
+        outputs.detections,
+        save_cas=outputs.cas_dir,
+        result_json=outputs.result,
+        device=device,
+        progress=progress,
+    )
+    annotations, _, _ = open_dataset(data_root)
+    save_gt_json(annotations, outputs.ground_truth)
+    from hamnet.config import load_config
+
+    config = load_config(run_dir / "config.yaml")
+    info = {
+        "checkpoint": str(checkpoint),
+        "data": str(data_root),
+        "subset": config.data.test_subset,
+        "preset": config.preset,
+        "protocol": evaluation.result.protocol,
+    }
+    atomic_write_json(outputs.info, info, indent=1)
+    return outputs
+
+
+def guess_subset(annotations: AnnotationSet, detections: list[Detection]) -> str | None:
+    """The one subset that holds every detected video, else None (all videos)."""
+    names = {d.video for d in detections}
+    subsets = {v.subset for v in annotations.videos if v.name in names}
+    return subsets.pop() if len(subsets) == 1 else None
+
+
+def load_inputs(gt_path: Path, pred_path: Path) -> tuple[AnnotationSet, list[Detection]]:
+    """Ground truth and detections through the project's own readers."""
+    annotations = load_gt_json(gt_path)
+    return annotations, load_detections(pred_path, classes=annotations.classes)

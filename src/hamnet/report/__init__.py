@@ -1,0 +1,1 @@
+"""``hamnet report``: one self-contained HTML page about a run (no network, data inlined)."""
