@@ -114,6 +114,43 @@ def ablate(
     return rows
 
 
+def ablate_methods(
+    configs: dict[str, Config],
+    data_root: Path,
+    out_dir: Path,
+    seeds: list[int],
+    *,
+    progress: bool = True,
+) -> list[RunSummary]:
+    """Train each method (``configs``: method name -> its config) with the same seeds and
+    data; one table ``out_dir/ablation.md`` with one row per method."""
+    rows = [
+        train_seeds(
+            config,
+            data_root,
+            out_dir / name,
+            seeds,
+            label=method_label(config),
+            resume=True,
+            progress=progress,
+        )
+        for name, config in configs.items()
+    ]
+    if is_main_process():
+        first = next(iter(configs.values()))
+        write_tables(rows, out_dir / "ablation", title=f"Methods ({first.preset})")
+    return rows
+
+
+METHOD_LABELS = {"hamnet": "HAM-Net", "stpn": "STPN", "w-talc": "W-TALC", "basnet": "BaS-Net"}
+
+
+def method_label(config: Config) -> str:
+    """A table row's name: the method, and the HAM-Net ablation row when not all losses."""
+    label = METHOD_LABELS.get(config.method, config.method)
+    return label if config.variant == "all" else f"{label} ({config.variant})"
+
+
 def format_cell(mean: float, std: float, several: bool) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if several else f"{100 * mean:.1f}"
 

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from hamnet.config import make_config
+from hamnet.data.annotations import load_gt_json
 from hamnet.data.layout import find_dataset
 from hamnet.data.released import load_released_annotations
 from hamnet.engine.checkpoint import save_checkpoint
@@ -36,7 +37,10 @@ def import_authors_checkpoint(
     shape = infer_model_shape(state)
     if classes_from is not None:
         files = find_dataset(classes_from)
-        classes = load_released_annotations(files.annotations_dir).classes
+        if files.annotations_dir is None:
+            classes = load_gt_json(files.gt_json).classes
+        else:
+            classes = load_released_annotations(files.annotations_dir).classes
     else:
         classes = preset_classes(preset)
     if len(classes) != shape["num_classes"]:

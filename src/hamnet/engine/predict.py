@@ -11,8 +11,9 @@ from tqdm import tqdm
 
 from hamnet.data.features import open_feature_store
 from hamnet.engine.distributed import pick_device
-from hamnet.engine.inference import detect, forward_video, localize_kwargs, make_output
-from hamnet.engine.model_io import load_trained, localization_source
+from hamnet.engine.inference import detect, forward_video, make_output
+from hamnet.engine.model_io import load_trained
+from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_text
 from hamnet.localize.detections import Detection
@@ -26,13 +27,15 @@ def predict(
     top_k: int | None = None,
     device: str = "auto",
     allow_pickle: bool = False,
+    overrides: list[str] | None = None,
     progress: bool = True,
 ) -> list[Detection]:
-    """Detections for every video in every given feature source."""
+    """Detections for every video in every given feature source (``overrides``: e.g.
+    ``localize.class_thresh=0.1``, replacing the checkpoint config's settings)."""
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
-    config, source = trained.config, localization_source(trained.config)
-    localize = localize_kwargs(config)
+    config = with_inference_overrides(trained.config, overrides or [])
+    settings = inference_settings(config)
     detections: list[Detection] = []
     for path in feature_paths:
         store = open_feature_store(Path(path), allow_pickle=allow_pickle)
@@ -42,11 +45,11 @@ def predict(
                 f"on width {config.data.feature_dim}"
             )
         for name in tqdm(store.names, desc=str(path), disable=not progress, leave=False):
-            cas, attention = forward_video(
-                trained.model, store.read(name), torch_device, config.train.precision
+            outputs = forward_video(
+                trained.model, store.read(name), torch_device, settings.precision, settings.method
             )
-            output = make_output(name, cas, attention, source, config.loss.topk_ratio_inv)
-            found = [d for d in detect(output, trained.classes, localize) if d.score >= min_score]
+            output = make_output(settings.method, name, outputs)
+            found = [d for d in detect(output, trained.classes, settings) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
             detections.extend(found[:top_k] if top_k else found)
     return detections

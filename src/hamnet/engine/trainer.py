@@ -9,7 +9,6 @@ and the torch RNG state is checkpointed, so ``resume=True`` continues exactly.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -28,11 +27,12 @@ from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
-from hamnet.engine.model_io import build_model, localization_source
+from hamnet.engine.inference import autocast, evaluate_model
+from hamnet.engine.settings import inference_settings
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_write_text
-from hamnet.model.losses import hamnet_losses
+from hamnet.methods import make_method
+from hamnet.methods.base import Method
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Session:
     optimizer: torch.optim.Optimizer
     device: torch.device
     dist: dist_utils.DistInfo
+    method: Method
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
@@ -76,7 +77,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train HAM-Net on ``data_root`` (a dataset root in the released layout)."""
+    """Train ``config.method`` on ``data_root`` (a dataset root, see hamnet.data.layout)."""
     device = dist_utils.pick_device(config.train.device)
     info = dist_utils.init_distributed(device)
     device = dist_utils.pick_device(config.train.device, info)
@@ -101,7 +102,11 @@ def _open_session(
     config: Config, data_root: Path, run_dir: Path, device: torch.device, info
 ) -> Session:
     annotations, store, _ = open_dataset(
-        data_root, allow_pickle=config.data.allow_pickle, feature_dim=config.data.feature_dim
+        data_root,
+        allow_pickle=config.data.allow_pickle,
+        feature_dim=config.data.feature_dim,
+        name=config.data.name,
+        snippet_seconds=config.data.snippet_seconds,
     )
     train_set = VideoDataset(
         annotations,
@@ -112,13 +117,16 @@ def _open_session(
         seed=config.train.seed,
     )
     torch.manual_seed(config.train.seed)
-    model = build_model(config, annotations.num_classes).to(device)
+    method = make_method(config)
+    model = method.build_network(annotations.num_classes).to(device)
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return Session(config, run_dir, annotations, store, train_set, model, optimizer, device, info)
+    return Session(
+        config, run_dir, annotations, store, train_set, model, optimizer, device, info, method
+    )
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -237,13 +245,9 @@ def _loader(session: Session, batches: list[list[int]]) -> DataLoader:
 
 def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
     """One optimizer step on this rank's share (``batch``) of a global batch."""
-    config, device = session.config, session.device
+    device = session.device
     features, labels = batch.features.to(device), batch.labels.to(device)
-    mask = batch.mask.to(device)
-    with autocast(device, config.train.precision):
-        cas, attention = session.model(features, mask)
-    # LossConfig holds exactly the keyword arguments of hamnet_losses
-    terms = hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(config.loss))
+    terms = loss_terms(session, features, labels, batch.mask.to(device))
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
     share = len(batch.names) * session.dist.world_size / global_size
@@ -251,6 +255,13 @@ def _train_step(session: Session, batch, global_size: int) -> dict[str, float]:
     (terms["total"] * share).backward()
     session.optimizer.step()
     return {key: float(value.detach()) for key, value in terms.items()}
+
+
+def loss_terms(session: Session, features, labels, mask) -> dict[str, torch.Tensor]:
+    """The method's loss terms (and ``total``) of one batch of device tensors."""
+    with autocast(session.device, session.config.train.precision):
+        outputs = session.method.forward(session.model, features, mask)
+    return session.method.losses(outputs, labels, mask)
 
 
 def _evaluate(session: Session) -> dict:
@@ -261,12 +272,7 @@ def _evaluate(session: Session) -> dict:
         session.store,
         subset=config.data.test_subset,
         device=session.device,
-        precision=config.train.precision,
-        source=localization_source(config),
-        topk_ratio_inv=config.loss.topk_ratio_inv,
-        localize=localize_kwargs(config),
-        tiou=config.eval.tiou,
-        protocol=config.eval.protocol,
+        settings=inference_settings(config),
     )
     result = evaluation.result
     return {

@@ -7,6 +7,7 @@ ActivityNet evaluator's ``activity_index``, the THUMOS kit's ``npos > 0``, W-TAL
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from hamnet.errors import EvaluationInputError
 from hamnet.evaluate import anet, thumos14, wtalc
 from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
 from hamnet.localize.detections import Detection
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,16 @@ def evaluate_detections(
     protocol: str = "anet",
     subset: str | None = None,
     ambiguous: dict[str, list[tuple[float, float]]] | None = None,
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
 ) -> DetectionResult:
     """Detection mAP of ``detections`` against ``ground_truth`` under one protocol.
 
     ``subset``: evaluate only the ground-truth videos of that subset. ``ambiguous``
     (thumos14, wtalc): spans per video; defaults to the ground truth's own.
+    ``snippet_seconds``: the feature stride the ``wtalc`` protocol counts in.
     """
     runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
-    runners["wtalc"] = wtalc.average_precision
+    runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
     if protocol not in runners:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
     if not len(tiou):

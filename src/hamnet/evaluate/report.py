@@ -10,6 +10,7 @@ from hamnet.data.annotations import load_gt_json
 from hamnet.errors import ConfigError
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections, load_ambiguous
 from hamnet.localize.detections import load_detections
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PROTOCOL_TITLES = {
@@ -27,6 +28,7 @@ def evaluate_files(
     tiou: Sequence[float] = THUMOS_TIOU,
     protocol: str = "anet",
     ambiguous_path: str | Path | None = None,
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
 ) -> DetectionResult:
     """Evaluate a detections file against a ground-truth JSON file.
 
@@ -37,7 +39,13 @@ def evaluate_files(
     detections = load_detections(pred_path, classes=ground_truth.classes)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
     return evaluate_detections(
-        ground_truth, detections, tiou=tiou, protocol=protocol, subset=subset, ambiguous=ambiguous
+        ground_truth,
+        detections,
+        tiou=tiou,
+        protocol=protocol,
+        subset=subset,
+        ambiguous=ambiguous,
+        snippet_seconds=snippet_seconds,
     )
 
 
