@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,7 +15,7 @@ from hamnet.engine.model_io import load_trained
 from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_text
-from hamnet.localize.detections import Detection
+from hamnet.localize.detections import Detection, detections_json
 
 
 def predict(
@@ -64,17 +63,8 @@ def detections_to_csv(detections: list[Detection]) -> str:
     return buffer.getvalue()
 
 
-def detections_to_json(detections: list[Detection]) -> str:
-    results: dict[str, list] = {}
-    for d in detections:
-        results.setdefault(d.video, []).append(
-            {"label": d.label, "score": d.score, "segment": [d.start, d.end]}
-        )
-    return json.dumps({"version": "hamnet", "results": results}, indent=1) + "\n"
-
-
 def write_detections(detections: list[Detection], out: Path | None, fmt: str) -> str:
-    text = detections_to_csv(detections) if fmt == "csv" else detections_to_json(detections)
+    text = detections_to_csv(detections) if fmt == "csv" else detections_json(detections)
     if out is not None:
         atomic_write_text(out, text)
     return text

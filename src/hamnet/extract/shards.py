@@ -21,6 +21,7 @@ import torch.distributed as tdist
 
 from hamnet.data.features import INDEX_FILE, PackedFeatureStore, PackedFeatureWriter
 from hamnet.errors import ConfigError, DataError
+from hamnet.extract.store_meta import check_recipe, read_empty, write_empty
 from hamnet.extract.video import import_cv2
 
 BARRIER_TIMEOUT = timedelta(days=7)
@@ -107,8 +108,6 @@ def shard_names(names: Sequence[str], rank: int, world_size: int) -> list[str]:
 
 def stored_names(store: Path, recipe: dict) -> set[str]:
     """Videos already in ``store`` (and its zero-snippet list); DataError on another recipe."""
-    from hamnet.extract.pipeline import check_recipe, read_empty
-
     if not (store / INDEX_FILE).exists():
         return set()
     check_recipe(store, recipe)
@@ -121,8 +120,6 @@ def merge_stores(parts: Sequence[Path], out: Path) -> list[str]:
     Names already in ``out`` (or met in an earlier part) are skipped; all parts and ``out``
     must share one recipe. Zero-snippet lists are merged too. Returns the names added.
     """
-    from hamnet.extract.pipeline import read_empty, write_empty
-
     stores = [PackedFeatureStore(p) for p in parts if (Path(p) / INDEX_FILE).exists()]
     if not stores:
         return []

@@ -7,13 +7,14 @@ then each video's list): the ActivityNet evaluator breaks score ties by it.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from hamnet.errors import EvaluationInputError
-from hamnet.io import atomic_write_json, read_json
+from hamnet.io import atomic_write_text, read_json
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,24 @@ def detections_to_results(detections: Iterable[Detection]) -> dict[str, list[dic
     return results
 
 
-def save_detections(
-    path: str | Path, detections: list[Detection], extra: dict | None = None
-) -> None:
-    """Write the results file atomically; ``extra`` keys (e.g. protocol, config) are added."""
+def detections_json(
+    detections: Iterable[Detection], extra: dict | None = None, where: str = "detections"
+) -> str:
+    """The detections file's text (the one writer: ``hamnet test``, ``predict``, ...);
+    ``extra`` keys (e.g. protocol, config) are added."""
     out: dict = {"version": "hamnet", "results": detections_to_results(detections)}
     for key, value in (extra or {}).items():
         if key in out:
-            raise EvaluationInputError(f"{path}: extra key {key!r} would overwrite {key!r}")
+            raise EvaluationInputError(f"{where}: extra key {key!r} would overwrite {key!r}")
         out[key] = value
-    atomic_write_json(path, out)
+    return json.dumps(out) + "\n"
+
+
+def save_detections(
+    path: str | Path, detections: list[Detection], extra: dict | None = None
+) -> None:
+    """Write the results file atomically (:func:`detections_json`)."""
+    atomic_write_text(path, detections_json(detections, extra, str(path)))
 
 
 def load_detections(path: str | Path, classes: list[str] | None = None) -> list[Detection]:
