@@ -7,8 +7,6 @@ resume exactly or to test without the training data at hand.
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import torch
 from hamnet import __version__
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_path
+from hamnet.weights import read_weight_file
 
 FORMAT = "hamnet-checkpoint"
 REQUIRED = ("model", "config", "classes", "epoch")
@@ -48,17 +47,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def read_tensor_file(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``, every failure turned into one message."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, OSError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt file ({error})") from None
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling failed"
-        raise CheckpointError(
-            f"{path}: refused to load objects other than tensors and plain data ({first})"
-        ) from None
-    except RuntimeError as error:
-        raise CheckpointError(f"{path}: truncated or corrupt file ({error})") from None
+    return read_weight_file(path)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from hamnet.config import Config, config_from_dict
 from hamnet.engine.checkpoint import load_checkpoint
 from hamnet.errors import CheckpointError, ConfigError
 from hamnet.methods import make_method
+from hamnet.weights import load_weights_strict
 
 
 def build_model(config: Config, num_classes: int) -> torch.nn.Module:
@@ -44,11 +45,7 @@ def load_trained(path: str | Path, device: torch.device | None = None) -> Traine
         raise CheckpointError(f"{path}: its config is not valid here ({error})") from None
     classes = [str(name) for name in record["classes"]]
     model = build_model(config, len(classes))
-    try:
-        model.load_state_dict(record["model"])
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit the network ({first})") from None
+    load_weights_strict(model, record["model"], str(path))
     model.eval()
     if device is not None:
         model.to(device)

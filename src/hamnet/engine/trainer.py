@@ -33,6 +33,7 @@ from hamnet.errors import CheckpointError
 from hamnet.io import atomic_write_text
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
+from hamnet.weights import load_weights_strict
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _resume(session: Session) -> None:
             f"{path}: was trained with another config (only train.epochs may change on "
             "resume); resume with the run's config.yaml"
         )
-    session.net.load_state_dict(record["model"])
+    load_weights_strict(session.net, record["model"], str(path))
     session.optimizer.load_state_dict(record["optimizer"])
     restore_rng(record["rng"])
     session.start_epoch = int(record["epoch"])
