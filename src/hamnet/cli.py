@@ -99,6 +99,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
             allow_pickle=args.allow_pickle,
             verify=args.verify,
         )
+        if args.verify:
+            print("verified: every video identical to the source, checksums stored")
         print(f"dataset with packed features and ground-truth JSON written to {root}")
         return 0
     store = open_feature_store(_path(args.features), allow_pickle=args.allow_pickle)
@@ -109,6 +111,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
         verify_packed(store, packed)
         print("verified: every video identical")
     print(f"packed store written to {out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from hamnet.data.layout import check_dataset
+
+    print(check_dataset(_path(args.root), progress=not args.quiet))
     return 0
 
 
@@ -156,6 +165,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         overrides=args.set,
     )
     print(format_table(evaluation.result, per_class=args.per_class))
+    if evaluation.selected_on != "none":
+        from hamnet.engine.selection import NOTES
+
+        print(f"model selection: {NOTES[evaluation.selected_on]}")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
     print(f"detections written to {_path(args.out)}")
@@ -177,7 +190,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     print(format_table(result, per_class=args.per_class))
     if args.json:
-        atomic_write_json(_path(args.json), result.to_dict(), indent=1)
+        try:
+            atomic_write_json(_path(args.json), result.to_dict(), indent=1)
+        except OSError as error:
+            problem = f"{_path(args.json)}: cannot write the result ({error.strerror})"
+            raise HamnetError(problem) from None
     return 0
 
 
@@ -363,7 +380,8 @@ def _add_pickle_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pickle",
         action="store_true",
-        help="allow reading the released pickled feature file (runs pickle)",
+        help="accepted for compatibility; no effect (released files are always read with a "
+        "restricted unpickler that cannot run code)",
     )
 
 
@@ -414,6 +432,11 @@ def _parser_setup(sub) -> None:
     p.add_argument("--verify", action="store_true", help="re-read and compare every video")
     _add_pickle_option(p)
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("check", help="verify a dataset root: annotations, features, checksums")
+    p.add_argument("root", help="a dataset root (released layout or converted)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_check)
 
 
 def _parser_models(sub) -> None:
@@ -473,7 +496,11 @@ def _parser_models(sub) -> None:
     p = sub.add_parser("import-checkpoint", help="convert an authors' checkpoint")
     p.add_argument("original", help="checkpoint saved by the authors' released code")
     p.add_argument("out", help="hamnet checkpoint to write")
-    p.add_argument("--preset", default="thumos14", choices=["thumos14", "activitynet12"])
+    p.add_argument(
+        "--preset",
+        choices=["thumos14", "activitynet12"],
+        help="default: inferred from the class count (20: thumos14, 100: activitynet12)",
+    )
     p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
     p.set_defaults(func=cmd_import_checkpoint)
 
@@ -543,6 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line: the path(s) and the system's reason, e.g. 'RUN/last.pt: No space left'."""
+    reason = error.strerror or str(error) or type(error).__name__
+    paths = [p for p in (error.filename, error.filename2) if p is not None]
+    if not paths:
+        return f"{reason} ({type(error).__name__})"
+    return f"{' -> '.join(map(str, paths))}: {reason}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -552,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HamnetError as error:
         print(f"hamnet: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # read-only folder, full disk, permissions: name the path
+        print(f"hamnet: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hamnet: interrupted (rerun training with --resume to continue)", file=sys.stderr)

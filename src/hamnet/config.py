@@ -8,6 +8,7 @@ plain arguments, never this object.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -23,6 +24,8 @@ from hamnet.model.losses import LOSS_TERMS as LOSS_NAMES
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
+SELECT_ON = ("none", "heldout", "test")
+
 
 @dataclass
 class DataConfig:
@@ -33,7 +36,9 @@ class DataConfig:
     train_subset: str = "validation"
     test_subset: str = "test"
     sampling: str = "random"  # "random" (reference perturbation) or "uniform"
-    allow_pickle: bool = False  # reading the released pickled feature file is opt-in
+    # accepted for old configs, no effect: released files are read with a restricted
+    # unpickler that cannot run code (hamnet.data.safe_npy)
+    allow_pickle: bool = False
 
     def __post_init__(self) -> None:
         _check(self.feature_dim > 0, "data.feature_dim must be positive")
@@ -52,6 +57,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
         _check(self.attention_dim > 0, "model.attention_dim must be positive")
+        _check(
+            self.hidden_dim is None or self.hidden_dim > 0,
+            "model.hidden_dim must be positive (or null: the feature width)",
+        )
 
 
 @dataclass
@@ -80,13 +89,35 @@ class TrainConfig:
     seed: int = 0
     precision: str = "fp32"
     device: str = "auto"  # auto, cpu, cuda, cuda:1 ...
-    eval_every: int = 0  # evaluate on the test split every N epochs (0: only at the end)
+    eval_every: int = 0  # evaluate every N epochs (0: only the final test evaluation)
     num_workers: int = 0
+    # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
+    select_on: str = "none"
+    heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
+        _check(
+            _finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr}"
+        )
+        _check(
+            _finite(self.weight_decay) and self.weight_decay >= 0,
+            f"train.weight_decay must be a number >= 0, got {self.weight_decay}",
+        )
+        _check(self.num_workers >= 0, "train.num_workers must be >= 0")
+        _check(self.eval_every >= 0, "train.eval_every must be >= 0")
+        _check(self.select_on in SELECT_ON, f"train.select_on must be one of {list(SELECT_ON)}")
+        _check(
+            _finite(self.heldout_fraction) and 0 < self.heldout_fraction < 1,
+            "train.heldout_fraction must be in (0, 1)",
+        )
+        _check(
+            self.select_on == "none" or self.eval_every > 0,
+            f"train.select_on={self.select_on} needs train.eval_every > 0 (how often to "
+            "evaluate the candidates)",
+        )
 
 
 @dataclass
@@ -111,6 +142,10 @@ class LocalizeConfig:
             self.source in ("auto", "attention", "foreground"),
             "localize.source: auto, attention or foreground",
         )
+        _check(
+            _finite(self.sigma) and self.sigma > 0,
+            f"localize.sigma must be a positive number (soft-NMS divides by it), got {self.sigma}",
+        )
 
 
 @dataclass
@@ -120,6 +155,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")
+        _check(len(self.tiou) > 0, "eval.tiou must hold at least one threshold")
         _check(all(0 < t <= 1 for t in self.tiou), "eval.tiou values must be in (0, 1]")
 
 
@@ -142,6 +178,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _finite(value: float) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -320,8 +360,13 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: config file not found")
     try:
         tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: malformed YAML ({error})") from None
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{path}: malformed YAML ({first})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a mapping of config sections")
     try:

@@ -65,6 +65,7 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
                 label=label,
                 resume=True,
                 progress=progress,
+                announce_fresh=False,
             )
         )
     table, _ = write_tables(rows, out / "results", title="hamnet demo (synthetic data)")

@@ -27,3 +27,7 @@ class EvaluationInputError(HamnetError):
 
 class MissingDependencyError(HamnetError):
     """An optional dependency (an extra) is not installed."""
+
+
+class TrainingError(HamnetError):
+    """Training cannot go on: a non-finite loss, a run folder in use by another process."""

@@ -25,6 +25,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.filename is None:  # e.g. a full disk during write(): name the file
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -45,12 +49,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
 def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
     """Parse a JSON file; a missing or malformed file raises ``error`` naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{path}: is a folder, not a JSON file")
     if not path.is_file():
         raise error(f"{path}: file not found")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as problem:
         raise error(f"{path}: malformed JSON ({problem})") from None
+    except RecursionError:
+        raise error(f"{path}: malformed JSON (nested too deeply)") from None
 
 
 def _umask() -> int:

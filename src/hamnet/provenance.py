@@ -64,3 +64,76 @@ def git_commit() -> str | None:
 
 def command_line() -> list[str]:
     return list(sys.argv)
+
+
+def sampled_fingerprint(path: str | Path, blocks: int = 16, block_size: int = 1 << 16) -> dict:
+    """Size and SHA-256 of ``blocks`` evenly spaced blocks (first and last included).
+
+    For the big feature files: reading 1 MiB tells a swapped or rewritten file from the
+    original without reading 10 GB; a single flipped value is left to per-video checks.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if size <= blocks * block_size:
+            digest.update(handle.read())
+        else:
+            step = (size - block_size) / (blocks - 1)
+            for i in range(blocks):
+                handle.seek(int(i * step))
+                digest.update(handle.read(block_size))
+    return {"path": str(path.resolve()), "bytes": size, "sampled_sha256": digest.hexdigest()}
+
+
+def dataset_fingerprint(root: str | Path) -> dict:
+    """What identifies a dataset root: its annotation files and GT JSON in full, the
+    feature index in full and the feature data by size and sampled blocks."""
+    from hamnet.data.features import DATA_FILE, INDEX_FILE
+    from hamnet.data.layout import find_dataset
+
+    files = find_dataset(Path(root))
+    folder = files.annotations_dir  # None: converted or plain roots (annotations in gt_json)
+    listed = sorted(folder.iterdir()) if folder is not None else []
+    annotations = {p.name: file_fingerprint(p) for p in listed if p.is_file()}
+    found = {"name": files.name, "annotations": annotations}
+    if files.gt_json is not None:
+        found["gt_json"] = file_fingerprint(files.gt_json)
+    found["features"] = _features_fingerprint(files.features_kind, files.features_path)
+    if files.features_kind == "packed":
+        found["features"]["index"] = file_fingerprint(files.features_path / INDEX_FILE)
+        found["features"]["data"] = sampled_fingerprint(files.features_path / DATA_FILE)
+    return found
+
+
+def _features_fingerprint(kind: str | None, path: Path | None) -> dict:
+    found: dict = {"kind": kind, "path": str(path.resolve()) if path else None}
+    if kind == "released":
+        found["data"] = sampled_fingerprint(path)
+    elif kind == "npy":
+        listing = sorted((p.name, p.stat().st_size) for p in path.glob("*.npy"))
+        text = "".join(f"{name}\t{size}\n" for name, size in listing)
+        found["files"] = len(listing)
+        found["bytes"] = sum(size for _, size in listing)
+        found["listing_sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    return found
+
+
+def without_paths(tree):
+    """``tree`` minus every "path" entry: what must match when a folder is moved."""
+    if isinstance(tree, dict):
+        return {k: without_paths(v) for k, v in tree.items() if k != "path"}
+    if isinstance(tree, list):
+        return [without_paths(v) for v in tree]
+    return tree
+
+
+def first_difference(saved, current, where: str = "") -> str | None:
+    """The dotted key of the first difference between two fingerprints (None: equal)."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in sorted(set(saved) | set(current)):
+            found = first_difference(saved.get(key), current.get(key), f"{where}.{key}")
+            if found:
+                return found
+        return None
+    return None if saved == current else where.lstrip(".") or "root"

@@ -44,7 +44,10 @@ def read_weight_file(
         raise CheckpointError(
             f"{path}: refused to load objects other than tensors and plain data ({first})"
         ) from None
-    except (EOFError, OSError, ValueError, RuntimeError, zipfile.BadZipFile) as error:
+    except (EOFError, OSError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path}: truncated or corrupt file ({error})") from None
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+        # a flipped byte in the zip or pickle structure surfaces as any of these
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: truncated or corrupt file ({detail})") from None
 

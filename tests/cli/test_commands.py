@@ -257,12 +257,14 @@ def test_train_with_seeds_reports_mean_and_spread(capsys, tiny_root, tiny_overri
     )
     assert code == 0 and "±" in out and "seeds: 0, 1" in out
     assert (tmp_path / "run/seed0/last.pt").is_file() and (tmp_path / "run/seed1/last.pt").is_file()
-    row = (tmp_path / "run/results.csv").read_text().splitlines()[1].split(",")
+    row = next(csv.DictReader((tmp_path / "run/results.csv").read_text().splitlines()))
     finals = [
         json.loads((tmp_path / f"run/seed{s}/metrics.jsonl").read_text().splitlines()[-1])
         for s in (0, 1)
     ]
-    assert float(row[-3]) == pytest.approx(np.mean([f["average_mAP"] for f in finals]), abs=1e-6)
+    mean = np.mean([f["average_mAP"] for f in finals])
+    assert float(row["average_mAP"]) == pytest.approx(mean, abs=1e-6)
+    assert row["selected_on"] == "none"
 
 
 def test_convert_a_feature_folder_to_a_packed_store(capsys, tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import filecmp
 import logging
 import shutil
 from pathlib import Path
@@ -31,7 +30,7 @@ def test_find_dataset(small_root: Path) -> None:
 
 
 def test_find_dataset_errors(small_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no '<Name>-Annotations' folder here"):
+    with pytest.raises(DataError, match="no '<Name>-Annotations' folder or '<Name>-gt.json' here"):
         find_dataset(tmp_path)
     (tmp_path / "A-Annotations").mkdir()
     (tmp_path / "B-Annotations").mkdir()
@@ -53,14 +52,12 @@ def test_wrong_width_names_file_and_widths(small_root: Path) -> None:
         open_dataset(small_root, feature_dim=2048)
 
 
-def test_released_only_needs_opt_in(small_root: Path, tmp_path: Path) -> None:
+def test_released_only_needs_no_opt_in(small_root: Path, tmp_path: Path) -> None:
     root = copy_without(small_root, tmp_path, "Synthetic-packed")
-    with pytest.raises(
-        DataError, match=r"only the released feature file.*--allow-pickle.*hamnet convert"
-    ):
-        open_dataset(root)
-    _, store, files = open_dataset(root, allow_pickle=True)
+    _, store, files = open_dataset(root)
     assert files.features_kind == "released" and store.dim == 16
+    _, same, _ = open_dataset(root, allow_pickle=True)  # the old opt-in: accepted, no effect
+    assert same.names == store.names
 
 
 def test_no_features(small_root: Path, tmp_path: Path) -> None:
@@ -99,19 +96,19 @@ def test_features_without_annotation_are_ignored(small_root, tmp_path: Path, cap
 
 def test_convert_dataset_from_released_and_npy(small_root: Path, tmp_path: Path) -> None:
     root = copy_without(small_root, tmp_path, "Synthetic-packed", "Synthetic-gt.json")
-    with pytest.raises(DataError, match="--allow-pickle"):
-        convert_dataset(root, tmp_path / "out")
-    out = convert_dataset(root, tmp_path / "out", allow_pickle=True, verify=True, progress=False)
+    out = convert_dataset(root, tmp_path / "out", verify=True, progress=False)
     original = PackedFeatureStore(small_root / "Synthetic-packed")
     converted = PackedFeatureStore(out / "Synthetic-packed")
     assert converted.names == original.names
     assert all(np.array_equal(original.read(n), converted.read(n)) for n in original.names)
-    names = [p.name for p in (root / "Synthetic-Annotations").iterdir()]
-    assert (
-        filecmp.cmpfiles(root / "Synthetic-Annotations", out / "Synthetic-Annotations", names)[0]
-        == names
-    )
     assert len(load_gt_json(out / "Synthetic-gt.json").videos) == 12
+    # the converted root holds no pickle at all, and reads back to the same annotations
+    assert sorted(p.name for p in out.iterdir()) == ["Synthetic-gt.json", "Synthetic-packed"]
+    released, _, _ = open_dataset(root)
+    again, store, files = open_dataset(out)
+    assert files.annotations_dir is None and files.features_kind == "packed"
+    assert again.classes == released.classes and again.videos == released.videos
+    assert again.ambiguous == released.ambiguous
     # a root whose features are a folder of per-video npy files
     npy_root = copy_without(
         small_root, tmp_path / "n", "Synthetic-packed", "*-I3D-JOINTFeatures.npy"

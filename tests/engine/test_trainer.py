@@ -27,11 +27,13 @@ def test_run_folder_holds_config_metrics_and_checkpoints(tiny_root, tiny_config,
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {
         "config.yaml",
+        "run.json",
         "metrics.jsonl",
         "metrics.csv",
         "last.pt",
-        "best.pt",
     }
+    assert not (run / "best.pt").exists()  # select_on=none: last.pt is the model
+    assert result.final["selected_on"] == "none" and result.final["model"] == "last.pt"
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert set(rows[0]) >= {"loss_total", "loss_bcl", "loss_sal", "loss_guide", "seconds"}

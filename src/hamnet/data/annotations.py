@@ -85,6 +85,21 @@ class AnnotationSet:
         return vector
 
 
+GT_VERSION = "hamnet-gt 1"
+
+
+def check_video_name(name: object, source: str) -> None:
+    """A video name becomes a file name (``--save-cas``, feature files): refuse any that
+    could leave its folder (``../x``, ``/abs/x``, ``a/b``) or is empty or not text."""
+    if not isinstance(name, str) or not name.strip():
+        raise DataError(f"{source}: video name {name!r} is empty or not text")
+    if "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
+        raise DataError(
+            f"{source}: video name {name!r} contains a path separator or is '.'/'..' "
+            f"(refused: it would be used as a file name)"
+        )
+
+
 def check_video(video: Video, classes: set[str], source: str) -> int:
     """Raise on an impossible video; return how many segments run past its duration.
 
@@ -92,6 +107,7 @@ def check_video(video: Video, classes: set[str], source: str) -> int:
     30 and 185 of them: their durations come from another decoder), so they are counted
     and logged by the caller, never altered: the evaluator must see the official ground truth.
     """
+    check_video_name(video.name, source)
     where = f"{source}: video {video.name!r}"
     if not math.isfinite(video.duration) or video.duration <= 0:
         raise DataError(f"{where}: duration {video.duration!r} is not a positive number")
@@ -135,7 +151,11 @@ def validate(annotations: AnnotationSet) -> AnnotationSet:
 
 
 def to_gt_dict(annotations: AnnotationSet) -> dict:
-    """The ActivityNet-style ground-truth dictionary (plus the class list)."""
+    """The ActivityNet-style ground-truth dictionary (plus the class list).
+
+    ``version``, ``taxonomy`` and ``database`` are the fields the official ActivityNet
+    evaluator requires; ``taxonomy`` lists the classes as leaf nodes of one root.
+    """
     database = {}
     for video in annotations.videos:
         database[video.name] = {
@@ -146,12 +166,25 @@ def to_gt_dict(annotations: AnnotationSet) -> dict:
                 {"segment": [seg.start, seg.end], "label": seg.label} for seg in video.segments
             ],
         }
-    out = {"database": database, "class-list": list(annotations.classes)}
+    out = {
+        "version": GT_VERSION,
+        "taxonomy": taxonomy(annotations.classes),
+        "database": database,
+        "class-list": list(annotations.classes),
+    }
     if annotations.ambiguous:
         out["ambiguous"] = {
             name: [list(span) for span in spans] for name, spans in annotations.ambiguous.items()
         }
     return out
+
+
+def taxonomy(classes: list[str]) -> list[dict]:
+    """ActivityNet's taxonomy node list: every class a child of one root node."""
+    nodes = [{"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None}]
+    for i, name in enumerate(classes, start=1):
+        nodes.append({"nodeId": i, "nodeName": name, "parentId": 0, "parentName": "Root"})
+    return nodes
 
 
 def save_gt_json(annotations: AnnotationSet, path: str | Path) -> None:
@@ -171,10 +204,7 @@ def load_gt_json(path: str | Path) -> AnnotationSet:
         raise DataError(f"{path}: not a ground-truth file (no 'database' object)")
     videos = [_video_from_json(path, name, entry) for name, entry in database.items()]
     classes = _class_list(path, raw.get("class-list"), videos)
-    ambiguous = {
-        name: [(float(s), float(e)) for s, e in spans]
-        for name, spans in (raw.get("ambiguous") or {}).items()
-    }
+    ambiguous = _ambiguous_from_json(path, raw.get("ambiguous"))
     annotations = AnnotationSet(
         [str(c) for c in classes], videos, ambiguous=ambiguous, source=str(path)
     )
@@ -192,7 +222,35 @@ def _class_list(path: Path, raw: object, videos: list[Video]) -> list[str]:
             raise DataError(f"{path}: 'class-list' keys must be class indices") from None
     if not isinstance(raw, list):
         raise DataError(f"{path}: 'class-list' must be a list of class names")
+    if not all(isinstance(name, str) for name in raw):
+        raise DataError(f"{path}: 'class-list' must be a list of class names (strings)")
     return raw
+
+
+def _ambiguous_from_json(path: Path, raw: object) -> dict[str, list[tuple[float, float]]]:
+    """``{"video": [[start, end], ...]}``; anything else is one DataError."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: 'ambiguous' must map video names to [start, end] lists")
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for name, entries in raw.items():
+        try:
+            spans[name] = [(_number(s), _number(e)) for s, e in entries]
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{path}: 'ambiguous' of video {name!r} is not a list of [start, end] "
+                f"number pairs ({entries!r:.60})"
+            ) from None
+        if any(not (math.isfinite(s) and math.isfinite(e)) or e < s for s, e in spans[name]):
+            raise DataError(f"{path}: 'ambiguous' of video {name!r} holds a bad span")
+    return spans
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(value)
+    return float(value)
 
 
 def _video_from_json(path: Path, name: str, entry: object) -> Video:
@@ -210,6 +268,8 @@ def _video_from_json(path: Path, name: str, entry: object) -> Video:
     labels = entry.get("labels")
     if labels is None:
         labels = list(dict.fromkeys(seg.label for seg in segments))
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise DataError(f"{where}: field 'labels' is not a list of class names ({labels!r:.60})")
     subset = str(entry.get("subset", ""))
     return Video(name, subset, duration, tuple(str(x) for x in labels), segments)
 
@@ -224,8 +284,14 @@ def read_ambiguous(
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: ambiguous-segments file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (expected 'video start end' lines)") from None
+    if "\0" in text:
+        raise error(f"{path}: not a text file (it holds NUL bytes)")
     spans: dict[str, list[tuple[float, float]]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

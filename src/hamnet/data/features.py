@@ -2,13 +2,14 @@
 
 Back ends: the packed store (one contiguous ``features.bin`` read through ``np.memmap`` plus
 ``index.json``; preferred), a folder of ``<video>.npy`` files, and the released pickled object
-array ``<Name>-I3D-JOINTFeatures.npy``. Unpickling that file can execute arbitrary code
-stored in it, so it is opt-in (``allow_pickle=True`` / ``--allow-pickle``); converting it
-once with ``hamnet convert`` gives a packed store that needs no pickle.
+array ``<Name>-I3D-JOINTFeatures.npy``, read with the restricted unpickler of
+:mod:`hamnet.data.safe_npy` (numpy arrays only: nothing in the file can run code);
+converting it once with ``hamnet convert`` gives a packed store that needs no pickle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from hamnet.data.annotations import check_video_name
+from hamnet.data.safe_npy import load_npy
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_json
 
@@ -28,9 +31,8 @@ PACKED_FORMAT, PACKED_VERSION = "hamnet-packed", 1
 PACKED_DTYPES = ("float32", "float16")
 INDEX_FILE, DATA_FILE = "index.json", "features.bin"
 PICKLE_HINT = (
-    "it is a pickled numpy object array, and unpickling can run arbitrary code stored in "
-    "the file; if you trust it, pass --allow-pickle (allow_pickle=True), or convert it once "
-    "with `hamnet convert` to the packed store, which needs no pickle"
+    "it looks like the released multi-video feature file (a pickled object array); "
+    "open it as part of its dataset root, or convert it with `hamnet convert`"
 )
 
 
@@ -103,13 +105,10 @@ class PackedFeatureStore(FeatureStore):
         self._dim = int(index["dim"])
         self.recipe = index.get("recipe")
         self._videos = {v["name"]: (int(v["offset"]), int(v["length"])) for v in index["videos"]}
-        rows = max((o + n for o, n in self._videos.values()), default=0)
-        size = (self.path / DATA_FILE).stat().st_size
-        if size < rows * self._dim * self.dtype.itemsize:
-            raise DataError(
-                f"{self.path / DATA_FILE}: truncated ({size} bytes, index.json needs "
-                f"{rows} rows of {self._dim} {self.dtype.name})"
-            )
+        # per-video SHA-256 of the stored bytes (absent in stores of hamnet <= 0.1.0)
+        self.checksums = {v["name"]: v["sha256"] for v in index["videos"] if "sha256" in v}
+        self._verified: set[str] = set()
+        check_layout(self.path, self._videos, self._dim * self.dtype.itemsize)
 
     @property
     def names(self) -> list[str]:
@@ -125,18 +124,62 @@ class PackedFeatureStore(FeatureStore):
         return self._videos[name][1]
 
     def _raw(self, name: str) -> np.ndarray:
+        rows = self._map(name)
+        if name not in self._verified:  # once per video and process: about 1.5 GB/s
+            self.verify(name, rows)
+        return rows
+
+    def _map(self, name: str) -> np.ndarray:
         offset, length = self._videos[name]
         if length == 0:
             return np.zeros((0, self._dim), dtype=self.dtype)
         row_bytes = self._dim * self.dtype.itemsize
-        rows = np.memmap(
+        return np.memmap(
             self.path / DATA_FILE,
             dtype=self.dtype,
             mode="r",
             offset=offset * row_bytes,
             shape=(length, self._dim),
         )
-        return rows
+
+    def verify(self, name: str, rows: np.ndarray | None = None) -> bool:
+        """Check one video's bytes against its stored checksum (False: none stored)."""
+        expected = self.checksums.get(name)
+        if expected is None:
+            return False
+        if rows_digest(self._map(name) if rows is None else rows) != expected:
+            raise DataError(
+                f"{self.path / DATA_FILE}: video {name!r}: checksum mismatch (the features "
+                f"are corrupt or index.json was edited); re-create the store"
+            )
+        self._verified.add(name)
+        return True
+
+
+def rows_digest(rows: np.ndarray) -> str:
+    """SHA-256 of a video's stored rows (C order, stored dtype)."""
+    return hashlib.sha256(np.ascontiguousarray(rows).data).hexdigest()
+
+
+def check_layout(path: Path, videos: dict[str, tuple[int, int]], row_bytes: int) -> None:
+    """Offsets/lengths of the index against each other and the data file's size."""
+    index_path, data_path = path / INDEX_FILE, path / DATA_FILE
+    for name, (offset, length) in videos.items():
+        if offset < 0 or length < 0:
+            raise DataError(
+                f"{index_path}: video {name!r}: negative offset or length ({offset}, {length})"
+            )
+    spans = sorted((o, o + n, name) for name, (o, n) in videos.items() if n > 0)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise DataError(f"{index_path}: videos {first!r} and {second!r} overlap")
+    rows = spans[-1][1] if spans else 0
+    size = data_path.stat().st_size
+    if size < rows * row_bytes:
+        raise DataError(
+            f"{data_path}: truncated ({size} bytes, index.json needs {rows} rows of "
+            f"{row_bytes} bytes)"
+        )
 
 
 def read_packed_index(path: Path) -> dict:
@@ -148,6 +191,8 @@ def read_packed_index(path: Path) -> dict:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{index_path}: malformed JSON ({error})") from None
+    except RecursionError:
+        raise DataError(f"{index_path}: malformed JSON (nested too deeply)") from None
     if not isinstance(index, dict) or index.get("format") != PACKED_FORMAT:
         raise DataError(f"{index_path}: not a {PACKED_FORMAT!r} index")
     if index.get("version") != PACKED_VERSION:
@@ -157,12 +202,25 @@ def read_packed_index(path: Path) -> dict:
     try:
         dim = int(index["dim"])
         for video in index["videos"]:
-            str(video["name"]), int(video["offset"]), int(video["length"])
+            _check_index_entry(index_path, video)
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{index_path}: malformed field ({error!r})") from None
     if dim <= 0:
         raise DataError(f"{index_path}: dim {dim} is not positive")
+    names = [video["name"] for video in index["videos"]]
+    if len(set(names)) != len(names):
+        raise DataError(f"{index_path}: a video is listed twice")
     return index
+
+
+def _check_index_entry(index_path: Path, video: dict) -> None:
+    check_video_name(video["name"], str(index_path))
+    for key in ("offset", "length"):
+        if isinstance(video[key], bool) or not isinstance(video[key], int):
+            raise DataError(f"{index_path}: video {video['name']!r}: {key} is not an integer")
+    digest = video.get("sha256")
+    if digest is not None and (not isinstance(digest, str) or len(digest) != 64):
+        raise DataError(f"{index_path}: video {video['name']!r}: malformed sha256")
 
 
 class PackedFeatureWriter:
@@ -221,9 +279,12 @@ class PackedFeatureWriter:
         """Append one video's features [T, dim]; ``commit=True`` makes it durable now."""
         if name in self._names:
             raise DataError(f"{self.path}: video {name!r} is already in the store")
+        check_video_name(name, str(self.path))
         rows = checked_features(np.asarray(array), self.path, name, self.dim)
-        self._file.write(rows.astype(self.dtype, copy=False).tobytes(order="C"))
-        self._videos.append({"name": name, "offset": self._rows, "length": len(rows)})
+        stored = np.ascontiguousarray(rows.astype(self.dtype, copy=False))
+        self._file.write(stored.tobytes(order="C"))
+        entry = {"name": name, "offset": self._rows, "length": len(rows)}
+        self._videos.append({**entry, "sha256": rows_digest(stored)})
         self._names.add(name)
         self._rows += len(rows)
         if commit:
@@ -264,16 +325,13 @@ class ReleasedFeatureStore(FeatureStore):
     the packed store for large datasets.
     """
 
-    def __init__(self, path: Path, names: list[str], allow_pickle: bool):
+    def __init__(self, path: Path, names: list[str], allow_pickle: bool = True):
+        # allow_pickle is accepted for compatibility and ignored: the restricted
+        # unpickler makes the file safe to read without an opt-in.
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: feature file not found")
-        if not allow_pickle:
-            raise DataError(f"{self.path}: refusing to load: {PICKLE_HINT}")
-        try:
-            array = np.load(self.path, allow_pickle=True, encoding="bytes")
-        except (ValueError, OSError, EOFError) as error:
-            raise DataError(f"{self.path}: not a readable .npy file ({error})") from None
+        array = load_npy(self.path)
         if array.ndim < 1 or len(array) != len(names):
             raise DataError(
                 f"{self.path}: holds {len(array) if array.ndim else 0} videos but the "
@@ -296,7 +354,13 @@ class ReleasedFeatureStore(FeatureStore):
     def length(self, name: str) -> int:
         if name not in self._arrays:
             raise DataError(f"{self.path}: no features for video {name!r}")
-        return int(np.shape(self._arrays[name])[0])
+        shape = np.shape(self._arrays[name])
+        if len(shape) != 2:
+            raise DataError(
+                f"{self.path}: video {name!r}: features are not a 2-D array [T, D] "
+                f"(shape {list(shape)})"
+            )
+        return int(shape[0])
 
     def _raw(self, name: str) -> np.ndarray:
         return self._arrays[name]
@@ -400,6 +464,16 @@ def convert_to_packed(
         for name in tqdm(chosen, desc="packing features", unit="video", disable=not progress):
             writer.add(name, store.read(name))
     return PackedFeatureStore(out)
+
+
+def check_store(store: FeatureStore, progress: bool = False) -> tuple[int, int]:
+    """Read every video (checksum where stored, shape, finiteness); DataError at the first
+    bad one. Returns (videos read, videos whose checksum was verified)."""
+    verified = 0
+    for name in tqdm(store.names, desc="checking features", unit="video", disable=not progress):
+        store.read(name)
+        verified += int(getattr(store, "checksums", {}).get(name) is not None)
+    return len(store.names), verified
 
 
 def verify_packed(source: FeatureStore, packed: PackedFeatureStore) -> None:

@@ -1,16 +1,16 @@
-"""Dataset roots: the released layout, or the plain one (:mod:`hamnet.data.plain`).
+"""Dataset roots: annotations plus one kind of feature storage.
 
-A released-layout root holds, for dataset name ``Name``, ``<Name>-Annotations/`` and one
-of (in order of preference) ``<Name>-packed/`` (packed store),
-``<Name>-I3D-JOINTFeatures.npy`` (released pickled array; opt-in) or ``<Name>-features/``
-(one ``<video>.npy`` per video), and optionally ``<Name>-gt.json``. A plain root holds
-``gt.json`` and ``features/``.
+A root holds, for dataset name ``Name``, the annotations, as the released
+``<Name>-Annotations/`` folder or (a converted root, which holds no pickle) only
+``<Name>-gt.json``, and one of (in order of preference) ``<Name>-packed/`` (packed
+store), ``<Name>-I3D-JOINTFeatures.npy`` (released pickled array, read with the
+restricted unpickler) or ``<Name>-features/`` (one ``<video>.npy`` per video).
+A plain root (:mod:`hamnet.data.plain`) holds ``gt.json`` and ``features/``.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,9 @@ from hamnet.data import plain
 from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.data.features import (
     INDEX_FILE,
-    PICKLE_HINT,
     FeatureStore,
+    PackedFeatureStore,
+    check_store,
     convert_to_packed,
     open_feature_store,
     verify_packed,
@@ -31,6 +32,7 @@ from hamnet.timing import RELEASED_SNIPPET_SECONDS
 log = logging.getLogger(__name__)
 
 ANNOTATIONS_SUFFIX = "-Annotations"
+GT_SUFFIX = "-gt.json"
 FEATURE_LAYOUTS = (("packed", "{}-packed"), ("released", "{}-I3D-JOINTFeatures.npy"))
 FEATURE_LAYOUTS += (("npy", "{}-features"),)
 
@@ -39,7 +41,7 @@ FEATURE_LAYOUTS += (("npy", "{}-features"),)
 class DatasetFiles:
     name: str | None  # None: a plain root that declares no name
     root: Path
-    annotations_dir: Path | None  # None: plain layout (ground truth in gt_json)
+    annotations_dir: Path | None  # None: a converted or plain root, annotations in gt_json
     features_path: Path | None
     features_kind: str | None  # "packed", "released", "npy" or None
     gt_json: Path | None
@@ -47,7 +49,14 @@ class DatasetFiles:
 
     @property
     def layout(self) -> str:
-        return "released" if self.annotations_dir is not None else "plain"
+        """``released``, ``converted`` (``<Name>-gt.json``) or ``plain`` (``gt.json``)."""
+        if self.annotations_dir is not None:
+            return "released"
+        return (
+            "plain"
+            if self.gt_json is not None and self.gt_json.name == plain.GT_FILE
+            else "converted"
+        )
 
 
 def _find_plain(root: Path) -> DatasetFiles:
@@ -70,25 +79,49 @@ def find_dataset(root: Path) -> DatasetFiles:
     else:
         folders = sorted(p for p in root.glob(f"*{ANNOTATIONS_SUFFIX}") if p.is_dir())
     if not folders:
+        converted = _converted_root(root)
+        if converted is not None:
+            return converted
         raise DataError(
-            f"{root}: no '<Name>{ANNOTATIONS_SUFFIX}' folder here; a dataset root holds "
-            f"<Name>{ANNOTATIONS_SUFFIX}/ and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy, "
-            f"or {plain.GT_FILE} and {plain.FEATURES_DIR}/"
+            f"{root}: no '<Name>{ANNOTATIONS_SUFFIX}' folder or '<Name>{GT_SUFFIX}' here; a "
+            f"dataset root holds <Name>{ANNOTATIONS_SUFFIX}/ (or, converted, <Name>{GT_SUFFIX}) "
+            f"and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy, or {plain.GT_FILE} and "
+            f"{plain.FEATURES_DIR}/"
         )
     if len(folders) > 1:
         listed = ", ".join(p.name for p in folders)
         raise DataError(f"{root}: several annotation folders ({listed}); point to one dataset")
     name = folders[0].name[: -len(ANNOTATIONS_SUFFIX)]
-    kind, features = None, None
-    for candidate_kind, pattern in FEATURE_LAYOUTS:
-        candidate = root / pattern.format(name)
-        if candidate.exists():
-            kind, features = candidate_kind, candidate
-            break
+    kind, features = _features_of(root, name)
     gt_json = root / f"{name}-gt.json"
     return DatasetFiles(
         name, root, folders[0], features, kind, gt_json if gt_json.is_file() else None
     )
+
+
+def _features_of(root: Path, name: str) -> tuple[str | None, Path | None]:
+    for kind, pattern in FEATURE_LAYOUTS:
+        candidate = root / pattern.format(name)
+        if candidate.exists():
+            return kind, candidate
+    return None, None
+
+
+def _converted_root(root: Path) -> DatasetFiles | None:
+    """A root written by ``hamnet convert``: ``<Name>-gt.json`` + ``<Name>-packed/``."""
+    found = sorted(p for p in root.glob(f"*{GT_SUFFIX}") if p.is_file())
+    if len(found) != 1:
+        return None
+    name = found[0].name[: -len(GT_SUFFIX)]
+    kind, features = _features_of(root, name)
+    return DatasetFiles(name, root, None, features, kind, found[0])
+
+
+def load_annotations(files: DatasetFiles) -> AnnotationSet:
+    """The root's annotations: the released folder, else the converted root's GT JSON."""
+    if files.annotations_dir is not None:
+        return load_released_annotations(files.annotations_dir)
+    return load_gt_json(files.gt_json)
 
 
 def open_dataset(
@@ -112,14 +145,7 @@ def open_dataset(
     if files.features_path is None:
         expected = " or ".join(pattern.format(files.name) for _, pattern in FEATURE_LAYOUTS)
         raise DataError(f"{files.root}: no features found (expected {expected})")
-    if files.features_kind == "released" and not allow_pickle:
-        raise DataError(
-            f"{files.features_path}: only the released feature file is here; {PICKLE_HINT}"
-        )
-    if files.annotations_dir is None:
-        annotations = load_gt_json(files.gt_json)
-    else:
-        annotations = load_released_annotations(files.annotations_dir)
+    annotations = load_annotations(files)
     names = [video.name for video in annotations.videos]
     store = open_feature_store(files.features_path, names=names, allow_pickle=allow_pickle)
     if feature_dim is not None and store.dim != feature_dim:
@@ -135,7 +161,10 @@ def check_name(files: DatasetFiles, expected: str | None) -> None:
     """DataError when the data found is another dataset than the config names."""
     if expected is None or files.name is None or files.name == expected:
         return
-    where = files.annotations_dir or files.root / plain.INFO_FILE
+    if files.annotations_dir is not None:
+        where = files.annotations_dir
+    else:
+        where = files.root / plain.INFO_FILE if files.layout == "plain" else files.gt_json
     raise DataError(
         f"{where}: this is dataset {files.name!r} but the config names {expected!r} "
         f"(data.name); choose the matching preset or set data.name={files.name}"
@@ -173,20 +202,24 @@ def convert_dataset(
     verify: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Write ``out`` = ``<Name>-Annotations/`` (copied), ``<Name>-packed/``, ``<Name>-gt.json``."""
-    annotations, store, files = open_dataset(root, allow_pickle=allow_pickle)
-    if files.annotations_dir is None:
+    """Write ``out`` = ``<Name>-packed/`` + ``<Name>-gt.json``: a root with no pickle in it.
+
+    The GT JSON holds everything the annotation folder held (subsets, durations,
+    video-level labels, segments, class list, ambiguous spans), so the released
+    ``.npy`` files are not copied. ``allow_pickle`` is accepted and ignored.
+    """
+    annotations, store, files = open_dataset(root)
+    if files.layout == "plain":
         raise DataError(f"{files.root}: already a plain dataset; convert a released-layout root")
     out = Path(out)
     packed_dir = out / f"{files.name}-packed"
     if packed_dir.exists():
         raise DataError(f"{packed_dir}: already exists; choose another output folder")
-    shutil.copytree(files.annotations_dir, out / files.annotations_dir.name, dirs_exist_ok=True)
     names = [video.name for video in annotations.videos]
     packed = convert_to_packed(store, packed_dir, dtype=dtype, names=names, progress=progress)
     if verify:
         verify_packed(store, packed)
-    save_gt_json(annotations, out / f"{files.name}-gt.json")
+    save_gt_json(annotations, out / f"{files.name}{GT_SUFFIX}")
     return out
 
 
@@ -209,3 +242,28 @@ def convert_dataset_npy(
         snippet_seconds=snippet_seconds,
         progress=progress,
     )
+
+
+def check_dataset(root: Path, progress: bool = True) -> str:
+    """Read everything in a dataset root (annotations, every video's features, stored
+    checksums) and say what was verified; DataError at the first problem."""
+    annotations, store, files = open_dataset(root)
+    names = [video.name for video in annotations.videos]
+    read, verified = check_store(store, progress=progress)
+    subsets = sorted({video.subset for video in annotations.videos})
+    lines = [
+        f"{files.root}: dataset {files.name!r}, {len(names)} annotated videos in subsets "
+        f"{subsets}, {annotations.num_classes} classes: annotations OK",
+        f"features ({files.features_kind}, {store.path}): {read} videos read, shapes and "
+        f"values OK (finite, width {store.dim})",
+    ]
+    if isinstance(store, PackedFeatureStore) and verified == read:
+        lines.append(f"checksums: all {verified} verified")
+    elif verified:
+        lines.append(f"checksums: {verified} of {read} verified; the others have none stored")
+    else:
+        lines.append(
+            "checksums: no checksums to verify (the store predates them, or the layout has "
+            "none); values were still checked"
+        )
+    return "\n".join(lines)

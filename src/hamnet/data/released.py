@@ -1,10 +1,8 @@
 """The released W-TALC annotation layout: ``<Name>-Annotations/*.npy``.
 
-Several of these files are numpy object arrays (pickles), so reading them needs
-``allow_pickle=True``. That is accepted here, and only in :func:`_load_npy`, because they
-are the dataset's own small metadata files (a few hundred kB) distributed with it; the large
-feature file is never unpickled without the user's explicit opt-in (see
-:mod:`hamnet.data.features`).
+Several of these files are numpy object arrays (pickles); they are read with the
+restricted unpickler of :mod:`hamnet.data.safe_npy`, which admits only numpy arrays,
+lists, strings and numbers and refuses anything that could run code.
 
 Quirks of the real files handled here: strings are ``bytes`` except ``labels_all`` of
 ActivityNet-1.2 (``str``); THUMOS14's ``duration`` has shape [N, 1]; segments are lists of
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.data.annotations import AnnotationSet, Segment, Video, read_ambiguous, validate
+from hamnet.data.safe_npy import load_npy
 from hamnet.errors import DataError
 from hamnet.io import atomic_path
 
@@ -33,7 +32,7 @@ def load_released_annotations(folder: Path) -> AnnotationSet:
     if not folder.is_dir():
         raise DataError(f"{folder}: annotation folder not found")
     arrays = {name: _load_npy(folder / f"{name}.npy") for name in PER_VIDEO_FILES}
-    classes = [_text(c) for c in _load_npy(folder / "classlist.npy").reshape(-1)]
+    classlist = _load_npy(folder / "classlist.npy").reshape(-1)
     count = len(arrays["videoname"])
     for name, array in arrays.items():
         if len(array) != count:
@@ -41,7 +40,12 @@ def load_released_annotations(folder: Path) -> AnnotationSet:
                 f"{folder / (name + '.npy')}: {len(array)} entries but videoname.npy has {count}"
             )
     durations = _durations(folder / "duration.npy", arrays["duration"])
-    videos = [_video(folder, arrays, durations, i) for i in range(count)]
+    try:
+        classes = [_text(c) for c in classlist]
+        videos = [_video(folder, arrays, durations, i) for i in range(count)]
+    except (UnicodeDecodeError, TypeError, ValueError) as error:
+        # a backstop for entries of unexpected types that the checks below do not name
+        raise DataError(f"{folder}: malformed annotation entry ({error})") from None
     ambiguous_path = folder / AMBIGUOUS_FILE
     ambiguous = read_ambiguous(ambiguous_path) if ambiguous_path.is_file() else {}
     return validate(AnnotationSet(classes, videos, ambiguous=ambiguous, source=str(folder)))
@@ -80,13 +84,13 @@ def save_released_annotations(
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    """The one place that unpickles: the released layout's own small metadata arrays."""
+    """One annotation array (restricted unpickler), checked to be a 1-D or [N, 1] array."""
     if not path.is_file():
         raise DataError(f"{path}: file not found (a released annotation folder needs it)")
-    try:
-        return np.load(path, allow_pickle=True, encoding="bytes")
-    except (ValueError, OSError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+    array = load_npy(path)
+    if array.ndim not in (1, 2):
+        raise DataError(f"{path}: expected one entry per video, got shape {list(array.shape)}")
+    return array
 
 
 def _text(value: object) -> str:
@@ -107,7 +111,8 @@ def _durations(path: Path, array: np.ndarray) -> np.ndarray:
 def _video(folder: Path, arrays: dict, durations: np.ndarray, i: int) -> Video:
     name = _text(arrays["videoname"][i])
     where = f"{folder}: video {name!r}"
-    spans, labels = list(arrays["segments"][i]), list(arrays["labels"][i])
+    spans = _entry_list(folder / "segments.npy", name, arrays["segments"][i])
+    labels = _entry_list(folder / "labels.npy", name, arrays["labels"][i])
     if len(spans) != len(labels):
         raise DataError(f"{where}: {len(spans)} segments but {len(labels)} segment labels")
     segments = []
@@ -117,9 +122,17 @@ def _video(folder: Path, arrays: dict, durations: np.ndarray, i: int) -> Video:
         except (TypeError, ValueError):
             raise DataError(f"{where}: segment {span!r} is not a [start, end] pair") from None
         segments.append(Segment(start, end, _text(label)))
-    video_labels = tuple(_text(x) for x in arrays["labels_all"][i])
+    all_labels = _entry_list(folder / "labels_all.npy", name, arrays["labels_all"][i])
+    video_labels = tuple(_text(x) for x in all_labels)
     subset = _text(arrays["subset"][i])
     return Video(name, subset, float(durations[i]), video_labels, tuple(segments))
+
+
+def _entry_list(path: Path, video: str, entry: object) -> list:
+    """A per-video entry that must be a list (of spans or labels), as the files hold."""
+    if isinstance(entry, (str, bytes)) or not hasattr(entry, "__iter__"):
+        raise DataError(f"{path}: video {video!r}: entry {entry!r} is not a list")
+    return list(entry)
 
 
 def _bytes_array(texts: list[str]) -> np.ndarray:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from hamnet.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -84,11 +86,8 @@ def shutdown(info: DistInfo) -> None:
 
 
 def pick_device(name: str, info: DistInfo | None = None) -> torch.device:
-    """``auto`` takes CUDA when present (one GPU per local rank), else the CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        local_rank = info.local_rank if info else int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local_rank)
-    return device
+    """``auto`` takes CUDA when present (one GPU per local rank), else the CPU.
+
+    A wrong name, missing CUDA or an index past the last GPU is one ConfigError line.
+    """
+    return resolve_device(name, info.local_rank if info else None)

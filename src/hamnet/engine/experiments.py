@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from hamnet.config import VARIANTS, Config
 from hamnet.engine.distributed import is_main_process
 from hamnet.engine.trainer import train
 from hamnet.io import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +30,7 @@ class RunSummary:
     average_std: float
     seeds: list[int]
     run_dirs: list[Path]
+    selected_on: str = "none"  # how the reported model was chosen (see engine.selection)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -46,12 +50,23 @@ def train_seeds(
     label: str = "HAM-Net",
     resume: bool = False,
     progress: bool = True,
+    announce_fresh: bool = True,
 ) -> RunSummary:
-    """Train once per seed (``run_dir/seed<N>`` when several) and summarise."""
+    """Train once per seed (``run_dir/seed<N>`` when several) and summarise.
+
+    ``resume``: continue each seed's run where it has a ``last.pt``, else start it fresh
+    (said in one line unless ``announce_fresh`` is off: the demo and ablate reuse runs).
+    """
     finals, dirs = [], []
     for seed in seeds:
         seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
         folder = run_dir / f"seed{seed}" if len(seeds) > 1 else run_dir
+        if resume and not _has_run(folder) and announce_fresh and is_main_process():
+            log.warning(
+                "%s: nothing to resume (%s); starting fresh",
+                folder,
+                "no such folder" if not folder.exists() else "no last.pt: stopped in epoch 1",
+            )
         result = train(
             seeded, data_root, folder, resume=resume and _has_run(folder), progress=progress
         )
@@ -68,8 +83,11 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
     tiou = finals[0]["tiou"]
     per_threshold = [mean_std([f["mAP"][i] for f in finals])[0] for i in range(len(tiou))]
     average, spread = mean_std([f["average_mAP"] for f in finals])
+    selected_on = finals[0].get("selected_on", "none")
+    if selected_on == "test":
+        label = f"{label} [selected on test]"
     return RunSummary(
-        label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs
+        label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs, selected_on
     )
 
 
@@ -79,7 +97,25 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
 
     tiou, values, protocol = load_result_json(path)
     average = sum(values) / len(values)
-    return RunSummary(label or path.stem, protocol, tiou, values, average, 0.0, [], [path.parent])
+    selected_on = _selected_on(path)
+    label = label or path.stem
+    if selected_on == "test":
+        label = f"{label} [selected on test]"
+    row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
+    return dataclasses.replace(row, selected_on=selected_on)
+
+
+def _selected_on(path: Path) -> str:
+    """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
+    import json
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("selected_on", "none")
+    except (ValueError, AttributeError):
+        return "none"
+    from hamnet.engine.selection import NOTES
+
+    return found if found in NOTES else "none"
 
 
 def ablate(
@@ -107,6 +143,7 @@ def ablate(
                 label=variant,
                 resume=True,
                 progress=progress,
+                announce_fresh=False,
             )
         )
     if is_main_process():
@@ -170,12 +207,24 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
         cells = [f"{100 * v:.1f}" for v in row.mAP]
         average = format_cell(row.average, row.average_std, several)
         lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+    lines += _selection_lines(rows)
     seeds = sorted({s for r in rows for s in r.seeds})
     if seeds:
         lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
     else:
         lines += ["", "AVG: the mean of the mAP values of the row"]
     return "\n".join(lines) + "\n"
+
+
+def _selection_lines(rows: list[RunSummary]) -> list[str]:
+    """How each row's model was chosen, when any row was selected on some split."""
+    from hamnet.engine.selection import NOTES
+
+    chosen = sorted({r.selected_on for r in rows if r.selected_on != "none"})
+    if not chosen:
+        return []
+    notes = [f"{r.label}: {NOTES[r.selected_on]}" for r in rows if r.selected_on != "none"]
+    return ["", "model selection: " + "; ".join(notes)]
 
 
 def csv_table(rows: list[RunSummary]) -> str:
@@ -190,6 +239,7 @@ def csv_table(rows: list[RunSummary]) -> str:
             "average_mAP",
             "average_mAP_std",
             "seeds",
+            "selected_on",
         ]
     )
     for r in rows:
@@ -201,6 +251,7 @@ def csv_table(rows: list[RunSummary]) -> str:
                 f"{r.average:.6f}",
                 f"{r.average_std:.6f}",
                 " ".join(map(str, r.seeds)),
+                r.selected_on,
             ]
         )
     return buffer.getvalue()

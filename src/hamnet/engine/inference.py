@@ -31,6 +31,7 @@ class Evaluation:
     detections: list[Detection]
     num_videos: int
     source: str  # what localization thresholded: attention or foreground probability
+    selected_on: str = "none"  # how the tested checkpoint was chosen (engine.selection)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -31,6 +31,7 @@ class TrainedModel:
     classes: list[str]
     epoch: int
     path: Path
+    selection: dict | None = None  # how best.pt was chosen (None: last.pt, imported)
 
 
 def load_trained(path: str | Path, device: torch.device | None = None) -> TrainedModel:
@@ -49,4 +50,5 @@ def load_trained(path: str | Path, device: torch.device | None = None) -> Traine
     model.eval()
     if device is not None:
         model.to(device)
-    return TrainedModel(model, config, classes, int(record["epoch"]), path)
+    selection = record.get("selection") if isinstance(record.get("selection"), dict) else None
+    return TrainedModel(model, config, classes, int(record["epoch"]), path, selection)

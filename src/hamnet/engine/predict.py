@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from hamnet.engine.distributed import pick_device
 from hamnet.engine.inference import detect, forward_video, make_output
 from hamnet.engine.model_io import load_trained
 from hamnet.engine.settings import inference_settings, with_inference_overrides
-from hamnet.errors import DataError
+from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_write_text
 from hamnet.localize.detections import Detection, detections_json
 
@@ -31,6 +32,7 @@ def predict(
 ) -> list[Detection]:
     """Detections for every video in every given feature source (``overrides``: e.g.
     ``localize.class_thresh=0.1``, replacing the checkpoint config's settings)."""
+    check_filters(min_score, top_k)
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = with_inference_overrides(trained.config, overrides or [])
@@ -50,8 +52,16 @@ def predict(
             output = make_output(settings.method, name, outputs)
             found = [d for d in detect(output, trained.classes, settings) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
-            detections.extend(found[:top_k] if top_k else found)
+            detections.extend(found if top_k is None else found[:top_k])
     return detections
+
+
+def check_filters(min_score: float, top_k: int | None) -> None:
+    """ConfigError for a filter that would silently drop detections (NaN, K < 1)."""
+    if not math.isfinite(min_score):
+        raise ConfigError(f"--min-score {min_score}: must be a finite number")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"--top-k {top_k}: must be at least 1 (leave it out for no limit)")
 
 
 def detections_to_csv(detections: list[Detection]) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from hamnet.data.layout import open_dataset
+from hamnet.engine import runinfo
 from hamnet.engine.distributed import pick_device
 from hamnet.engine.inference import Evaluation, evaluate_model
 from hamnet.engine.model_io import load_trained
@@ -12,6 +14,7 @@ from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_json
 from hamnet.localize.detections import save_detections
+from hamnet.provenance import command_line, file_fingerprint, software_versions
 
 
 def test_checkpoint(
@@ -31,6 +34,7 @@ def test_checkpoint(
 ) -> Evaluation:
     """``overrides``: ``key=value`` settings (e.g. ``localize.class_thresh=0.1``) replacing
     the checkpoint config's for this test."""
+    started = runinfo.now_iso(), time.monotonic()
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = with_inference_overrides(trained.config, overrides or [])
@@ -58,8 +62,14 @@ def test_checkpoint(
         progress=progress,
     )
     save_detections(out, evaluation.detections)
+    evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
     if result_json is not None:
-        atomic_write_json(result_json, result_record(evaluation, config, checkpoint), indent=1)
+        record = result_record(evaluation, config, checkpoint)
+        record.update(
+            selected_on=evaluation.selected_on,
+            provenance=result_provenance(trained, data_root, torch_device, started),
+        )
+        atomic_write_json(result_json, record, indent=1)
     return evaluation
 
 
@@ -75,3 +85,20 @@ def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
         method=config.method,
     )
     return record
+
+
+def result_provenance(trained, data_root: Path, device, started: tuple[str, float]) -> dict:
+    """The inputs of a test result, recorded as a run records its own (see run.json)."""
+    checkpoint = {**file_fingerprint(trained.path), "epoch": trained.epoch}
+    if trained.selection:
+        checkpoint["selection"] = trained.selection
+    return {
+        "command": command_line(),
+        "software": software_versions(),
+        **runinfo.device_record(device),
+        "checkpoint": checkpoint,
+        "data": runinfo.data_record(data_root),
+        "started": started[0],
+        "ended": runinfo.now_iso(),
+        "wall_seconds": round(time.monotonic() - started[1], 3),
+    }

@@ -19,59 +19,96 @@ from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
 from hamnet.evaluate import anet, thumos14, wtalc
 from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
-from hamnet.localize.detections import Detection
+from hamnet.evaluate.scope import describe_scope
+from hamnet.localize.detections import Detection, DetectionColumns
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 log = logging.getLogger(__name__)
 
 
+MAX_THRESHOLDS = 100  # more tIoU thresholds than this is a typo (0.1:0.7:1e-10), not a plan
+
+
 @dataclass
 class DetectionResult:
-    """mAP per tIoU (fractions), their mean, and per-class AP lists (one value per tIoU)."""
+    """mAP per tIoU (fractions), their mean, and per-class AP lists (one value per tIoU).
+
+    ``scope``: what was scored (subset, counts of videos, GT instances and detections,
+    unknown videos); ``inputs``: fingerprints of the files (set by :func:`evaluate_files`).
+    """
 
     protocol: str
     tiou: list[float]
     mAP: list[float]
     average_mAP: float
     per_class: dict[str, list[float]] = field(default_factory=dict)
+    scope: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "protocol": self.protocol,
             "tiou": list(self.tiou),
             "mAP": list(self.mAP),
             "average_mAP": self.average_mAP,
             "per_class": {name: list(aps) for name, aps in self.per_class.items()},
         }
+        if self.scope:
+            out["scope"] = dict(self.scope)
+        if self.inputs:
+            out["inputs"] = dict(self.inputs)
+        return out
 
 
 def evaluate_detections(
     ground_truth: AnnotationSet,
-    detections: Sequence[Detection],
+    detections: Sequence[Detection] | DetectionColumns,
     *,
     tiou: Sequence[float],
     protocol: str = "anet",
     subset: str | None = None,
     ambiguous: dict[str, list[tuple[float, float]]] | None = None,
+    unknown_videos: str = "error",
     snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
 ) -> DetectionResult:
     """Detection mAP of ``detections`` against ``ground_truth`` under one protocol.
 
-    ``subset``: evaluate only the ground-truth videos of that subset. ``ambiguous``
-    (thumos14, wtalc): spans per video; defaults to the ground truth's own.
-    ``snippet_seconds``: the feature stride the ``wtalc`` protocol counts in.
+    ``subset``: evaluate only the ground-truth videos of that subset; None infers it
+    (see :func:`hamnet.evaluate.scope.choose_subset`). ``unknown_videos``: ``"error"``
+    stops when more than half of the detections' videos are not in the ground truth;
+    ``"count"`` only counts them. ``ambiguous`` (thumos14, wtalc): spans per video;
+    defaults to the ground truth's own. ``snippet_seconds``: the feature stride the
+    ``wtalc`` protocol counts in.
     """
     runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
     runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
     if protocol not in runners:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
-    if not len(tiou):
-        raise EvaluationInputError("no tIoU threshold given")
+    check_thresholds(tiou)
+    columns = (
+        detections
+        if isinstance(detections, DetectionColumns)
+        else DetectionColumns.from_detections(detections)
+    )
+    scope = describe_scope(ground_truth, columns, subset, unknown_videos == "error")
     spans = ground_truth.ambiguous if ambiguous is None else ambiguous
-    data = prepare(ground_truth, detections, subset, spans)
+    data = prepare(ground_truth, columns, scope.subset, spans)
     thresholds = np.asarray(tiou, dtype=np.float64)
     ap = runners[protocol](data, thresholds) if data.classes else np.zeros((len(tiou), 0))
-    return make_result(protocol, [float(t) for t in tiou], ap, data.classes)
+    result = make_result(protocol, [float(t) for t in tiou], ap, data.classes)
+    result.scope = scope.record(data)
+    return result
+
+
+def check_thresholds(tiou: Sequence[float]) -> None:
+    if not len(tiou):
+        raise EvaluationInputError("no tIoU threshold given")
+    if len(tiou) > MAX_THRESHOLDS:
+        raise EvaluationInputError(
+            f"{len(tiou)} tIoU thresholds: at most {MAX_THRESHOLDS} are allowed"
+        )
+    if not all(isinstance(t, (int, float)) and 0 < t <= 1 for t in tiou):
+        raise EvaluationInputError(f"tIoU thresholds must lie in (0, 1], got {list(tiou)[:5]}")
 
 
 def make_result(
@@ -87,7 +124,7 @@ def make_result(
 
 def prepare(
     ground_truth: AnnotationSet,
-    detections: Sequence[Detection],
+    columns: DetectionColumns,
     subset: str | None,
     ambiguous: dict[str, list[tuple[float, float]]],
 ) -> EvalInput:
@@ -103,28 +140,25 @@ def prepare(
     present = {row[1] for row in gt_rows}
     classes = [name for name in ground_truth.classes if name in present]
     class_index = {name: k for k, name in enumerate(classes)}
-    for det in detections:
-        if det.label not in known:
+    for k, label in enumerate(columns.labels):
+        if label not in known:
+            first = int(np.flatnonzero(columns.label == k)[0])
             raise EvaluationInputError(
-                f"video {det.video!r}: detection label {det.label!r} is not a class of the "
-                f"ground truth ({ground_truth.source})"
+                f"video {columns.videos[columns.video[first]]!r}: detection label {label!r} "
+                f"is not a class of the ground truth ({ground_truth.source})"
             )
-    det_video = np.array([video_index.get(d.video, -1) for d in detections], dtype=np.int64)
-    outside = int(np.count_nonzero(det_video < 0))
-    if outside:
-        log.info("%d detection(s) lie in videos without ground truth in the evaluated set", outside)
+    per_video = np.array([video_index.get(name, -1) for name in columns.videos], dtype=np.int64)
+    per_label = np.array([class_index.get(name, -1) for name in columns.labels], dtype=np.int64)
     return EvalInput(
         videos=[video.name for video in videos],
         classes=classes,
         gt_video=np.array([row[0] for row in gt_rows], dtype=np.int64),
         gt_class=np.array([class_index[row[1]] for row in gt_rows], dtype=np.int64),
         gt_segment=np.array([row[2:] for row in gt_rows], dtype=np.float64).reshape(-1, 2),
-        det_video=det_video,
-        det_class=np.array([class_index.get(d.label, -1) for d in detections], dtype=np.int64),
-        det_segment=np.array([(d.start, d.end) for d in detections], dtype=np.float64).reshape(
-            -1, 2
-        ),
-        det_score=np.array([d.score for d in detections], dtype=np.float64),
+        det_video=per_video[columns.video],
+        det_class=per_label[columns.label],
+        det_segment=columns.segment,
+        det_score=columns.score,
         ambiguous={
             video_index[name]: np.asarray(spans, dtype=np.float64).reshape(-1, 2)
             for name, spans in ambiguous.items()

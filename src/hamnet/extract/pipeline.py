@@ -85,10 +85,10 @@ def extract_videos(
     built in code; ``short_side``/``crop`` other than 256/224 leave the released recipe
     (tests use small frames). Under torchrun, rank 0 returns the merged report.
     """
+    dist = shards.DistContext.from_env()
+    device = shards.rank_device(device, dist)  # first: a wrong device fails before any work
     named = video_names(videos)
     settings = Recipe(tuple(streams), flow, precision, short_side=short_side, crop=crop)
-    dist = shards.DistContext.from_env()
-    device = shards.rank_device(device, dist)
     if models is None:
         weights = {"rgb": rgb_weights, "flow": flow_weights}
         models = load_stream_models(settings.streams, weights)

@@ -20,7 +20,8 @@ import torch
 import torch.distributed as tdist
 
 from hamnet.data.features import INDEX_FILE, PackedFeatureStore, PackedFeatureWriter
-from hamnet.errors import ConfigError, DataError
+from hamnet.devices import resolve_device
+from hamnet.errors import DataError
 from hamnet.extract.store_meta import check_recipe, read_empty, write_empty
 from hamnet.extract.video import import_cv2
 
@@ -78,15 +79,9 @@ def share_cpu_threads() -> None:
 
 
 def rank_device(device: str, dist: DistContext) -> str:
-    """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun; checks CUDA exists."""
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but CUDA is not available")
-        if device == "cuda" and dist.enabled:
-            return f"cuda:{dist.local_rank}"
-    elif device != "cpu":
-        raise ConfigError(f"device {device!r}: choose cpu or cuda")
-    return device
+    """``cuda`` means this rank's GPU (LOCAL_RANK) under torchrun; one-line errors for
+    unknown names, missing CUDA or an index past the last GPU (shared with training)."""
+    return str(resolve_device(device, dist.local_rank if dist.enabled else 0))
 
 
 def part_path(out: Path, rank: int) -> Path:
