@@ -93,9 +93,9 @@ def dataset_fingerprint(root: str | Path) -> dict:
     from hamnet.data.layout import find_dataset
 
     files = find_dataset(Path(root))
-    folder = files.annotations_dir  # None: converted or plain roots (annotations in gt_json)
-    listed = sorted(folder.iterdir()) if folder is not None else []
-    annotations = {p.name: file_fingerprint(p) for p in listed if p.is_file()}
+    folder = files.annotations_dir  # None in a converted root: the GT JSON holds them
+    listed = sorted(p for p in folder.iterdir() if p.is_file()) if folder is not None else []
+    annotations = {p.name: file_fingerprint(p) for p in listed}
     found = {"name": files.name, "annotations": annotations}
     if files.gt_json is not None:
         found["gt_json"] = file_fingerprint(files.gt_json)

@@ -311,7 +311,7 @@ def test_two_trainings_in_one_folder_the_second_stops(tiny_root, tiny_overrides,
         sys.executable,
         "-m",
         "hamnet.cli",
-        *map(str, train_args(tiny_root, run, [*tiny_overrides, "train.epochs=200"])),
+        *map(str, train_args(tiny_root, run, [*tiny_overrides, "train.epochs=2000"])),
     ]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -327,7 +327,7 @@ def test_two_trainings_in_one_folder_the_second_stops(tiny_root, tiny_overrides,
 
 
 def test_kill_9_then_resume_continues_exactly(tiny_root, tiny_overrides, tmp_path):
-    sets = [*tiny_overrides, "train.epochs=12"]
+    sets = [*tiny_overrides, "train.epochs=30"]
     straight = tmp_path / "straight"
     train(make_config("demo", "all", sets), tiny_root, straight, progress=False)
     run = tmp_path / "run"
@@ -683,3 +683,20 @@ def test_resume_may_fix_evaluation_settings(capsys, tiny_root, tiny_overrides, t
     assert code == 0, err
     last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["epoch"] == 3 and last["tiou"] == [0.5]
+
+
+def test_converted_roots_are_fingerprinted_by_gt_and_index(
+    capsys, tiny_root, tiny_overrides, tmp_path
+):
+    first, second = tmp_path / "conv", tmp_path / "conv2"
+    assert run_cli(capsys, "convert", "--data", tiny_root, "--out", first)[0] == 0
+    scaled = variant_root(tiny_root, tmp_path / "scaled", features=lambda n, a: a * 1.01)
+    assert run_cli(capsys, "convert", "--data", scaled, "--out", second)[0] == 0
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(first, run, tiny_overrides))
+    assert code == 0, err
+    fingerprint = json.loads((run / "run.json").read_text())["data"]["fingerprint"]
+    assert fingerprint["gt_json"]["sha256"] and fingerprint["features"]["index"]["sha256"]
+    more = [*tiny_overrides, "train.epochs=3"]
+    code, _, err = run_cli(capsys, *train_args(second, run, more, "--resume"))
+    assert code == 2 and "data differ from the run's start" in one_error_line(err)
