@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,8 +26,11 @@ import torch
 from hamnet.extract.flow import FlowEstimator
 from hamnet.extract.i3d import InceptionI3d
 from hamnet.extract.snippets import encode
-from hamnet.extract.testvideo import make_test_video
 from hamnet.extract.video import iter_frames
+
+# the synthetic test videos are a test helper (tests/extract/testvideo.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "extract"))
+from testvideo import make_test_video  # noqa: E402
 
 FRAMES_PER_MINUTE = 25 * 60
 SNIPPETS_PER_MINUTE = FRAMES_PER_MINUTE / 16

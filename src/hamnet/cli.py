@@ -12,6 +12,9 @@ from pathlib import Path
 
 from hamnet import __version__
 from hamnet.errors import ConfigError, HamnetError, TrainingInterrupted
+from hamnet.evaluate.inputs import PROTOCOLS
+from hamnet.precision import PRECISIONS
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 
 def _paths(values: list[str] | None) -> list[Path]:
@@ -35,6 +38,8 @@ def _config(args: argparse.Namespace):
     from hamnet.config import load_config, make_config, with_overrides
 
     overrides = list(args.set or [])
+    if getattr(args, "method", None):
+        overrides.insert(0, f"method={args.method}")
     if getattr(args, "allow_pickle", False):
         overrides.append("data.allow_pickle=true")
     if getattr(args, "config", None):
@@ -75,6 +80,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from hamnet.data.layout import convert_dataset
 
     out = _path(args.out)
+    if args.data and args.format == "npy":
+        from hamnet.data.layout import convert_dataset_npy
+
+        root = convert_dataset_npy(
+            _path(args.data),
+            out,
+            allow_pickle=args.allow_pickle,
+            snippet_seconds=args.snippet_seconds,
+        )
+        print(f"plain dataset (gt.json, features/<video>.npy, dataset.json) written to {root}")
+        return 0
     if args.data:
         root = convert_dataset(
             _path(args.data),
@@ -107,19 +123,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from hamnet.engine.distributed import is_main_process
-    from hamnet.engine.experiments import train_seeds, write_tables
+    from hamnet.engine.experiments import method_label, train_seeds, write_tables
 
     config = _config(args)
     seeds = _seeds(args.seeds) or [config.train.seed]
-    run_dir = (
-        _path(args.run_dir) or Path.cwd().resolve() / "runs" / f"{config.preset}-{config.variant}"
-    )
+    name = f"{config.preset}-{config.variant}"
+    if config.method != "hamnet":
+        name = f"{config.preset}-{config.method}"
+    run_dir = _path(args.run_dir) or Path.cwd().resolve() / "runs" / name
     summary = train_seeds(
         config,
         _path(args.data),
         run_dir,
         seeds,
-        label=f"HAM-Net ({config.variant})",
+        label=method_label(config),
         resume=args.resume,
         jobs=args.jobs,
     )
@@ -146,6 +163,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         result_json=_path(args.json),
         device=args.device,
         allow_pickle=args.allow_pickle,
+        overrides=args.set,
     )
     print(format_table(evaluation.result, per_class=args.per_class))
     if evaluation.selected_on != "none":
@@ -169,6 +187,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         tiou=parse_tiou(args.tiou),
         protocol=args.protocol,
         ambiguous_path=_path(args.ambiguous),
+        snippet_seconds=args.snippet_seconds,
     )
     print(format_table(result, per_class=args.per_class))
     if args.json:
@@ -190,6 +209,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         device=args.device,
         allow_pickle=args.allow_pickle,
+        overrides=args.set,
     )
     text = write_detections(detections, _path(args.out), args.format)
     if args.out:
@@ -307,6 +327,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from hamnet.config import VARIANTS
     from hamnet.engine.experiments import ablate
 
+    if args.methods:
+        return _ablate_methods(args)
     config = _config(args)
     variants = args.variants.split(",") if args.variants else list(VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]
@@ -315,6 +337,27 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     out = _path(args.out) or Path.cwd().resolve() / "runs" / f"ablation-{config.preset}"
     seeds = _seeds(args.seeds) or [config.train.seed]
     ablate(config, _path(args.data), out, seeds, variants=variants, jobs=args.jobs)
+    print((out / "ablation.md").read_text(), end="")
+    print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}")
+    return 0
+
+
+def _ablate_methods(args: argparse.Namespace) -> int:
+    from hamnet.config import make_config
+    from hamnet.engine.experiments import ablate_methods
+    from hamnet.methods import canonical_method
+
+    if args.config or args.variants:
+        raise ConfigError(
+            "--methods takes --preset (each method's own values), not --config/--variants"
+        )
+    names = [canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()]
+    configs = {m: make_config(args.preset, "all", list(args.set or []), method=m) for m in names}
+    first = next(iter(configs.values()))
+    out = _path(args.out) or Path.cwd().resolve() / "runs" / f"methods-{first.preset}"
+    ablate_methods(
+        configs, _path(args.data), out, _seeds(args.seeds) or [first.train.seed], jobs=args.jobs
+    )
     print((out / "ablation.md").read_text(), end="")
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}")
     return 0
@@ -360,6 +403,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="thumos14", help="thumos14, activitynet12 or demo")
+    parser.add_argument(
+        "--method",
+        help="hamnet (default), stpn, w-talc or basnet: the method and its values for the preset",
+    )
     parser.add_argument("--variant", default="all", help="ablation row (see 'hamnet config')")
     parser.add_argument("--config", help="a YAML config (e.g. a run's config.yaml)")
     parser.add_argument(
@@ -387,6 +434,15 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _add_inference_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a localization / evaluation setting, e.g. localize.class_thresh=0.1",
+    )
 
 
 def _add_pickle_option(parser: argparse.ArgumentParser) -> None:
@@ -429,6 +485,19 @@ def _parser_setup(sub) -> None:
     source.add_argument("--features", help="a feature file or folder to pack")
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument(
+        "--format",
+        default="packed",
+        choices=["packed", "npy"],
+        help="with --data: packed (released layout + packed store) or npy (the plain "
+        "layout: gt.json + features/<video>.npy)",
+    )
+    p.add_argument(
+        "--snippet-seconds",
+        type=float,
+        default=RELEASED_SNIPPET_SECONDS,
+        help="with --format npy: the stride recorded in dataset.json (default 0.64)",
+    )
     p.add_argument("--verify", action="store_true", help="re-read and compare every video")
     _add_pickle_option(p)
     p.set_defaults(func=cmd_convert)
@@ -440,7 +509,7 @@ def _parser_setup(sub) -> None:
 
 
 def _parser_models(sub) -> None:
-    p = sub.add_parser("train", help="train HAM-Net on a dataset root")
+    p = sub.add_parser("train", help="train a method (default HAM-Net) on a dataset root")
     _add_config_options(p)
     p.add_argument("--data", required=True, help="dataset root (released layout or converted)")
     p.add_argument("--run-dir", help="run folder (default: ./runs/<preset>-<variant>)")
@@ -455,8 +524,9 @@ def _parser_models(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="detections JSON (ActivityNet style)")
     p.add_argument("--save-cas", help="folder for per-video T-CAS / attention .npz files")
-    p.add_argument("--protocol", choices=["anet", "thumos14", "wtalc"])
+    p.add_argument("--protocol", choices=PROTOCOLS)
     p.add_argument("--tiou", help="e.g. 0.1:0.7:0.1 (default: the preset's)")
+    _add_inference_set(p)
     p.add_argument("--subset", help="default: the preset's test subset")
     p.add_argument("--json", help="write the result (mAP per tIoU, average) here")
     p.add_argument("--per-class", action="store_true")
@@ -476,6 +546,7 @@ def _parser_models(sub) -> None:
     p.add_argument("--format", default="json", choices=["json", "csv"])
     p.add_argument("--min-score", type=float, default=0.0)
     p.add_argument("--top-k", type=int, help="at most K detections per video")
+    _add_inference_set(p)
     p.add_argument("--device", default="auto")
     _add_pickle_option(p)
     p.set_defaults(func=cmd_predict)
@@ -487,6 +558,9 @@ def _parser_models(sub) -> None:
     p.add_argument("--seeds", help="e.g. 0,1,2")
     p.add_argument("--variants", help="comma-separated subset of the rows")
     _add_jobs_option(p)
+    p.add_argument(
+        "--methods", help="e.g. hamnet,stpn,w-talc,basnet: one row per method (with --preset)"
+    )
     _add_pickle_option(p)
     p.set_defaults(func=cmd_ablate)
 
@@ -508,7 +582,13 @@ def _parser_tools(sub) -> None:
     p.add_argument("--pred", required=True)
     p.add_argument("--subset")
     p.add_argument("--tiou", default="0.1:0.7:0.1")
-    p.add_argument("--protocol", default="anet", choices=["anet", "thumos14", "wtalc"])
+    p.add_argument("--protocol", default="anet", choices=PROTOCOLS)
+    p.add_argument(
+        "--snippet-seconds",
+        type=float,
+        default=RELEASED_SNIPPET_SECONDS,
+        help="feature stride for the wtalc protocol (default 0.64: 16 frames at 25 fps)",
+    )
     p.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt (thumos14, wtalc)")
     p.add_argument("--json", help="write the result here")
     p.add_argument("--per-class", action="store_true")
@@ -562,7 +642,7 @@ def _parser_tools(sub) -> None:
     p.add_argument("--out", required=True, help="packed feature store to write or extend")
     p.add_argument("--streams", default="rgb,flow")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--flow", default="tvl1", choices=["tvl1", "dis"])
     p.add_argument("--rgb-weights")
     p.add_argument("--flow-weights")

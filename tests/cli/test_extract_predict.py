@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,9 @@ def test_extract_then_predict(tmp_path, capsys):
     from hamnet.data.synthetic import make_synthetic
     from hamnet.engine.trainer import train
     from hamnet.extract.i3d import write_random_i3d_weights
-    from hamnet.extract.testvideo import make_test_video
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "extract"))
+    from testvideo import make_test_video
 
     videos = [
         make_test_video(tmp_path / f"clip{i}.mp4", frames=36, size=(64, 80), motion=(2, i), seed=i)

@@ -26,9 +26,13 @@ def test_shard_splits_a_global_batch_without_loss_or_overlap():
     assert parts == [[0, 1, 2], [3, 4], [5, 6]]
 
 
-def test_two_gloo_processes_match_one_process(tiny_root, tiny_config, tiny_overrides, tmp_path):
-    train(tiny_config("all", *EXTRA), tiny_root, tmp_path / "single", progress=False)
-    sets = [arg for item in [*tiny_overrides, *EXTRA] for arg in ("--set", item)]
+@pytest.mark.parametrize("method", ["hamnet", "basnet"])
+def test_two_gloo_processes_match_one_process(
+    method, tiny_root, tiny_config, tiny_overrides, tmp_path
+):
+    extra = [*EXTRA, f"method={method}"]
+    train(tiny_config("all", *extra), tiny_root, tmp_path / "single", progress=False)
+    sets = [arg for item in [*tiny_overrides, *extra] for arg in ("--set", item)]
     command = [
         sys.executable,
         "-m",

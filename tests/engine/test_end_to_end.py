@@ -15,8 +15,9 @@ import torch
 from hamnet.config import make_config
 from hamnet.data.layout import open_dataset
 from hamnet.data.synthetic import make_synthetic
-from hamnet.engine.inference import evaluate_model, localize_kwargs
+from hamnet.engine.inference import evaluate_model
 from hamnet.engine.model_io import build_model
+from hamnet.engine.settings import inference_settings
 from hamnet.engine.trainer import train
 
 SETTINGS = ["data.name=Thumos14reduced", "data.num_segments=200", "train.epochs=30"]
@@ -52,12 +53,7 @@ def _untrained_map(root):
         store,
         subset="test",
         device=torch.device("cpu"),
-        precision="fp32",
-        source="attention",
-        topk_ratio_inv=config.loss.topk_ratio_inv,
-        localize=localize_kwargs(config),
-        tiou=config.eval.tiou,
-        protocol="anet",
+        settings=inference_settings(config, protocol="anet"),
     )
     return 100 * evaluation.result.average_mAP
 

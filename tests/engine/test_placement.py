@@ -15,8 +15,9 @@ from hamnet.data.layout import open_dataset
 from hamnet.data.resident import ResidentFeatures, ResidentTrainSet, choose_placement
 from hamnet.engine.batched_inference import infer_resident, length_batches
 from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.inference import detect, infer_videos, localize_kwargs
+from hamnet.engine.inference import detect, infer_videos
 from hamnet.engine.model_io import build_model
+from hamnet.engine.settings import inference_settings
 from hamnet.engine.trainer import global_batches, train
 from hamnet.errors import ConfigError
 
@@ -160,19 +161,18 @@ def test_batched_inference_matches_per_video_inference(tiny_root, tiny_config):
     model = build_model(config, annotations.num_classes)
     names = [v.name for v in annotations.subset("test") if v.labels]
     features = ResidentFeatures(store, names, CPU, torch.float32)
-    kwargs = {"precision": "fp32", "source": "attention", "topk_ratio_inv": 8}
-    alone = list(infer_videos(model, store, names, device=CPU, **kwargs))
-    padded = list(infer_resident(model, features, names, max_snippets=10**6, **kwargs))
-    one_by_one = list(infer_resident(model, features, names, **kwargs))  # the CPU default
-    localize = localize_kwargs(config)
+    settings = inference_settings(config)
+    alone = list(infer_videos(model, store, names, device=CPU, settings=settings))
+    padded = list(infer_resident(model, features, names, max_snippets=10**6, settings=settings))
+    one_by_one = list(infer_resident(model, features, names, settings=settings))  # CPU default
     for a, b, c in zip(alone, padded, one_by_one, strict=True):
         assert a.name == b.name == c.name
         assert np.allclose(a.cas, b.cas, atol=1e-5, rtol=1e-5)
         assert np.allclose(a.attention, b.attention, atol=1e-6, rtol=1e-5)
         assert np.array_equal(a.cas, c.cas) and np.array_equal(a.attention, c.attention)
         # the same detections: same classes and segments, scores within float tolerance
-        first = detect(a, annotations.classes, localize)
-        second = detect(b, annotations.classes, localize)
+        first = detect(a, annotations.classes, settings)
+        second = detect(b, annotations.classes, settings)
         assert [(d.label, d.start, d.end) for d in first] == [
             (d.label, d.start, d.end) for d in second
         ]

@@ -126,7 +126,7 @@ def test_swapped_missing_and_foreign_files_are_clear_errors(tmp_path, rgb_weight
     with pytest.raises(CheckpointError, match="not found"):
         load_i3d(tmp_path / "absent.pt", 3)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_i3d(tmp_path / "junk.pt", 3)
     with pytest.raises(CheckpointError, match="not a state dict"):
         load_i3d(_save(tmp_path, {"a": 1}), 3)

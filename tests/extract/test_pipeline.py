@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # testvideo, a test helper
+
+import json
 
 import numpy as np
 import pytest
+from testvideo import make_test_video
 
 from hamnet.data.features import PackedFeatureStore
 from hamnet.errors import CheckpointError, ConfigError, DataError
 from hamnet.extract.extractor import FeatureExtractor, Recipe
 from hamnet.extract.i3d import InceptionI3d, random_i3d_state_dict, write_random_i3d_weights
-from hamnet.extract.pipeline import EMPTY_FILE, extract_into, extract_videos, video_names
+from hamnet.extract.pipeline import extract_into, extract_videos, video_names
 from hamnet.extract.shards import merge_stores, part_path, shard_names
-from hamnet.extract.testvideo import make_test_video
+from hamnet.extract.store_meta import EMPTY_FILE
 
 SMALL = {"short_side": 40, "crop": 32, "flow": "dis", "progress": False}  # fast, not released
 

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # testvideo, a test helper
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hamnet.errors import ConfigError, DataError
-from hamnet.extract.flow import FlowEstimator, scale_flow
-from hamnet.extract.snippets import flow_clips, iter_snippets, rgb_clips
-from hamnet.extract.testvideo import (
+from testvideo import (
     INDEX_BLOCK,
     INDEX_STEP,
     make_test_video,
     synthetic_frames,
 )
+
+from hamnet.errors import ConfigError, DataError
+from hamnet.extract.flow import FlowEstimator, scale_flow
+from hamnet.extract.snippets import flow_clips, iter_snippets, rgb_clips
 from hamnet.extract.video import center_crop, iter_frames, resized_shape
 
 

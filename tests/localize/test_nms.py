@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hamnet.localize.nms import nms, segment_iou, soft_nms, soft_nms_order
+from hamnet.localize.nms import nms, segment_iou, soft_nms_order
 
 
 def test_segment_iou_plain_and_plus_one():
@@ -20,7 +20,8 @@ def test_segment_iou_plain_and_plus_one():
 @pytest.mark.parametrize("plus_one, iou", [(True, 0.6), (False, 1 / 3)])
 def test_soft_nms_decay(plus_one, iou):
     segs = np.array([[0.5, 1.5], [0.0, 1.0], [10.0, 11.0]])
-    out_segs, out_scores = soft_nms(segs, np.array([0.8, 0.9, 0.1]), 0.3, plus_one_iou=plus_one)
+    order, out_scores = soft_nms_order(segs, np.array([0.8, 0.9, 0.1]), 0.3, plus_one)
+    out_segs = segs[order]
     assert out_segs.tolist() == [[0.0, 1.0], [0.5, 1.5], [10.0, 11.0]]
     np.testing.assert_allclose(out_scores, [0.9, 0.8 * np.exp(-(iou**2) / 0.3), 0.1])
 
@@ -39,8 +40,8 @@ def test_soft_nms_keeps_every_proposal_and_empty_input():
     segs = np.stack([starts, starts + rng.uniform(0.5, 10, 30)], axis=1)
     order, scores = soft_nms_order(segs, rng.random(30))
     assert sorted(order.tolist()) == list(range(30))
-    out_segs, out_scores = soft_nms(np.zeros((0, 2)), np.zeros(0))
-    assert out_segs.shape == (0, 2) and out_scores.shape == (0,)
+    order, out_scores = soft_nms_order(np.zeros((0, 2)), np.zeros(0))
+    assert order.shape == (0,) and out_scores.shape == (0,)
 
 
 def test_hard_nms():

@@ -107,21 +107,12 @@ class VideoDataset(Dataset):
 @dataclass
 class Batch:
     """``features`` [B, T, D] float32 zero-padded, ``mask`` [B, T] bool (True = real
-    snippet), ``labels`` [B, C] float32, ``names``, ``lengths`` int64 [B]."""
+    snippet; its row sums are the lengths), ``labels`` [B, C] float32, ``names``."""
 
     features: torch.Tensor
     mask: torch.Tensor
     labels: torch.Tensor
     names: list[str]
-    lengths: torch.Tensor
-
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
-        def move(tensor: torch.Tensor) -> torch.Tensor:
-            return tensor.to(device, non_blocking=non_blocking)
-
-        return Batch(
-            move(self.features), move(self.mask), move(self.labels), self.names, self.lengths
-        )
 
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
@@ -130,7 +121,6 @@ class Batch:
             self.mask.pin_memory(),
             self.labels.pin_memory(),
             self.names,
-            self.lengths,
         )
 
     def __len__(self) -> int:
@@ -149,4 +139,4 @@ def collate_videos(items: list[dict]) -> Batch:
         features[row, : item["length"]] = item["features"]
     mask = torch.arange(longest)[None, :] < lengths[:, None]
     labels = torch.stack([item["labels"] for item in items])
-    return Batch(features, mask, labels, [item["name"] for item in items], lengths)
+    return Batch(features, mask, labels, [item["name"] for item in items])

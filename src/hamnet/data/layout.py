@@ -5,6 +5,7 @@ A root holds, for dataset name ``Name``, the annotations, as the released
 ``<Name>-gt.json``, and one of (in order of preference) ``<Name>-packed/`` (packed
 store), ``<Name>-I3D-JOINTFeatures.npy`` (released pickled array, read with the
 restricted unpickler) or ``<Name>-features/`` (one ``<video>.npy`` per video).
+A plain root (:mod:`hamnet.data.plain`) holds ``gt.json`` and ``features/``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from hamnet.data import plain
 from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.data.features import (
+    INDEX_FILE,
     FeatureStore,
     PackedFeatureStore,
     check_store,
@@ -24,6 +27,7 @@ from hamnet.data.features import (
 )
 from hamnet.data.released import load_released_annotations
 from hamnet.errors import DataError
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +39,31 @@ FEATURE_LAYOUTS += (("npy", "{}-features"),)
 
 @dataclass
 class DatasetFiles:
-    name: str
+    name: str | None  # None: a plain root that declares no name
     root: Path
-    annotations_dir: Path | None  # None: a converted root, annotations in gt_json
+    annotations_dir: Path | None  # None: a converted or plain root, annotations in gt_json
     features_path: Path | None
     features_kind: str | None  # "packed", "released", "npy" or None
     gt_json: Path | None
+    info: plain.PlainInfo = plain.PlainInfo()
+
+    @property
+    def layout(self) -> str:
+        """``released``, ``converted`` (``<Name>-gt.json``) or ``plain`` (``gt.json``)."""
+        if self.annotations_dir is not None:
+            return "released"
+        return (
+            "plain"
+            if self.gt_json is not None and self.gt_json.name == plain.GT_FILE
+            else "converted"
+        )
+
+
+def _find_plain(root: Path) -> DatasetFiles:
+    features = root / plain.FEATURES_DIR
+    kind = "packed" if (features / INDEX_FILE).is_file() else "npy"
+    info = plain.read_info(root)
+    return DatasetFiles(info.name, root, None, features, kind, root / plain.GT_FILE, info)
 
 
 def find_dataset(root: Path) -> DatasetFiles:
@@ -48,6 +71,8 @@ def find_dataset(root: Path) -> DatasetFiles:
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
+    if plain.is_plain_root(root):
+        return _find_plain(root)
     if root.name.endswith(ANNOTATIONS_SUFFIX) and (root / "videoname.npy").is_file():
         folders = [root]
         root = root.parent
@@ -60,7 +85,8 @@ def find_dataset(root: Path) -> DatasetFiles:
         raise DataError(
             f"{root}: no '<Name>{ANNOTATIONS_SUFFIX}' folder or '<Name>{GT_SUFFIX}' here; a "
             f"dataset root holds <Name>{ANNOTATIONS_SUFFIX}/ (or, converted, <Name>{GT_SUFFIX}) "
-            f"and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy"
+            f"and <Name>-packed/ or <Name>-I3D-JOINTFeatures.npy, or {plain.GT_FILE} and "
+            f"{plain.FEATURES_DIR}/"
         )
     if len(folders) > 1:
         listed = ", ".join(p.name for p in folders)
@@ -99,14 +125,23 @@ def load_annotations(files: DatasetFiles) -> AnnotationSet:
 
 
 def open_dataset(
-    root: Path, *, allow_pickle: bool = False, feature_dim: int | None = None
+    root: Path,
+    *,
+    allow_pickle: bool = False,
+    feature_dim: int | None = None,
+    name: str | None = None,
+    snippet_seconds: float | None = None,
 ) -> tuple[AnnotationSet, FeatureStore, DatasetFiles]:
-    """Annotations and features of a dataset root, checked against each other.
+    """Annotations and features of a dataset root, checked against each other and
+    against the config's ``name`` (``data.name``), ``feature_dim`` and ``snippet_seconds``
+    where given.
 
     Every annotated video must have features with at least one snippet; features of
     videos without annotation are logged and ignored.
     """
     files = find_dataset(root)
+    check_name(files, name)
+    plain.check_info(files.root, files.info, snippet_seconds)
     if files.features_path is None:
         expected = " or ".join(pattern.format(files.name) for _, pattern in FEATURE_LAYOUTS)
         raise DataError(f"{files.root}: no features found (expected {expected})")
@@ -120,6 +155,20 @@ def open_dataset(
         )
     check_coverage(annotations, store)
     return annotations, store, files
+
+
+def check_name(files: DatasetFiles, expected: str | None) -> None:
+    """DataError when the data found is another dataset than the config names."""
+    if expected is None or files.name is None or files.name == expected:
+        return
+    if files.annotations_dir is not None:
+        where = files.annotations_dir
+    else:
+        where = files.root / plain.INFO_FILE if files.layout == "plain" else files.gt_json
+    raise DataError(
+        f"{where}: this is dataset {files.name!r} but the config names {expected!r} "
+        f"(data.name); choose the matching preset or set data.name={files.name}"
+    )
 
 
 def check_coverage(annotations: AnnotationSet, store: FeatureStore) -> None:
@@ -160,6 +209,8 @@ def convert_dataset(
     ``.npy`` files are not copied. ``allow_pickle`` is accepted and ignored.
     """
     annotations, store, files = open_dataset(root)
+    if files.layout == "plain":
+        raise DataError(f"{files.root}: already a plain dataset; convert a released-layout root")
     out = Path(out)
     packed_dir = out / f"{files.name}-packed"
     if packed_dir.exists():
@@ -170,6 +221,27 @@ def convert_dataset(
         verify_packed(store, packed)
     save_gt_json(annotations, out / f"{files.name}{GT_SUFFIX}")
     return out
+
+
+def convert_dataset_npy(
+    root: Path,
+    out: Path,
+    *,
+    allow_pickle: bool = False,
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
+    progress: bool = True,
+) -> Path:
+    """Write the plain layout (``gt.json``, ``features/<video>.npy``, ``dataset.json``);
+    ``snippet_seconds``: the stride of the released layout's features, recorded."""
+    annotations, store, files = open_dataset(root, allow_pickle=allow_pickle)
+    return plain.write_plain_dataset(
+        annotations,
+        store,
+        out,
+        name=files.name,
+        snippet_seconds=snippet_seconds,
+        progress=progress,
+    )
 
 
 def check_dataset(root: Path, progress: bool = True) -> str:

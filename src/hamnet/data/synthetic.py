@@ -27,8 +27,9 @@ from hamnet.data.features import INDEX_FILE, PackedFeatureWriter, read_packed_in
 from hamnet.data.released import load_released_annotations, save_released_annotations
 from hamnet.errors import DataError
 from hamnet.io import atomic_path
+from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
 
-SNIPPETS_PER_SECOND = 25 / 16
+SNIPPETS_PER_SECOND = snippets_per_second(RELEASED_SNIPPET_SECONDS)
 GENERATOR = "hamnet.data.synthetic"
 KNOWN_NAMES = {"thumos14": "Thumos14reduced", "activitynet12": "ActivityNet1.2"}
 TRAIN_SUBSET, TEST_SUBSET = "validation", "test"  # the demo preset's subsets

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from hamnet.data.resident import ResidentFeatures
-from hamnet.engine.inference import VideoOutput, autocast, make_output
+from hamnet.engine.inference import autocast, make_output
+from hamnet.engine.settings import InferenceSettings
+from hamnet.methods.base import Method, VideoOutput
 
 # padded snippets per batch: about 3 GiB of activations at D = 2048 on a GPU. On the CPU
 # one video per batch: oneDNN's sums depend on the batch shape in the last bits, and one
@@ -43,9 +45,7 @@ def infer_resident(
     features: ResidentFeatures,
     names: list[str],
     *,
-    precision: str,
-    source: str,
-    topk_ratio_inv: int,
+    settings: InferenceSettings,
     max_snippets: int | None = None,
 ) -> Iterator[VideoOutput]:
     model.eval()
@@ -55,20 +55,29 @@ def infer_resident(
     lengths = [features.length[name] for name in names]
     outputs: dict[int, VideoOutput] = {}
     for group in length_batches(lengths, max_snippets):
-        cas, attention = _forward_padded(model, features, [names[i] for i in group], precision)
+        batch = [names[i] for i in group]
+        named = _forward_padded(model, features, batch, settings.precision, settings.method)
         for row, position in enumerate(group):
             size = lengths[position]
-            outputs[position] = make_output(
-                names[position], cas[row, :size], attention[row, :size], source, topk_ratio_inv
-            )
+            video = {key: _unpad(value, row, size) for key, value in named.items()}
+            outputs[position] = make_output(settings.method, names[position], video)
     for position in range(len(names)):
         yield outputs.pop(position)
 
 
+def _unpad(value: np.ndarray, row: int, size: int) -> np.ndarray:
+    """One video's part of a batched output: [B, T, ...] -> [size, ...]; [B] -> a scalar."""
+    return value[row, :size] if value.ndim >= 2 else value[row]
+
+
 def _forward_padded(
-    model: torch.nn.Module, features: ResidentFeatures, names: list[str], precision: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """``cas [B, T, C+1]`` and ``attention [B, T]`` of the padded batch of ``names``."""
+    model: torch.nn.Module,
+    features: ResidentFeatures,
+    names: list[str],
+    precision: str,
+    method: Method,
+) -> dict[str, np.ndarray]:
+    """The method's named outputs ([B, T, ...] or [B]) for the padded batch of ``names``."""
     lengths = np.array([features.length[name] for name in names], dtype=np.int64)
     starts = np.array([features.offset[name] for name in names], dtype=np.int64)
     steps = np.arange(int(lengths.max()), dtype=np.int64)
@@ -78,5 +87,5 @@ def _forward_padded(
     x = features.rows[torch.from_numpy(index).to(device)].float()
     mask = torch.from_numpy(steps[None, :] < lengths[:, None]).to(device)
     with autocast(device, precision):
-        cas, attention = model(x, mask)
-    return cas.float().cpu().numpy(), attention.float().cpu().numpy()
+        outputs = method.forward(model, x, mask)
+    return {key: value.float().cpu().numpy() for key, value in outputs.items()}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import torch
 from hamnet import __version__
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_path
+from hamnet.weights import read_weight_file
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +105,7 @@ def _feed(digest, value: Any) -> None:
 
 def read_tensor_file(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``, every failure turned into one message."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (EOFError, OSError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt file ({error})") from None
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unpickling failed"
-        raise CheckpointError(
-            f"{path}: refused to load objects other than tensors and plain data ({first})"
-        ) from None
-    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
-        # a flipped byte in the zip or pickle structure surfaces as any of these
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: truncated or corrupt file ({first})") from None
+    return read_weight_file(path)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -13,25 +13,15 @@ import torch
 from tqdm import tqdm
 
 from hamnet.data.annotations import AnnotationSet
+from hamnet.engine.settings import InferenceSettings
 from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
-from hamnet.localize.proposals import SNIPPET_SECONDS, localize_video, video_scores
+from hamnet.localize.proposals import localize_video
+from hamnet.methods.base import Method, VideoOutput
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class VideoOutput:
-    """One video's network outputs; ``actionness`` is what localization thresholds."""
-
-    name: str
-    cas: np.ndarray  # [T, C+1] raw T-CAS
-    attention: np.ndarray  # [T]
-    actionness: np.ndarray  # [T]
-    video_scores: np.ndarray  # [C]
-    source: str
 
 
 @dataclass
@@ -52,26 +42,22 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 @torch.no_grad()
 def forward_video(
-    model: torch.nn.Module, features: np.ndarray, device: torch.device, precision: str = "fp32"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Full-length forward pass of one video [T, D] -> (cas [T, C+1], attention [T])."""
+    model: torch.nn.Module,
+    features: np.ndarray,
+    device: torch.device,
+    precision: str,
+    method: Method,
+) -> dict[str, np.ndarray]:
+    """Full-length forward pass of one video [T, D] -> its named outputs (batch axis off)."""
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
     with autocast(device, precision):
-        cas, attention = model(x.unsqueeze(0))
-    return cas[0].float().cpu().numpy(), attention[0].float().cpu().numpy()
+        outputs = method.forward(model, x.unsqueeze(0), None)
+    return {key: value[0].float().cpu().numpy() for key, value in outputs.items()}
 
 
-def make_output(
-    name: str, cas: np.ndarray, attention: np.ndarray, source: str, topk_ratio_inv: int
-) -> VideoOutput:
-    if source == "attention":
-        actionness = attention
-    else:
-        shifted = np.exp(cas - cas.max(axis=1, keepdims=True))
-        actionness = 1.0 - shifted[:, -1] / shifted.sum(axis=1)
-    actionness = actionness.astype(np.float32)
-    scores = video_scores(cas * actionness[:, None], topk_ratio_inv)
-    return VideoOutput(name, cas, attention, actionness, scores, source)
+def make_output(method: Method, name: str, outputs: dict[str, np.ndarray]) -> VideoOutput:
+    """Network outputs -> actionness, attended scores and video scores (the method's rule)."""
+    return method.video_output(name, outputs)
 
 
 def infer_videos(
@@ -80,47 +66,32 @@ def infer_videos(
     names: Iterable[str],
     *,
     device: torch.device,
-    precision: str,
-    source: str,
-    topk_ratio_inv: int,
+    settings: InferenceSettings,
     progress: bool = False,
 ) -> Iterator[VideoOutput]:
     model.eval()
     names = list(names)
+    method = settings.method
     for name in tqdm(names, desc="test", unit="video", disable=not progress, leave=False):
-        cas, attention = forward_video(model, store.read(name), device, precision)
-        yield make_output(name, cas, attention, source, topk_ratio_inv)
+        outputs = forward_video(model, store.read(name), device, settings.precision, method)
+        yield make_output(method, name, outputs)
 
 
-def detect(output: VideoOutput, classes: list[str], localize: dict) -> list[Detection]:
+def detect(output: VideoOutput, classes: list[str], settings: InferenceSettings) -> list[Detection]:
     return localize_video(
         output.name,
-        output.cas * output.actionness[:, None],
-        output.actionness,
+        output.attended,
+        output.localization_signal,
         output.video_scores,
         classes,
-        snippet_seconds=SNIPPET_SECONDS,
-        **localize,
+        snippet_seconds=settings.snippet_seconds,
+        **settings.localize,
     )
 
 
-def localize_kwargs(config) -> dict:
-    """The localization settings of a config as plain keyword arguments."""
-    cfg = config.localize
-    return {
-        "class_thresh": cfg.class_thresh,
-        "thresholds": np.asarray(cfg.thresholds, dtype=np.float64),
-        "outer_ratio": cfg.outer_ratio,
-        "video_score_weight": cfg.video_score_weight,
-        "nms": cfg.nms,
-        "sigma": cfg.sigma,
-        "nms_iou": cfg.nms_iou,
-        "max_detections": cfg.max_detections,
-        "reference_quirks": cfg.reference_quirks,
-    }
-
-
-def save_outputs_npz(output: VideoOutput, classes: list[str], folder: Path) -> Path:
+def save_outputs_npz(
+    output: VideoOutput, classes: list[str], folder: Path, snippet_seconds: float
+) -> Path:
     path = folder / f"{output.name}.npz"
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(
@@ -130,7 +101,7 @@ def save_outputs_npz(output: VideoOutput, classes: list[str], folder: Path) -> P
             actionness=output.actionness,
             video_scores=output.video_scores.astype(np.float32),
             classes=np.asarray(classes, dtype=str),
-            snippet_seconds=np.float64(SNIPPET_SECONDS),
+            snippet_seconds=np.float64(snippet_seconds),
             source=np.asarray(output.source),
         )
     return path
@@ -143,12 +114,7 @@ def evaluate_model(
     *,
     subset: str,
     device: torch.device,
-    precision: str,
-    source: str,
-    topk_ratio_inv: int,
-    localize: dict,
-    tiou: list[float],
-    protocol: str,
+    settings: InferenceSettings,
     save_cas_dir: Path | None = None,
     progress: bool = False,
     resident=None,
@@ -166,27 +132,29 @@ def evaluate_model(
             "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
         )
     detections, scores = [], []
-    kwargs = {"precision": precision, "source": source, "topk_ratio_inv": topk_ratio_inv}
     names = [v.name for v in videos]
     if resident is not None:
         from hamnet.engine.batched_inference import infer_resident
 
-        outputs = infer_resident(model, resident, names, **kwargs)
+        outputs = infer_resident(model, resident, names, settings=settings)
     else:
-        outputs = infer_videos(model, store, names, device=device, progress=progress, **kwargs)
+        outputs = infer_videos(
+            model, store, names, device=device, settings=settings, progress=progress
+        )
     for output in outputs:
-        detections.extend(detect(output, annotations.classes, localize))
+        detections.extend(detect(output, annotations.classes, settings))
         scores.append(output.video_scores)
         if save_cas_dir is not None:
-            save_outputs_npz(output, annotations.classes, save_cas_dir)
+            save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
     result = evaluate_detections(
         annotations,
         detections,
-        tiou=list(tiou),
-        protocol=protocol,
+        tiou=list(settings.tiou),
+        protocol=settings.protocol,
         subset=subset,
         ambiguous=annotations.ambiguous or None,
+        snippet_seconds=settings.snippet_seconds,
     )
     cmap = classification_map(np.stack(scores), labels)
-    return Evaluation(result, cmap, detections, len(videos), source)
+    return Evaluation(result, cmap, detections, len(videos), settings.source)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
@@ -12,11 +11,12 @@ from tqdm import tqdm
 
 from hamnet.data.features import open_feature_store
 from hamnet.engine.distributed import pick_device
-from hamnet.engine.inference import detect, forward_video, localize_kwargs, make_output
-from hamnet.engine.model_io import load_trained, localization_source
+from hamnet.engine.inference import detect, forward_video, make_output
+from hamnet.engine.model_io import load_trained
+from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_write_text
-from hamnet.localize.detections import Detection, results_document
+from hamnet.localize.detections import Detection, detections_json
 
 
 def predict(
@@ -27,14 +27,16 @@ def predict(
     top_k: int | None = None,
     device: str = "auto",
     allow_pickle: bool = False,
+    overrides: list[str] | None = None,
     progress: bool = True,
 ) -> list[Detection]:
-    """Detections for every video in every given feature source."""
+    """Detections for every video in every given feature source (``overrides``: e.g.
+    ``localize.class_thresh=0.1``, replacing the checkpoint config's settings)."""
     check_filters(min_score, top_k)
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
-    config, source = trained.config, localization_source(trained.config)
-    localize = localize_kwargs(config)
+    config = with_inference_overrides(trained.config, overrides or [])
+    settings = inference_settings(config)
     detections: list[Detection] = []
     for path in feature_paths:
         store = open_feature_store(Path(path), allow_pickle=allow_pickle)
@@ -44,11 +46,11 @@ def predict(
                 f"on width {config.data.feature_dim}"
             )
         for name in tqdm(store.names, desc=str(path), disable=not progress, leave=False):
-            cas, attention = forward_video(
-                trained.model, store.read(name), torch_device, config.train.precision
+            outputs = forward_video(
+                trained.model, store.read(name), torch_device, settings.precision, settings.method
             )
-            output = make_output(name, cas, attention, source, config.loss.topk_ratio_inv)
-            found = [d for d in detect(output, trained.classes, localize) if d.score >= min_score]
+            output = make_output(settings.method, name, outputs)
+            found = [d for d in detect(output, trained.classes, settings) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
             detections.extend(found if top_k is None else found[:top_k])
     return detections
@@ -71,12 +73,8 @@ def detections_to_csv(detections: list[Detection]) -> str:
     return buffer.getvalue()
 
 
-def detections_to_json(detections: list[Detection]) -> str:
-    return json.dumps(results_document(detections), indent=1) + "\n"
-
-
 def write_detections(detections: list[Detection], out: Path | None, fmt: str) -> str:
-    text = detections_to_csv(detections) if fmt == "csv" else detections_to_json(detections)
+    text = detections_to_csv(detections) if fmt == "csv" else detections_json(detections)
     if out is not None:
         atomic_write_text(out, text)
     return text

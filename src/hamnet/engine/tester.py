@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from hamnet.data.layout import open_dataset
 from hamnet.engine import runinfo
 from hamnet.engine.distributed import pick_device
-from hamnet.engine.inference import Evaluation, evaluate_model, localize_kwargs
-from hamnet.engine.model_io import load_trained, localization_source
+from hamnet.engine.inference import Evaluation, evaluate_model
+from hamnet.engine.model_io import load_trained
+from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import DataError
 from hamnet.io import atomic_write_json
 from hamnet.localize.detections import save_detections
@@ -29,19 +29,21 @@ def test_checkpoint(
     result_json: Path | None = None,
     device: str = "auto",
     allow_pickle: bool = False,
+    overrides: list[str] | None = None,
     progress: bool = True,
 ) -> Evaluation:
+    """``overrides``: ``key=value`` settings (e.g. ``localize.class_thresh=0.1``) replacing
+    the checkpoint config's for this test."""
     started = runinfo.now_iso(), time.monotonic()
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
-    config = trained.config
-    eval_cfg = replace(
-        config.eval, protocol=protocol or config.eval.protocol, tiou=tiou or config.eval.tiou
-    )
+    config = with_inference_overrides(trained.config, overrides or [])
     annotations, store, _ = open_dataset(
         data_root,
         allow_pickle=allow_pickle or config.data.allow_pickle,
         feature_dim=config.data.feature_dim,
+        name=config.data.name,
+        snippet_seconds=config.data.snippet_seconds,
     )
     if annotations.classes != trained.classes:
         raise DataError(
@@ -55,12 +57,7 @@ def test_checkpoint(
         store,
         subset=subset or config.data.test_subset,
         device=torch_device,
-        precision=config.train.precision,
-        source=localization_source(config),
-        topk_ratio_inv=config.loss.topk_ratio_inv,
-        localize=localize_kwargs(config),
-        tiou=eval_cfg.tiou,
-        protocol=eval_cfg.protocol,
+        settings=inference_settings(config, protocol=protocol, tiou=tiou),
         save_cas_dir=save_cas,
         progress=progress,
     )
@@ -85,6 +82,7 @@ def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
         checkpoint=str(checkpoint),
         preset=config.preset,
         variant=config.variant,
+        method=config.method,
     )
     return record
 

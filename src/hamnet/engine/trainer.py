@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import dataclasses
 import io
 import json
 import logging
@@ -44,13 +43,15 @@ from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
 from hamnet.engine import preflight, runinfo, runlock, selection
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from hamnet.engine.inference import autocast, evaluate_model, localize_kwargs
+from hamnet.engine.inference import autocast, evaluate_model
 from hamnet.engine.interrupt import stop_on_signals
-from hamnet.engine.model_io import build_model, localization_source
+from hamnet.engine.settings import inference_settings
 from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
 from hamnet.io import atomic_write_json, atomic_write_text
-from hamnet.model.losses import hamnet_losses
+from hamnet.methods import make_method
+from hamnet.methods.base import Method
+from hamnet.weights import load_weights_strict
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Session:
     optimizer: torch.optim.Optimizer
     device: torch.device
     dist: dist_utils.DistInfo
+    method: Method
     records: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     best: float = float("-inf")
@@ -106,7 +108,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Train HAM-Net on ``data_root`` (a dataset root in the released layout)."""
+    """Train ``config.method`` on ``data_root`` (a dataset root, see hamnet.data.layout)."""
     device = dist_utils.pick_device(config.train.device)
     info = dist_utils.init_distributed(device)
     device = dist_utils.pick_device(config.train.device, info)
@@ -216,7 +218,11 @@ def _open_session(
     config: Config, data_root: Path, run_dir: Path, device: torch.device, info
 ) -> Session:
     annotations, store, _ = open_dataset(
-        data_root, allow_pickle=config.data.allow_pickle, feature_dim=config.data.feature_dim
+        data_root,
+        allow_pickle=config.data.allow_pickle,
+        feature_dim=config.data.feature_dim,
+        name=config.data.name,
+        snippet_seconds=config.data.snippet_seconds,
     )
     heldout: list[str] = []
     if config.train.select_on == "heldout":
@@ -232,14 +238,15 @@ def _open_session(
         seed=config.train.seed,
     )
     torch.manual_seed(config.train.seed)
-    model = build_model(config, annotations.num_classes).to(device)
+    method = make_method(config)
+    model = method.build_network(annotations.num_classes).to(device)
     optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
     run_dir.mkdir(parents=True, exist_ok=True)
     session = Session(
-        config, run_dir, annotations, store, train_set, model, optimizer, device, info
+        config, run_dir, annotations, store, train_set, model, optimizer, device, info, method
     )
     session.heldout = heldout
     _place_features(session)
@@ -292,8 +299,8 @@ def _resume(session: Session) -> None:
             f"{path}: was trained on {len(classes)} classes, the data have "
             f"{session.annotations.num_classes} (or another class list); resume on the run's data"
         )
+    load_weights_strict(session.net, record["model"], str(path))
     try:
-        session.net.load_state_dict(record["model"])
         session.optimizer.load_state_dict(record["optimizer"])
     except (RuntimeError, ValueError, KeyError) as error:
         first = str(error).strip().splitlines()[0]
@@ -544,20 +551,6 @@ def _loader(session: Session, shares: list[list[int]]) -> DataLoader:
     )
 
 
-def loss_terms(
-    session: Session, features: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Forward pass and loss terms of one batch of device tensors (``"total"`` included).
-
-    Every training item has exactly ``data.num_segments`` rows, so the network needs no
-    mask (an all-true one is the same computation, plus a host sync to find that out).
-    """
-    with autocast(session.device, session.config.train.precision):
-        cas, attention = session.model(features)
-    # LossConfig holds exactly the keyword arguments of hamnet_losses
-    return hamnet_losses(cas, attention, labels, mask, **dataclasses.asdict(session.config.loss))
-
-
 def _train_step(session: Session, batch, share_size: int, global_size: int) -> dict:
     """One optimizer step on this rank's share (``batch``) of a global batch."""
     terms = loss_terms(session, batch.features, batch.labels, batch.mask)
@@ -570,6 +563,17 @@ def _train_step(session: Session, batch, share_size: int, global_size: int) -> d
     return {key: value.detach() for key, value in terms.items()}
 
 
+def loss_terms(session: Session, features, labels, mask) -> dict[str, torch.Tensor]:
+    """The method's loss terms (and ``total``) of one batch of device tensors.
+
+    Every training item has exactly ``data.num_segments`` rows, so the network needs no
+    mask (an all-true one is the same computation, plus a host sync to find that out).
+    """
+    with autocast(session.device, session.config.train.precision):
+        outputs = session.method.forward(session.model, features, None)
+    return session.method.losses(outputs, labels, mask)
+
+
 def _evaluate(session: Session, subset: str | None = None) -> dict:
     config = session.config
     evaluation = evaluate_model(
@@ -578,12 +582,7 @@ def _evaluate(session: Session, subset: str | None = None) -> dict:
         session.store,
         subset=subset or config.data.test_subset,
         device=session.device,
-        precision=config.train.precision,
-        source=localization_source(config),
-        topk_ratio_inv=config.loss.topk_ratio_inv,
-        localize=localize_kwargs(config),
-        tiou=config.eval.tiou,
-        protocol=config.eval.protocol,
+        settings=inference_settings(config),
         # resident features hold the training and test videos (held-out ones stream)
         resident=session.test_features if subset is None else None,
     )

@@ -7,6 +7,7 @@ ActivityNet evaluator's ``activity_index``, the THUMOS kit's ``npos > 0``, W-TAL
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from hamnet.evaluate import anet, thumos14, wtalc
 from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
 from hamnet.evaluate.scope import describe_scope
 from hamnet.localize.detections import Detection, DetectionColumns
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def evaluate_detections(
     subset: str | None = None,
     ambiguous: dict[str, list[tuple[float, float]]] | None = None,
     unknown_videos: str = "error",
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
 ) -> DetectionResult:
     """Detection mAP of ``detections`` against ``ground_truth`` under one protocol.
 
@@ -74,10 +77,11 @@ def evaluate_detections(
     (see :func:`hamnet.evaluate.scope.choose_subset`). ``unknown_videos``: ``"error"``
     stops when more than half of the detections' videos are not in the ground truth;
     ``"count"`` only counts them. ``ambiguous`` (thumos14, wtalc): spans per video;
-    defaults to the ground truth's own.
+    defaults to the ground truth's own. ``snippet_seconds``: the feature stride the
+    ``wtalc`` protocol counts in.
     """
     runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
-    runners["wtalc"] = wtalc.average_precision
+    runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
     if protocol not in runners:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
     check_thresholds(tiou)

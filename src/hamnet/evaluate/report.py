@@ -15,6 +15,7 @@ from hamnet.evaluate.detection_map import (
     load_ambiguous,
 )
 from hamnet.localize.detections import DetectionColumns, read_detection_columns
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PROTOCOL_TITLES = {
@@ -32,6 +33,7 @@ def evaluate_files(
     tiou: Sequence[float] = THUMOS_TIOU,
     protocol: str = "anet",
     ambiguous_path: str | Path | None = None,
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
 ) -> DetectionResult:
     """Evaluate a detections file against a ground-truth JSON file.
 
@@ -45,7 +47,13 @@ def evaluate_files(
     ground_truth, detections = read_eval_files(gt_path, pred_path)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
     result = evaluate_detections(
-        ground_truth, detections, tiou=tiou, protocol=protocol, subset=subset, ambiguous=ambiguous
+        ground_truth,
+        detections,
+        tiou=tiou,
+        protocol=protocol,
+        subset=subset,
+        ambiguous=ambiguous,
+        snippet_seconds=snippet_seconds,
     )
     result.inputs = input_record(gt_path, pred_path, ambiguous_path)
     return result

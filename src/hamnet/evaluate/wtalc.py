@@ -1,11 +1,12 @@
 """The W-TALC protocol (``detectionMAP.py``, reused by CO2-Net, DELU and others).
 
 Works on snippet index sets: a span [s, e] seconds covers range(round(s f), round(e f)),
-f = 25/16, rounding half to even as Python's ``round``. Only videos with ground truth
-take part; a detection overlapping an ambiguous span of its video is dropped. Per class,
-detections by descending score (stable) each take the first remaining ground truth of
-their video (annotation order) with IoU >= the threshold. AP = sum of the precision at
-each true positive / number of ground truths.
+f = 1 / snippet seconds (25/16 for the released features), rounding half to even as
+Python's ``round``. Only videos with ground truth take part; a detection overlapping an
+ambiguous span of its video is dropped. Per class, detections by descending score
+(stable) each take the first remaining ground truth of their video (annotation order)
+with IoU >= the threshold. AP = sum of the precision at each true positive / number of
+ground truths.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import numpy as np
 
 from hamnet.evaluate.inputs import EvalInput
 from hamnet.evaluate.matching import group_keys, lookup, match_detections, sort_flags_ap
+from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
 
-FACTOR = 25.0 / 16.0
 
-
-def to_snippets(segments: np.ndarray) -> np.ndarray:
-    """Seconds [..., 2] -> half-open snippet index bounds [..., 2] (round half to even)."""
-    return np.round(segments * FACTOR)
+def to_snippets(segments: np.ndarray, rate: float) -> np.ndarray:
+    """Seconds [..., 2] -> half-open snippet index bounds [..., 2] (round half to even);
+    ``rate``: snippets per second."""
+    return np.round(segments * rate)
 
 
 def set_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -36,25 +37,28 @@ def set_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
         return np.where(union > 0, inter / union, 0.0)
 
 
-def kept_detections(data: EvalInput) -> np.ndarray:
+def kept_detections(data: EvalInput, rate: float) -> np.ndarray:
     """Indices of detections that take part: evaluated class, video with ground truth,
     no positive IoU with an ambiguous span of the video."""
     with_gt = np.zeros(len(data.videos), dtype=bool)
     with_gt[data.gt_video] = True
     ok = (data.det_class >= 0) & (data.det_video >= 0)
     ok[ok] = with_gt[data.det_video[ok]]
-    det_idx = to_snippets(data.det_segment)
+    det_idx = to_snippets(data.det_segment, rate)
     for video, spans in data.ambiguous.items():
         members = np.flatnonzero(ok & (data.det_video == video))
         if members.size and spans.size:
-            amb = np.broadcast_to(to_snippets(spans), (members.size, *spans.shape))
+            amb = np.broadcast_to(to_snippets(spans, rate), (members.size, *spans.shape))
             ok[members] &= ~(set_iou(det_idx[members], amb) > 0).any(axis=1)
     return np.flatnonzero(ok)
 
 
-def average_precision(data: EvalInput, thresholds: np.ndarray) -> np.ndarray:
+def average_precision(
+    data: EvalInput, thresholds: np.ndarray, snippet_seconds: float = RELEASED_SNIPPET_SECONDS
+) -> np.ndarray:
     """AP [T, K] for the K evaluated classes."""
-    kept = kept_detections(data)
+    rate = snippets_per_second(snippet_seconds)
+    kept = kept_detections(data, rate)
     order = kept[np.argsort(-data.det_score[kept], kind="stable")]
     rank = np.empty(data.det_score.shape[0], dtype=np.int64)
     rank[order] = np.arange(order.shape[0])
@@ -67,9 +71,9 @@ def average_precision(data: EvalInput, thresholds: np.ndarray) -> np.ndarray:
     tp[matched] = match_detections(
         det_group[matched],
         rank[order[matched]],
-        to_snippets(data.det_segment[order[matched]]),
+        to_snippets(data.det_segment[order[matched]], rate),
         lookup(gt_keys, table),
-        to_snippets(data.gt_segment),
+        to_snippets(data.gt_segment, rate),
         thresholds,
         set_iou,
         rule="first",

@@ -22,10 +22,10 @@ from hamnet.extract.snippets import (
     rgb_clips,
 )
 from hamnet.extract.video import iter_frames
+from hamnet.precision import PRECISIONS
 
 STREAMS = ("rgb", "flow")
 IN_CHANNELS = {"rgb": 3, "flow": 2}
-PRECISIONS = ("fp32", "bf16")
 RECIPE_VERSION = 1
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hamnet.errors import CheckpointError
+from hamnet.weights import load_weights_strict, read_weight_file
 
 FEATURE_DIM = 1024
 BN_EPS = 1e-3
@@ -197,12 +198,7 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a weight file (tensors only; ``module.`` prefixes from DataParallel removed)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: I3D weight file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path}: cannot read as a PyTorch weight file ({exc})") from exc
+    state = read_weight_file(path, what="I3D weight file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -227,7 +223,8 @@ def load_i3d(path: Path, in_channels: int) -> InceptionI3d:
     num_classes = int(head.shape[0]) if head is not None else DEFAULT_NUM_CLASSES
     model = InceptionI3d(in_channels, num_classes)
     check_state_dict(model, state, str(path))
-    model.load_state_dict(state, strict=False)  # only the BN counters may be absent
+    # only the BN counters may be absent (old-format files)
+    load_weights_strict(model, state, str(path), optional=lambda key: key.endswith(_BN_COUNTER))
     return model.eval()
 
 

@@ -10,7 +10,6 @@ skipped on rerun as well. Under torchrun each rank extracts every WORLD_SIZE-th 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -20,15 +19,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from hamnet.data.features import INDEX_FILE, PackedFeatureStore, PackedFeatureWriter
+from hamnet.data.features import INDEX_FILE, PackedFeatureWriter
 from hamnet.errors import DataError, HamnetError
 from hamnet.extract import shards
 from hamnet.extract.extractor import FeatureExtractor, Recipe, fingerprint, load_stream_models
-from hamnet.io import atomic_write_json
+from hamnet.extract.store_meta import check_recipe, read_empty, write_empty
 
 log = logging.getLogger(__name__)
-
-EMPTY_FILE = "empty_videos.json"
 
 
 @dataclass
@@ -64,42 +61,6 @@ def video_names(videos: Sequence[Path]) -> dict[str, Path]:
             raise DataError(f"{video}: video file not found")
         named[video.stem] = video
     return named
-
-
-def read_empty(store: Path) -> dict[str, int]:
-    """The store's zero-snippet videos: name -> frames decoded (empty when none recorded)."""
-    path = Path(store) / EMPTY_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return {str(k): int(v) for k, v in json.loads(path.read_text())["videos"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path}: malformed list of zero-snippet videos ({exc!r})") from None
-
-
-def write_empty(store: Path, empty: dict[str, int]) -> None:
-    if empty:
-        atomic_write_json(Path(store) / EMPTY_FILE, {"videos": dict(sorted(empty.items()))}, 1)
-
-
-def check_recipe(store: Path, recipe: dict) -> None:
-    """DataError naming the differing fields when ``store`` was made with another recipe."""
-    if not (Path(store) / INDEX_FILE).exists():
-        return
-    found = PackedFeatureStore(store).recipe
-    if found == recipe:
-        return
-    if not isinstance(found, dict):
-        raise DataError(f"{store}: the store holds no extraction recipe; write to a new store")
-    diffs = [
-        f"{key}: store {found.get(key)!r}, this run {recipe.get(key)!r}"
-        for key in sorted(set(found) | set(recipe))
-        if found.get(key) != recipe.get(key)
-    ]
-    raise DataError(
-        f"{store}: the store belongs to another extraction recipe ({'; '.join(diffs)}); "
-        "write to a new store or rerun with the store's settings"
-    )
 
 
 def extract_videos(

@@ -22,6 +22,7 @@ import torch.distributed as tdist
 from hamnet.data.features import INDEX_FILE, PackedFeatureStore, PackedFeatureWriter
 from hamnet.devices import resolve_device
 from hamnet.errors import DataError
+from hamnet.extract.store_meta import check_recipe, read_empty, write_empty
 from hamnet.extract.video import import_cv2
 
 BARRIER_TIMEOUT = timedelta(days=7)
@@ -102,8 +103,6 @@ def shard_names(names: Sequence[str], rank: int, world_size: int) -> list[str]:
 
 def stored_names(store: Path, recipe: dict) -> set[str]:
     """Videos already in ``store`` (and its zero-snippet list); DataError on another recipe."""
-    from hamnet.extract.pipeline import check_recipe, read_empty
-
     if not (store / INDEX_FILE).exists():
         return set()
     check_recipe(store, recipe)
@@ -116,8 +115,6 @@ def merge_stores(parts: Sequence[Path], out: Path) -> list[str]:
     Names already in ``out`` (or met in an earlier part) are skipped; all parts and ``out``
     must share one recipe. Zero-snippet lists are merged too. Returns the names added.
     """
-    from hamnet.extract.pipeline import read_empty, write_empty
-
     stores = [PackedFeatureStore(p) for p in parts if (Path(p) / INDEX_FILE).exists()]
     if not stores:
         return []

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.errors import EvaluationInputError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_text
 
 try:  # optional: about 3x faster JSON decoding of large detection files
     import orjson
@@ -76,12 +76,20 @@ def results_document(detections: Iterable[Detection], extra: dict | None = None)
 def save_detections(
     path: str | Path, detections: list[Detection], extra: dict | None = None
 ) -> None:
-    """Write the results file atomically; ``extra`` keys (e.g. protocol, config) are added."""
+    """Write the results file atomically (:func:`detections_json`, the one writer)."""
+    atomic_write_text(path, detections_json(detections, extra, str(path)))
+
+
+def detections_json(
+    detections: Iterable[Detection], extra: dict | None = None, where: str = "detections"
+) -> str:
+    """The results file's text (:func:`results_document`): every writer of detections
+    JSON (``hamnet test``, ``hamnet predict``) goes through here."""
     try:
         document = results_document(detections, extra)
     except EvaluationInputError as error:
-        raise EvaluationInputError(f"{path}: {error}") from None
-    atomic_write_json(path, document)
+        raise EvaluationInputError(f"{where}: {error}") from None
+    return json.dumps(document) + "\n"
 
 
 @dataclass

@@ -21,26 +21,18 @@ def segment_iou(a: np.ndarray, b: np.ndarray, plus_one: bool = False) -> np.ndar
     return np.where(union > 0, iou, 0.0)
 
 
-def soft_nms(
-    segments: np.ndarray, scores: np.ndarray, sigma: float = 0.3, plus_one_iou: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian soft-NMS keeping every proposal: -> (segments [N, 2], scores [N]).
-
-    Greedy: take the proposal with the highest current score, multiply every other
-    remaining score by ``exp(-iou^2 / sigma)``, repeat. Returned in selection order
-    with the decayed scores. Ties fall as in the reference: ``argmax`` (first maximum)
-    over the remaining proposals, whose order is the input order changed by one swap
-    per step (the chosen row trades places with the first remaining row).
-    """
-    order, decayed = soft_nms_order(segments, scores, sigma, plus_one_iou)
-    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
-    return segments[order], decayed
-
-
 def soft_nms_order(
     segments: np.ndarray, scores: np.ndarray, sigma: float = 0.3, plus_one_iou: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`soft_nms` but -> (input indices [N] in selection order, scores [N])."""
+    """Gaussian soft-NMS keeping every proposal -> (input indices [N] in selection order,
+    decayed scores [N]).
+
+    Greedy: take the proposal with the highest current score, multiply every other
+    remaining score by ``exp(-iou^2 / sigma)``, repeat. Ties fall as in the reference:
+    ``argmax`` (first maximum) over the remaining proposals, whose order is the input
+    order changed by one swap per step (the chosen row trades places with the first
+    remaining row).
+    """
     segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
     current = np.array(scores, dtype=np.float64).reshape(-1)
     n = current.shape[0]

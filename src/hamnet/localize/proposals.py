@@ -13,8 +13,8 @@ import numpy as np
 from hamnet.localize.detections import Detection
 from hamnet.localize.nms import nms as hard_nms
 from hamnet.localize.nms import soft_nms_order
+from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
-SNIPPET_SECONDS = 16 / 25
 DEFAULT_THRESHOLDS = np.linspace(0.1, 0.9, 10)
 
 
@@ -116,7 +116,7 @@ def localize_video(
     thresholds: np.ndarray | list[float] = DEFAULT_THRESHOLDS,
     outer_ratio: float = 0.25,
     video_score_weight: float = 0.2,
-    snippet_seconds: float = SNIPPET_SECONDS,
+    snippet_seconds: float = RELEASED_SNIPPET_SECONDS,
     nms: str = "soft",
     sigma: float = 0.3,
     nms_iou: float = 0.5,
@@ -125,6 +125,9 @@ def localize_video(
 ) -> list[Detection]:
     """Detections of one video from S_a [T, C+1], actionness [T] and video scores [C].
 
+    ``actionness`` may be [T, C], one signal per class (methods that localize on their
+    class activation maps); S_a may then have C columns.
+
     Classes with score >= ``class_thresh`` are predicted, in class-index order; each
     class's output is in NMS selection order. ``max_detections`` then keeps the
     highest-scored ones of the whole video (output order on ties).
@@ -132,10 +135,12 @@ def localize_video(
     cas = np.asarray(cas_attended, dtype=np.float64)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     detections: list[Detection] = []
+    per_class = np.ndim(actionness) == 2
     for c in np.flatnonzero(np.asarray(scores) >= class_thresh):
         bonus = video_score_weight * float(scores[c])
+        signal = actionness[:, c] if per_class else actionness
         runs, run_scores = class_proposals(
-            cas[:, c], actionness, thresholds, outer_ratio, bonus, reference_quirks
+            cas[:, c], signal, thresholds, outer_ratio, bonus, reference_quirks
         )
         if runs.shape[0] == 0:
             continue

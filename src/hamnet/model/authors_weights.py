@@ -11,7 +11,6 @@ Files are read with ``torch.load(weights_only=True)`` only: nothing is unpickled
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from hamnet.errors import CheckpointError
 from hamnet.model.hamnet import HamNet
+from hamnet.weights import load_weights_strict, read_weight_file
 
 PREFIX = "net."
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
@@ -29,19 +29,15 @@ _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 def read_authors_checkpoint(path: str | Path) -> dict[str, Tensor]:
     """The ``state_dict`` of a Lightning checkpoint (or a bare state dict) at ``path``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        match = _GLOBAL.search(str(error))
-        if match is None:
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint") from None
-        raise CheckpointError(_unsafe_globals_message(path, match.group(1))) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        detail = str(error).split(".")[0]
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({detail})") from None
+    content = read_weight_file(path, what="checkpoint file", refused=_refused_message)
     return _state_dict_of(content, path)
+
+
+def _refused_message(path: Path, error: str) -> str:
+    match = _GLOBAL.search(error)
+    if match is None:
+        return f"{path}: not a readable PyTorch checkpoint"
+    return _unsafe_globals_message(path, match.group(1))
 
 
 def infer_model_shape(state_dict: Mapping[str, Tensor]) -> dict[str, int]:
@@ -89,7 +85,7 @@ def load_authors_state_dict(
                 f"{source}: unexpected key {PREFIX}{key} with shape {list(params[key].shape)}; "
                 "the network has no such parameter"
             )
-    model.load_state_dict({key: params[key] for key in expected}, strict=True)
+    load_weights_strict(model, {key: params[key] for key in expected}, source)
 
 
 def _state_dict_of(content: object, path: Path) -> dict[str, Tensor]:

@@ -33,10 +33,11 @@ NPZ_KEYS = (
 class VideoOutputs:
     """Per-video network outputs (T snippets, C classes).
 
-    cas: [T, C+1] raw T-CAS logits, last column background; attention: [T] in [0, 1];
-    actionness: [T], the signal localization thresholds; video_scores: [C];
-    classes: C names; snippet_seconds: length of one snippet; source: "attention" or
-    "foreground" (what actionness is); origin: where the arrays came from (for messages).
+    cas: [T, C+1] raw T-CAS logits, last column background ([T, C] for methods without
+    one); attention: [T] in [0, 1]; actionness: [T], the signal localization thresholds;
+    video_scores: [C]; classes: C names; snippet_seconds: length of one snippet;
+    source: what actionness is (e.g. "attention", "foreground"); origin: where the
+    arrays came from (for messages).
     """
 
     cas: np.ndarray
@@ -50,10 +51,12 @@ class VideoOutputs:
 
     def __post_init__(self) -> None:
         where, num_classes = self.origin, len(self.classes)
-        if self.cas.ndim != 2 or self.cas.shape[0] < 1 or self.cas.shape[1] != num_classes + 1:
+        # methods with a background class (HAM-Net, BaS-Net) have C + 1 columns, others C
+        columns = (num_classes, num_classes + 1)
+        if self.cas.ndim != 2 or self.cas.shape[0] < 1 or self.cas.shape[1] not in columns:
             raise DataError(
                 f"{where}: 'cas' has shape {self.cas.shape}, expected [T>=1, {num_classes + 1}]"
-                f" for {num_classes} classes plus background"
+                f" for {num_classes} classes plus background (or {num_classes} without)"
             )
         num_snippets = self.cas.shape[0]
         expected = {"attention": num_snippets, "actionness": num_snippets}
@@ -77,7 +80,7 @@ class VideoOutputs:
         return self.num_snippets * self.snippet_seconds
 
     def class_probabilities(self) -> np.ndarray:
-        """[T, C+1] softmax of the T-CAS over classes and background, per snippet."""
+        """[T, C+1] (or [T, C]) softmax of the T-CAS over the columns, per snippet."""
         shifted = self.cas.astype(np.float64) - self.cas.max(axis=1, keepdims=True)
         weights = np.exp(shifted)
         return weights / weights.sum(axis=1, keepdims=True)

@@ -1,0 +1,81 @@
+"""The inference settings of a config, built once and shared by training, test and predict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hamnet.methods import make_method
+from hamnet.methods.base import Method
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a trained network becomes detections and a score.
+
+    ``method``: the method (its ``video_output`` says what localization thresholds and
+    how videos are scored); ``localize``: keyword arguments of
+    :func:`hamnet.localize.proposals.localize_video`.
+    """
+
+    method: Method
+    precision: str
+    snippet_seconds: float
+    protocol: str
+    tiou: list[float]
+    localize: dict = field(repr=False)
+
+    @property
+    def source(self) -> str:
+        return self.method.localization_source()
+
+
+def inference_settings(
+    config, *, protocol: str | None = None, tiou: list[float] | None = None
+) -> InferenceSettings:
+    """The settings of ``config``; ``protocol`` / ``tiou`` replace the config's."""
+    return InferenceSettings(
+        method=make_method(config),
+        precision=config.train.precision,
+        snippet_seconds=config.data.snippet_seconds,
+        protocol=protocol or config.eval.protocol,
+        tiou=list(tiou or config.eval.tiou),
+        localize=localize_kwargs(config),
+    )
+
+
+def localize_kwargs(config) -> dict:
+    """The localization settings of a config as plain keyword arguments."""
+    cfg = config.localize
+    return {
+        "class_thresh": cfg.class_thresh,
+        "thresholds": np.asarray(cfg.thresholds, dtype=np.float64),
+        "outer_ratio": cfg.outer_ratio,
+        "video_score_weight": cfg.video_score_weight,
+        "nms": cfg.nms,
+        "sigma": cfg.sigma,
+        "nms_iou": cfg.nms_iou,
+        "max_detections": cfg.max_detections,
+        "reference_quirks": cfg.reference_quirks,
+    }
+
+
+# what ``hamnet test`` / ``hamnet predict --set`` may change: how outputs become detections
+# and how they are scored, never what the network was trained with
+INFERENCE_KEYS = ("localize.", "eval.")
+
+
+def with_inference_overrides(config, overrides: list[str]):
+    """``config`` with ``key=value`` overrides of localization / evaluation settings."""
+    from hamnet.config import with_overrides
+    from hamnet.errors import ConfigError
+
+    for item in overrides:
+        key = item.partition("=")[0].strip()
+        if not key.startswith(INFERENCE_KEYS):
+            raise ConfigError(
+                f"--set {item!r}: only localization and evaluation settings "
+                f"({', '.join(k + '*' for k in INFERENCE_KEYS)}) can change after training"
+            )
+    return with_overrides(config, overrides)

@@ -1,0 +1,152 @@
+"""BaS-Net (Lee, Uh, Byun, AAAI 2020): background suppression with a filtering module.
+
+A filtering module gives per snippet a foreground weight ``w_t = sigmoid(Conv1x1(
+LeakyReLU(Conv1x1(x_t))))``. One classifier (two Conv1d k=3 layers, dropout, Conv1d 1x1
+to C + 1 columns, the last background) runs twice, weights shared: on ``x`` (base
+branch) and on ``w_t x_t`` (suppression branch). Video scores: softmax over C + 1 of
+the mean of the k = max(1, floor(T / topk_ratio_inv)) largest T-CAS values per column.
+Losses (docs/methods.md):
+
+- ``base``: binary cross-entropy of the base scores against ``[y, 1] / Σ`` (background
+  present in every untrimmed video);
+- ``supp``: the same for the suppression scores against ``[y, 0] / Σ``;
+- ``norm``: mean over videos of ``Σ_t |w_t|``; total ``base + supp + norm_weight * norm``.
+
+At test time the suppression branch is used: per class, its softmax T-CAS is both what
+is thresholded and what the outer-inner contrast averages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hamnet.methods.base import Method, VideoOutput, softmax, topk_video_scores
+from hamnet.model.hamnet import _padding, _run_branch
+from hamnet.model.losses import topk_pool
+
+LOSS_TERMS = ("base", "supp", "norm")
+
+
+@dataclass
+class BasNetOptions:
+    norm_weight: float = 1e-4  # α of the paper
+
+
+class BasNetNetwork(nn.Module):
+    def __init__(
+        self,
+        feature_dim: int,
+        num_classes: int,
+        *,
+        hidden_dim: int,
+        filter_dim: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.filter = nn.Sequential(
+            nn.Conv1d(feature_dim, filter_dim, 1),
+            nn.LeakyReLU(),
+            nn.Conv1d(filter_dim, 1, 1),
+            nn.Sigmoid(),
+        )
+        self.classifier = nn.Sequential(
+            nn.Conv1d(feature_dim, hidden_dim, 3, padding=1),
+            nn.LeakyReLU(),
+            nn.Conv1d(hidden_dim, hidden_dim, 3, padding=1),
+            nn.LeakyReLU(),
+            nn.Dropout(dropout),
+            nn.Conv1d(hidden_dim, num_classes + 1, 1, bias=False),
+        )
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        pad = _padding(mask, x.device)
+        h = x.transpose(1, 2)
+        weights = _run_branch(self.filter, h, pad)  # [B, 1, T]
+        cas_base = _run_branch(self.classifier, h, pad)
+        cas_supp = _run_branch(self.classifier, h * weights, pad)
+        return {
+            "cas_base": cas_base.transpose(1, 2),
+            "cas_supp": cas_supp.transpose(1, 2),
+            "foreground": weights[:, 0, :],
+        }
+
+
+def basnet_losses(
+    outputs: dict[str, Tensor],
+    labels: Tensor,
+    mask: Tensor | None,
+    *,
+    losses: tuple[str, ...] | list[str],
+    topk_ratio_inv: int,
+    norm_weight: float,
+) -> dict[str, Tensor]:
+    labels = labels.float().to(outputs["cas_base"].device)
+
+    def branch(cas: Tensor, background: float) -> Tensor:
+        scores = torch.softmax(topk_pool(cas, topk_ratio_inv, mask), dim=1)
+        target = torch.cat([labels, torch.full_like(labels[:, :1], background)], dim=1)
+        target = target / target.sum(dim=1, keepdim=True).clamp(min=1e-8)
+        return F.binary_cross_entropy(scores, target)
+
+    terms = {
+        "base": lambda: branch(outputs["cas_base"], 1.0),
+        "supp": lambda: branch(outputs["cas_supp"], 0.0),
+        "norm": lambda: outputs["foreground"].float().abs().sum(dim=1).mean(),
+    }
+    weights = {"base": 1.0, "supp": 1.0, "norm": norm_weight}
+    out = {name: terms[name]() for name in LOSS_TERMS if name in losses}
+    out["total"] = sum((weights[n] * v for n, v in out.items()), labels.new_zeros(()))
+    return out
+
+
+class BasNetMethod(Method):
+    name = "basnet"
+    loss_terms = LOSS_TERMS
+    options_type = BasNetOptions
+
+    def build_network(self, num_classes: int) -> BasNetNetwork:
+        config = self.config
+        dim = config.data.feature_dim
+        return BasNetNetwork(
+            dim,
+            num_classes,
+            hidden_dim=dim if config.model.hidden_dim is None else config.model.hidden_dim,
+            filter_dim=config.model.attention_dim,
+            dropout=config.model.dropout,
+        )
+
+    def losses(self, outputs: dict, labels: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
+        return basnet_losses(
+            outputs,
+            labels,
+            mask,
+            losses=self.config.loss.losses,
+            topk_ratio_inv=self.config.loss.topk_ratio_inv,
+            norm_weight=self.options.norm_weight,
+        )
+
+    def localization_source(self) -> str:
+        return "suppression-cas"
+
+    def video_output(self, name: str, outputs: dict[str, np.ndarray]) -> VideoOutput:
+        cas = outputs["cas_supp"]
+        count = max(1, cas.shape[0] // self.config.loss.topk_ratio_inv)
+        scores = softmax(topk_video_scores(cas, count))[:-1]
+        probabilities = softmax(cas.astype(np.float64), axis=1)[:, :-1].astype(np.float32)
+        foreground = outputs["foreground"].astype(np.float32)
+        return VideoOutput(
+            name,
+            cas,
+            foreground,
+            foreground,
+            scores,
+            self.localization_source(),
+            attended=probabilities,
+            class_actionness=probabilities,
+        )

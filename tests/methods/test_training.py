@@ -1,0 +1,66 @@
+"""Each baseline learns: trained on synthetic data (the demo generator: validation/test
+subsets, 30-90 s videos at the released stride), it localizes better than the same
+network untrained.
+
+Measured here (CPU, torch 2.13, anet protocol, average mAP over tIoU 0.1:0.7, 15 epochs):
+STPN 5.3 (untrained 3.4), W-TALC 6.4 (2.2), BaS-Net 14.3 (0.0); HAM-Net in the same
+setting 8.8 (1.0).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hamnet.config import make_config
+from hamnet.data.layout import open_dataset
+from hamnet.data.synthetic import make_synthetic
+from hamnet.engine.inference import evaluate_model
+from hamnet.engine.model_io import build_model
+from hamnet.engine.settings import inference_settings
+from hamnet.engine.trainer import train
+
+SETTINGS = [
+    "data.feature_dim=32",
+    "data.num_segments=64",
+    "model.hidden_dim=32",
+    "model.attention_dim=16",
+    "train.batch_size=6",
+    "train.epochs=15",
+]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory):
+    out = tmp_path_factory.mktemp("learns")
+    return make_synthetic(
+        out,
+        num_classes=4,
+        num_videos=60,
+        feature_dim=32,
+        seed=0,
+        progress=False,
+        write_released=False,
+    )
+
+
+def _untrained(config, root) -> float:
+    annotations, store, _ = open_dataset(root)
+    torch.manual_seed(0)
+    model = build_model(config, annotations.num_classes)
+    settings = inference_settings(config)
+    cpu = torch.device("cpu")
+    evaluation = evaluate_model(
+        model, annotations, store, subset="test", device=cpu, settings=settings
+    )
+    return 100 * evaluation.result.average_mAP
+
+
+@pytest.mark.parametrize("method", ["stpn", "w-talc", "basnet"])
+def test_baseline_beats_its_untrained_network(method, synthetic_root, tmp_path):
+    config = make_config("demo", "all", SETTINGS, method=method)
+    result = train(config, synthetic_root, tmp_path / method, progress=False)
+    trained = 100 * result.final["average_mAP"]
+    untrained = _untrained(config, synthetic_root)
+    assert trained > untrained + 1.0, (method, trained, untrained)
+    assert result.final["classification_mAP"] > 0.6, result.final
