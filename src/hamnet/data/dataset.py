@@ -114,6 +114,15 @@ class Batch:
     labels: torch.Tensor
     names: list[str]
 
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The batch on ``device`` (the streaming training path)."""
+        return Batch(
+            self.features.to(device, non_blocking=non_blocking),
+            self.mask.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            self.names,
+        )
+
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
         return Batch(

@@ -15,6 +15,7 @@ import numpy as np
 
 from hamnet.data.annotations import AnnotationSet
 from hamnet.errors import EvaluationInputError
+from hamnet.evaluate.detection_map import select_videos
 from hamnet.localize.detections import Detection
 
 
@@ -52,7 +53,7 @@ class GroundTruthTable:
         *,
         drop_like_detad: bool = True,
     ) -> GroundTruthTable:
-        videos = _select(ground_truth, subset)
+        videos = select_videos(ground_truth, subset)
         present = {seg.label for video in videos for seg in video.segments}
         classes = [name for name in ground_truth.classes if name in present]
         class_index = {name: k for k, name in enumerate(classes)}
@@ -138,18 +139,6 @@ class GroundTruthTable:
             "instances_dropped": self.instances_total - kept,
             "average_instances_per_class": self.average_instances_per_class,
         }
-
-
-def _select(ground_truth: AnnotationSet, subset: str | None) -> list:
-    if subset is None:
-        return list(ground_truth.videos)
-    chosen = [video for video in ground_truth.videos if video.subset == subset]
-    if not chosen:
-        known = sorted({video.subset for video in ground_truth.videos})
-        raise EvaluationInputError(
-            f"{ground_truth.source}: no video in subset {subset!r} (subsets: {known})"
-        )
-    return chosen
 
 
 def class_rankings(table: GroundTruthTable) -> list[np.ndarray]:

@@ -129,7 +129,7 @@ def prepare(
     ambiguous: dict[str, list[tuple[float, float]]],
 ) -> EvalInput:
     """Check labels, choose the videos and classes, and lay everything out as arrays."""
-    videos = _select_videos(ground_truth, subset)
+    videos = select_videos(ground_truth, subset)
     video_index = {video.name: i for i, video in enumerate(videos)}
     known = set(ground_truth.classes)
     gt_rows = [
@@ -167,7 +167,8 @@ def prepare(
     )
 
 
-def _select_videos(ground_truth: AnnotationSet, subset: str | None) -> list:
+def select_videos(ground_truth: AnnotationSet, subset: str | None) -> list:
+    """The ground-truth videos of ``subset`` (all when None); an unknown subset is an error."""
     if subset is None:
         return list(ground_truth.videos)
     chosen = [video for video in ground_truth.videos if video.subset == subset]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -137,3 +138,18 @@ def softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def sigmoid(values: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(values, dtype=np.float64)))
+
+
+def enabled_terms(
+    terms: dict[str, Callable[[], Tensor]],
+    weights: dict[str, float],
+    order: Iterable[str],
+    enabled: Iterable[str],
+    zero: Tensor,
+) -> dict[str, Tensor]:
+    """The enabled loss terms (computed only when enabled, in ``order``) and their
+    weighted sum as ``"total"`` (``zero`` when none is enabled)."""
+    enabled = set(enabled)
+    out = {name: terms[name]() for name in order if name in enabled}
+    out["total"] = sum((weights[n] * v for n, v in out.items()), zero)
+    return out

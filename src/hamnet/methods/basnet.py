@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, softmax, topk_video_scores
+from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
 from hamnet.model.hamnet import _padding, _run_branch
 from hamnet.model.losses import topk_pool
 
@@ -100,9 +100,7 @@ def basnet_losses(
         "norm": lambda: outputs["foreground"].float().abs().sum(dim=1).mean(),
     }
     weights = {"base": 1.0, "supp": 1.0, "norm": norm_weight}
-    out = {name: terms[name]() for name in LOSS_TERMS if name in losses}
-    out["total"] = sum((weights[n] * v for n, v in out.items()), labels.new_zeros(()))
-    return out
+    return enabled_terms(terms, weights, LOSS_TERMS, losses, labels.new_zeros(()))
 
 
 class BasNetMethod(Method):

@@ -16,7 +16,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, sigmoid
+from hamnet.methods.base import Method, VideoOutput, enabled_terms, sigmoid
 
 LOSS_TERMS = ("cls", "sparse")
 
@@ -71,9 +71,7 @@ def stpn_losses(
         "sparse": lambda: outputs["attention"].float().sum(dim=1).mean(),
     }
     weights = {"cls": 1.0, "sparse": sparsity_weight}
-    out = {name: terms[name]() for name in LOSS_TERMS if name in losses}
-    out["total"] = sum((weights[n] * v for n, v in out.items()), logits.new_zeros(()))
-    return out
+    return enabled_terms(terms, weights, LOSS_TERMS, losses, logits.new_zeros(()))
 
 
 class StpnMethod(Method):

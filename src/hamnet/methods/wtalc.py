@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, softmax, topk_video_scores
+from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
 
 LOSS_TERMS = ("mil", "casl")
 
@@ -139,10 +139,8 @@ class WtalcMethod(Method):
             ),
         }
         weights = {"mil": weight, "casl": 1.0 - weight}
-        out = {name: terms[name]() for name in LOSS_TERMS if name in enabled}
         zero = outputs["cas"].new_zeros((), dtype=torch.float32)
-        out["total"] = sum((weights[n] * v for n, v in out.items()), zero)
-        return out
+        return enabled_terms(terms, weights, LOSS_TERMS, enabled, zero)
 
     def localization_source(self) -> str:
         return "cas"
