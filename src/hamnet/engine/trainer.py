@@ -283,9 +283,7 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
 
 
 def _resume(session: Session) -> None:
-    path = session.run_dir / "last.pt"
-    if not path.is_file():
-        raise CheckpointError(f"{path}: nothing to resume (no checkpoint in the run folder)")
+    path = session.run_dir / "last.pt"  # present: _train_locked checked before opening
     record = load_checkpoint(path)
     if not _same_run(config_from_dict(record["config"]), session.config):
         raise CheckpointError(

@@ -92,6 +92,11 @@ class Method(ABC):
     @abstractmethod
     def build_network(self, num_classes: int) -> nn.Module: ...
 
+    def hidden_width(self) -> int:
+        """``model.hidden_dim``, or the feature width when unset (as in the papers)."""
+        model, data = self.config.model, self.config.data
+        return data.feature_dim if model.hidden_dim is None else model.hidden_dim
+
     def forward(self, network: nn.Module, features: Tensor, mask: Tensor | None) -> dict:
         """Named outputs; the networks of new methods return the dict themselves."""
         return network(features, mask)

@@ -110,11 +110,10 @@ class BasNetMethod(Method):
 
     def build_network(self, num_classes: int) -> BasNetNetwork:
         config = self.config
-        dim = config.data.feature_dim
         return BasNetNetwork(
-            dim,
+            config.data.feature_dim,
             num_classes,
-            hidden_dim=dim if config.model.hidden_dim is None else config.model.hidden_dim,
+            hidden_dim=self.hidden_width(),
             filter_dim=config.model.attention_dim,
             dropout=config.model.dropout,
         )

@@ -125,9 +125,9 @@ class WtalcMethod(Method):
 
     def build_network(self, num_classes: int) -> WtalcNetwork:
         config = self.config
-        dim = config.data.feature_dim
-        hidden = dim if config.model.hidden_dim is None else config.model.hidden_dim
-        return WtalcNetwork(dim, num_classes, hidden, config.model.dropout)
+        return WtalcNetwork(
+            config.data.feature_dim, num_classes, self.hidden_width(), config.model.dropout
+        )
 
     def losses(self, outputs: dict, labels: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         ratio = self.config.loss.topk_ratio_inv
