@@ -170,6 +170,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         from hamnet.engine.selection import NOTES
 
         print(f"model selection: {NOTES[evaluation.selected_on]}")
+    if evaluation.trained_on_test:
+        print("trained on the subset it was tested on: not a test result")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
     print(f"detections written to {_path(args.out)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -47,15 +48,22 @@ class DataConfig:
     resident_dtype: str = "auto"  # auto (the store's own: exact), float32, float16
 
     def __post_init__(self) -> None:
-        _check(self.feature_dim > 0, "data.feature_dim must be positive")
-        _check(self.num_segments > 0, "data.num_segments must be positive")
-        _check(self.snippet_seconds > 0, "data.snippet_seconds must be positive")
+        _check_types(self, "data")
+        _check_count(self.feature_dim, "data.feature_dim")
+        _check_count(self.num_segments, "data.num_segments")
+        _check(
+            self.snippet_seconds > 0,
+            f"data.snippet_seconds must be a positive number, got {self.snippet_seconds}",
+        )
+        _check(bool(self.train_subset), "data.train_subset must name a subset")
+        _check(bool(self.test_subset), "data.test_subset must name a subset")
         _check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
         _check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}")
         _check(
             self.resident_dtype in ("auto", "float32", "float16"),
             "data.resident_dtype: auto, float32 or float16",
         )
+        _check_finite(self, "data")
 
 
 @dataclass
@@ -66,10 +74,11 @@ class ModelConfig:
     smoothing: bool = False  # ActivityNet: AvgPool1d after both branches
 
     def __post_init__(self) -> None:
+        _check_types(self, "model")
         _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
-        _check(self.attention_dim > 0, "model.attention_dim must be positive")
+        _check_count(self.attention_dim, "model.attention_dim")
         _check(
-            self.hidden_dim is None or self.hidden_dim > 0,
+            self.hidden_dim is None or 0 < self.hidden_dim <= MAX_COUNT,
             "model.hidden_dim must be positive (or null: the feature width)",
         )
 
@@ -110,11 +119,19 @@ class TrainConfig:
     # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
     select_on: str = "none"
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
+    # train on data.test_subset itself: refused unless set; such results are labelled
+    allow_test_subset: bool = False
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, "train.epochs must be >= 1")
-        _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0")
-        _check(self.batch_size >= 1, "train.batch_size must be >= 1")
+        _check_types(self, "train")
+        _check_count(self.epochs, "train.epochs")
+        _check_count(self.batch_size, "train.batch_size")
+        _check(
+            0 <= self.seed <= MAX_SEED,
+            f"train.seed must be in [0, {MAX_SEED}], got {_show(self.seed)}",
+        )
+        for key in ("checkpoint_every", "num_workers", "eval_every"):
+            _check_count(getattr(self, key), f"train.{key}", minimum=0)
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
         _check(
             _finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr}"
@@ -123,8 +140,6 @@ class TrainConfig:
             _finite(self.weight_decay) and self.weight_decay >= 0,
             f"train.weight_decay must be a number >= 0, got {self.weight_decay}",
         )
-        _check(self.num_workers >= 0, "train.num_workers must be >= 0")
-        _check(self.eval_every >= 0, "train.eval_every must be >= 0")
         _check(self.select_on in SELECT_ON, f"train.select_on must be one of {list(SELECT_ON)}")
         _check(
             _finite(self.heldout_fraction) and 0 < self.heldout_fraction < 1,
@@ -154,6 +169,16 @@ class LocalizeConfig:
     source: str = "auto"  # auto, attention, foreground
 
     def __post_init__(self) -> None:
+        _check_types(self, "localize")
+        _check_unit(self.class_thresh, "localize.class_thresh")
+        _check(len(self.thresholds) > 0, "localize.thresholds must hold at least one threshold")
+        for value in self.thresholds:
+            _check_unit(value, "localize.thresholds values")
+        _check(self.outer_ratio >= 0, f"localize.outer_ratio must be >= 0, got {self.outer_ratio}")
+        _check_unit(self.video_score_weight, "localize.video_score_weight")
+        _check(0 < self.nms_iou <= 1, f"localize.nms_iou must be in (0, 1], got {self.nms_iou}")
+        if self.max_detections is not None:
+            _check_count(self.max_detections, "localize.max_detections (or null: no limit)")
         _check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
         _check(
             self.source in ("auto", "attention", "foreground"),
@@ -163,6 +188,7 @@ class LocalizeConfig:
             _finite(self.sigma) and self.sigma > 0,
             f"localize.sigma must be a positive number (soft-NMS divides by it), got {self.sigma}",
         )
+        _check_finite(self, "localize")
 
 
 @dataclass
@@ -171,9 +197,12 @@ class EvalConfig:
     tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
 
     def __post_init__(self) -> None:
+        _check_types(self, "eval")
         _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")
         _check(len(self.tiou) > 0, "eval.tiou must hold at least one threshold")
+        _check(len(self.tiou) <= 100, "eval.tiou: at most 100 thresholds")
         _check(all(0 < t <= 1 for t in self.tiou), "eval.tiou values must be in (0, 1]")
+        _check(len(set(self.tiou)) == len(self.tiou), f"eval.tiou lists a value twice: {self.tiou}")
 
 
 @dataclass
@@ -190,6 +219,24 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        _check_types(self, "")
+        for section, kind in _SECTIONS.items():
+            _check(
+                isinstance(getattr(self, section), kind),
+                f"config section {section!r} must be a {kind.__name__}",
+            )
+        _check_loss_values(self.loss)
+        for key, value in self.method_options.items():
+            _check(
+                _finite(value) and value >= 0,
+                f"method_options.{key} must be a finite number >= 0, got {value}",
+            )
+        _check(
+            self.data.train_subset != self.data.test_subset or self.train.allow_test_subset,
+            f"data.train_subset and data.test_subset are both {self.data.test_subset!r}: the "
+            "test numbers would be measured on the training videos; set "
+            "train.allow_test_subset=true to do so anyway (results are then labelled)",
+        )
         self.method = canonical_method(self.method)
         method_class(self.method).check(self)
 
@@ -197,8 +244,99 @@ class Config:
         return dataclasses.asdict(self)
 
 
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "loss": LossConfig,
+    "train": TrainConfig,
+    "localize": LocalizeConfig,
+    "eval": EvalConfig,
+}
+
+
+def config_differences(first: Config, second: Config) -> list[str]:
+    """``key: A -> B`` for each dotted key whose value differs, in field order."""
+    a, b = _flat(first.to_dict()), _flat(second.to_dict())
+    return [
+        f"{key}: {_show(a.get(key))} -> {_show(b.get(key))}" for key in a if a[key] != b.get(key)
+    ]
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "method_options":
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def checked_config(config: Any) -> Config:
+    """``config`` validated again (the Python API: fields may have been set after it was
+    built); ConfigError for anything that is not a valid Config."""
+    if not isinstance(config, Config):
+        raise ConfigError(f"expected a hamnet.config.Config, got {type(config).__name__}")
+    return config_from_dict(config.to_dict())
+
+
+# numpy's seed range; counts (epochs, sizes, widths) beyond 2**31 - 1 are typing errors
+MAX_SEED = 2**32 - 1
+MAX_COUNT = 2**31 - 1
+
+
+def _check_count(value: int, key: str, minimum: int = 1) -> None:
+    _check(value >= minimum, f"{key} must be >= {minimum}, got {_show(value)}")
+    _check(value <= MAX_COUNT, f"{key} must be at most {MAX_COUNT}, got {_show(value)}")
+
+
+def _check_finite(section: Any, prefix: str) -> None:
+    """Last check of a section: no float field is inf or NaN (ranges catch most first)."""
+    for item in fields(section):
+        value = getattr(section, item.name)
+        if isinstance(value, float):
+            _check(_finite(value), f"{prefix}.{item.name} must be a finite number, got {value}")
+
+
+def _check_unit(value: float, key: str) -> None:
+    _check(0.0 <= value <= 1.0, f"{key} must be in [0, 1], got {value}")
+
+
+def _check_loss_values(loss: LossConfig) -> None:
+    """The loss section's ranges (its names depend on the method: Method.check)."""
+    _check_types(loss, "loss")
+    repeated = sorted({name for name in loss.losses if loss.losses.count(name) > 1})
+    _check(not repeated, f"loss.losses names {repeated} twice")
+    for key in ("lm_1", "lm_2", "alpha", "beta"):
+        _check(getattr(loss, key) >= 0, f"loss.{key} must be >= 0, got {getattr(loss, key)}")
+    _check_unit(loss.drop_thres, "loss.drop_thres")
+    _check_unit(loss.drop_prob, "loss.drop_prob")
+    _check(0 < loss.min_percent <= 1, f"loss.min_percent must be in (0, 1], got {loss.min_percent}")
+    _check_count(loss.topk_ratio_inv, "loss.topk_ratio_inv")
+    _check_finite(loss, "loss")
+
+
+def _check_types(section: Any, prefix: str) -> None:
+    """Each field against its annotation, also for objects built in Python (no YAML):
+    bools are not numbers, ints become floats where floats are expected, and every float
+    is finite. The same rules as ``_coerce``, which reads YAML."""
+    hints = get_type_hints(type(section))
+    for item in fields(section):
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            continue
+        key = f"{prefix}.{item.name}" if prefix else item.name
+        value = _coerce(getattr(section, item.name), hint, key)
+        setattr(section, item.name, value)
+
+
 def _finite(value: float) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range
+        return False
 
 
 def _check(condition: bool, message: str) -> None:
@@ -376,14 +514,12 @@ def load_config(path: str | Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
-    except yaml.YAMLError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ConfigError(f"{path}: malformed YAML ({first})") from None
+    tree = _read_yaml(text, str(path))
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a mapping of config sections")
     try:
@@ -423,13 +559,37 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
 
 def _parse_value(text: str) -> Any:
     """YAML, except that ``1e-5`` is a number (YAML 1.1 reads it as a string)."""
-    value = yaml.safe_load(text)
+    value = _read_yaml(text, f"--set value {_show(text)}")
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             return value
     return value
+
+
+def _show(value: Any) -> str:
+    """A value for an error line: short, and safe for values nested thousands deep."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a {type(value).__name__} nested too deeply"
+    except ValueError:  # an int of more digits than Python prints
+        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _read_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with its failures as one ConfigError line naming ``where``."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML ({first})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: malformed YAML (nested too deeply)") from None
+    except ValueError as error:  # e.g. an integer beyond Python's digit limit
+        raise ConfigError(f"{where}: unreadable value ({error})") from None
 
 
 def _build(cls: type, tree: Any, prefix: str) -> Any:
@@ -454,7 +614,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     """Check a YAML value against its annotation; ints are accepted where floats are."""
     if get_origin(hint) is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"config key {key!r} must be a mapping of names, got {value!r}")
+            raise ConfigError(f"config key {key!r} must be a mapping of names, got {_show(value)}")
         _, value_type = get_args(hint)
         return {k: _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
     options = get_args(hint) if get_origin(hint) is not list else ()
@@ -463,13 +623,15 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     base = next((o for o in options if o is not type(None)), hint)
     if get_origin(base) is list:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+            raise ConfigError(f"config key {key!r} must be a list, got {_show(value)}")
         (item_type,) = get_args(base)
         return [_coerce(v, item_type, key) for v in value]
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not _finite(value) and isinstance(value, int):
+            raise ConfigError(f"config key {key!r}: {_show(value)} is too large for a number")
         return float(value)
     if base is int and isinstance(value, bool):
-        raise ConfigError(f"config key {key!r} must be int, got {value!r}")
+        raise ConfigError(f"config key {key!r} must be int, got {_show(value)}")
     if not isinstance(value, base):
-        raise ConfigError(f"config key {key!r} must be {base.__name__}, got {value!r}")
+        raise ConfigError(f"config key {key!r} must be {base.__name__}, got {_show(value)}")
     return value

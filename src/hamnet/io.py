@@ -55,7 +55,7 @@ def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
         raise error(f"{path}: file not found")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as problem:
+    except (ValueError, UnicodeDecodeError) as problem:  # ValueError: also too many digits
         raise error(f"{path}: malformed JSON ({problem})") from None
     except RecursionError:
         raise error(f"{path}: malformed JSON (nested too deeply)") from None

@@ -31,6 +31,7 @@ class RunSummary:
     seeds: list[int]
     run_dirs: list[Path]
     selected_on: str = "none"  # how the reported model was chosen (see engine.selection)
+    trained_on_test: bool = False  # trained on the subset it was tested on
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -98,9 +99,16 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
     selected_on = finals[0].get("selected_on", "none")
     if selected_on == "test":
         label = f"{label} [selected on test]"
-    return RunSummary(
+    on_test = bool(finals[0].get("trained_on_test", False))
+    if on_test:
+        label = f"{label} {TRAINED_ON_TEST_TAG}"
+    row = RunSummary(
         label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs, selected_on
     )
+    return dataclasses.replace(row, trained_on_test=on_test)
+
+
+TRAINED_ON_TEST_TAG = "[trained on test]"
 
 
 def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
@@ -110,11 +118,23 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
     tiou, values, protocol = load_result_json(path)
     average = sum(values) / len(values)
     selected_on = _selected_on(path)
+    on_test = _result_flag(path, "trained_on_test")
     label = label or path.stem
     if selected_on == "test":
         label = f"{label} [selected on test]"
+    if on_test:
+        label = f"{label} {TRAINED_ON_TEST_TAG}"
     row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
-    return dataclasses.replace(row, selected_on=selected_on)
+    return dataclasses.replace(row, selected_on=selected_on, trained_on_test=on_test)
+
+
+def _result_flag(path: Path, key: str) -> bool:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(key) is True
+    except (ValueError, AttributeError, RecursionError):
+        return False
 
 
 def _selected_on(path: Path) -> str:
@@ -123,7 +143,7 @@ def _selected_on(path: Path) -> str:
 
     try:
         found = json.loads(path.read_text(encoding="utf-8")).get("selected_on", "none")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "none"
     from hamnet.engine.selection import NOTES
 
@@ -236,11 +256,14 @@ def _selection_lines(rows: list[RunSummary]) -> list[str]:
     """How each row's model was chosen, when any row was selected on some split."""
     from hamnet.engine.selection import NOTES
 
-    chosen = sorted({r.selected_on for r in rows if r.selected_on != "none"})
-    if not chosen:
-        return []
+    lines = []
+    if any(r.trained_on_test for r in rows):
+        named = ", ".join(r.label for r in rows if r.trained_on_test)
+        lines += ["", f"trained on the test subset (not test results): {named}"]
     notes = [f"{r.label}: {NOTES[r.selected_on]}" for r in rows if r.selected_on != "none"]
-    return ["", "model selection: " + "; ".join(notes)]
+    if notes:
+        lines += ["", "model selection: " + "; ".join(notes)]
+    return lines
 
 
 def csv_table(rows: list[RunSummary]) -> str:

@@ -32,6 +32,7 @@ class Evaluation:
     num_videos: int
     source: str  # what localization thresholded: attention or foreground probability
     selected_on: str = "none"  # how the tested checkpoint was chosen (engine.selection)
+    trained_on_test: bool = False  # the checkpoint was trained on the subset tested
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from hamnet import argcheck
 from hamnet.data.features import open_feature_store
 from hamnet.engine.distributed import pick_device
 from hamnet.engine.inference import detect, forward_video, make_output
@@ -32,6 +33,9 @@ def predict(
 ) -> list[Detection]:
     """Detections for every video in every given feature source (``overrides``: e.g.
     ``localize.class_thresh=0.1``, replacing the checkpoint config's settings)."""
+    argcheck.check_path(checkpoint, "checkpoint")
+    argcheck.check_paths(feature_paths, "feature_paths")
+    argcheck.check_overrides(overrides)
     check_filters(min_score, top_k)
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
@@ -58,6 +62,8 @@ def predict(
 
 def check_filters(min_score: float, top_k: int | None) -> None:
     """ConfigError for a filter that would silently drop detections (NaN, K < 1)."""
+    argcheck.check_number(min_score, "min_score")
+    argcheck.check_int(top_k, "top_k", minimum=-(2**63), optional=True)
     if not math.isfinite(min_score):
         raise ConfigError(f"--min-score {min_score}: must be a finite number")
     if top_k is not None and top_k < 1:

@@ -53,9 +53,13 @@ def read_run_info(run_dir: Path) -> dict | None:
         return None
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError) as error:
         raise CheckpointError(
             f"{path}: malformed ({error}); move it away to resume without the data check"
+        ) from None
+    except RecursionError:
+        raise CheckpointError(
+            f"{path}: malformed (nested too deeply); move it away to resume without the data check"
         ) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hamnet run.json")

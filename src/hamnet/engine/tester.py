@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from hamnet import argcheck
 from hamnet.data.layout import open_dataset
 from hamnet.engine import runinfo
 from hamnet.engine.distributed import pick_device
@@ -34,6 +35,8 @@ def test_checkpoint(
 ) -> Evaluation:
     """``overrides``: ``key=value`` settings (e.g. ``localize.class_thresh=0.1``) replacing
     the checkpoint config's for this test."""
+    _check_arguments(checkpoint, data_root, out, save_cas, result_json, protocol, tiou, subset)
+    argcheck.check_overrides(overrides)
     started = runinfo.now_iso(), time.monotonic()
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
@@ -63,14 +66,28 @@ def test_checkpoint(
     )
     save_detections(out, evaluation.detections)
     evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
+    evaluation.trained_on_test = trained.config.data.train_subset == (
+        subset or config.data.test_subset
+    )
     if result_json is not None:
         record = result_record(evaluation, config, checkpoint)
         record.update(
             selected_on=evaluation.selected_on,
+            trained_on_test=evaluation.trained_on_test,
             provenance=result_provenance(trained, data_root, torch_device, started),
         )
         atomic_write_json(result_json, record, indent=1)
     return evaluation
+
+
+def _check_arguments(checkpoint, data_root, out, save_cas, result_json, protocol, tiou, subset):
+    for name, value in (("checkpoint", checkpoint), ("data_root", data_root), ("out", out)):
+        argcheck.check_path(value, name)
+    argcheck.check_path(save_cas, "save_cas", optional=True)
+    argcheck.check_path(result_json, "result_json", optional=True)
+    argcheck.check_text(protocol, "protocol", optional=True)
+    argcheck.check_numbers(tiou, "tiou", optional=True)
+    argcheck.check_text(subset, "subset", optional=True)
 
 
 def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:

@@ -36,7 +36,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from hamnet.config import Config, config_from_dict, save_config
+from hamnet import argcheck
+from hamnet.config import (
+    Config,
+    checked_config,
+    config_differences,
+    config_from_dict,
+    load_config,
+    save_config,
+)
 from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
@@ -47,7 +55,13 @@ from hamnet.engine.inference import autocast, evaluate_model
 from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.settings import inference_settings
 from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
-from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
+from hamnet.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from hamnet.io import atomic_write_json, atomic_write_text
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
@@ -109,6 +123,7 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``config.method`` on ``data_root`` (a dataset root, see hamnet.data.layout)."""
+    config = _checked_arguments(config, data_root, run_dir, resume, progress)
     device = dist_utils.pick_device(config.train.device)
     info = dist_utils.init_distributed(device)
     device = dist_utils.pick_device(config.train.device, info)
@@ -118,6 +133,16 @@ def train(
             return _train_locked(config, Path(data_root), run_dir, device, info, resume, progress)
     finally:
         dist_utils.shutdown(info)
+
+
+def _checked_arguments(config, data_root, run_dir, resume, progress) -> Config:
+    """The Python API's arguments: the config validated again (a field set after it was
+    built, e.g. ``config.train.epochs = -1``), paths and flags of the right types."""
+    argcheck.check_path(data_root, "data_root")
+    argcheck.check_path(run_dir, "run_dir")
+    argcheck.check_bool(resume, "resume")
+    argcheck.check_bool(progress, "progress")
+    return checked_config(config)
 
 
 def _open_tensorboard(session: Session) -> TrainingLog:
@@ -285,11 +310,14 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
 def _resume(session: Session) -> None:
     path = session.run_dir / "last.pt"  # present: _train_locked checked before opening
     record = load_checkpoint(path)
-    if not _same_run(config_from_dict(record["config"]), session.config):
+    saved = config_from_dict(record["config"])
+    _refuse_edited_config_file(session.run_dir / "config.yaml", saved, session.config)
+    if not _same_run(saved, session.config):
+        changed = "; ".join(config_differences(saved, session.config)[:4])
         raise CheckpointError(
-            f"{path}: was trained with another config (only train.epochs, num_workers, device "
-            "and the eval / localize settings may change on resume); resume with the run's "
-            "config.yaml"
+            f"{path}: was trained with another config ({changed}; only train.epochs, "
+            "num_workers, device and the eval / localize settings may change on resume); "
+            "resume with the run's config.yaml"
         )
     classes = [str(c) for c in record["classes"]]
     if classes != list(session.annotations.classes):
@@ -308,6 +336,21 @@ def _resume(session: Session) -> None:
     session.best = float(record.get("best", float("-inf")))
     session.records = _read_records(session.run_dir / "metrics.jsonl", session.start_epoch)
     log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
+
+
+def _refuse_edited_config_file(path: Path, saved: Config, current: Config) -> None:
+    """An edit of config.yaml after the run started is neither dropped nor applied silently:
+    it applies when the resume reads that file (--config), else it stops the resume."""
+    if not path.is_file():
+        return
+    edited = load_config(path)
+    changes = config_differences(saved, edited)
+    if not changes or not config_differences(edited, current):
+        return
+    raise ConfigError(
+        f"{path}: edited since the run last started ({'; '.join(changes[:4])}); to resume "
+        f"with the edit pass --config {path}, else undo it"
+    )
 
 
 def _refuse_overwrite(run_dir: Path) -> None:
@@ -355,7 +398,7 @@ def _read_records(path: Path, epochs: int) -> list[dict]:
         try:
             row = json.loads(line)
             epoch = int(row["epoch"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError, RecursionError):
             raise CheckpointError(
                 f"{path}: line {number} is not a metrics row (corrupt); fix or remove it to resume"
             ) from None
@@ -429,6 +472,8 @@ def _final_result(session: Session) -> dict:
     select_on = config.train.select_on
     last = dict(session.records[-1]) if session.records else {}
     note = {"selected_on": select_on, "selection": selection.NOTES[select_on]}
+    if config.data.train_subset == config.data.test_subset:  # train.allow_test_subset
+        note["trained_on_test"] = True
     key = selection.selection_key(select_on)
     best_path = session.run_dir / "best.pt"
     if key is None or not session.dist.is_main or not best_path.is_file():

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hamnet.argcheck import check_number
 from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
 from hamnet.evaluate import anet, thumos14, wtalc
@@ -80,6 +81,7 @@ def evaluate_detections(
     defaults to the ground truth's own. ``snippet_seconds``: the feature stride the
     ``wtalc`` protocol counts in.
     """
+    check_number(snippet_seconds, "snippet_seconds", positive=True)
     runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
     runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
     if protocol not in runners:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from hamnet import argcheck
 from hamnet.data.annotations import AnnotationSet, load_gt_json
 from hamnet.errors import ConfigError
 from hamnet.evaluate.detection_map import (
@@ -44,6 +45,12 @@ def evaluate_files(
     software). Ambiguous spans (thumos14, wtalc only): ``ambiguous_path`` if given, else
     the ground truth's own ``"ambiguous"`` key, else none.
     """
+    argcheck.check_path(gt_path, "gt_path")
+    argcheck.check_path(pred_path, "pred_path")
+    argcheck.check_path(ambiguous_path, "ambiguous_path", optional=True)
+    argcheck.check_text(subset, "subset", optional=True)
+    argcheck.check_numbers(tiou, "tiou")
+    argcheck.check_number(snippet_seconds, "snippet_seconds", positive=True)
     ground_truth, detections = read_eval_files(gt_path, pred_path)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
     result = evaluate_detections(

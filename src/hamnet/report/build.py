@@ -71,16 +71,31 @@ def _metrics(path: Path) -> list[dict]:
     """Training records (numbers only), one per epoch."""
     if not path.is_file():
         return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text (corrupt)") from None
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as error:
+        except ValueError as error:  # also an integer of too many digits
             raise DataError(f"{path}: line {number}: malformed JSON ({error})") from None
-        rows.append({k: v for k, v in record.items() if isinstance(v, (int, float))})
+        except RecursionError:
+            raise DataError(f"{path}: line {number}: malformed JSON (nested too deeply)") from None
+        if not isinstance(record, dict) or not _finite_number(record.get("epoch")):
+            raise DataError(f"{path}: line {number} is not a metrics row (no epoch number)")
+        rows.append({k: v for k, v in record.items() if _finite_number(v)})
     return rows
+
+
+def _finite_number(value) -> bool:
+    """A number the page can plot: not a bool, not inf/NaN (json reads 1e400 as inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e300
 
 
 def _diagnosis(run_dir: Path, device: str) -> dict | None:
