@@ -48,10 +48,13 @@ def check_int(value: Any, name: str, minimum: int, optional: bool = False) -> No
         raise ConfigError(f"{name} must be >= {minimum}, got {value}")
 
 
-def check_number(value: Any, name: str, positive: bool = False) -> None:
-    """A finite int or float (not a bool); ``positive``: also > 0."""
+def check_number(value: Any, name: str, positive: bool = False, finite: bool = True) -> None:
+    """A finite int or float (not a bool); ``positive``: also > 0; ``finite`` False: the
+    type only (the caller's own check words the range)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number, got {_kind(value)} {value!r}")
+    if not finite:
+        return
     try:
         finite = math.isfinite(value)
     except OverflowError:

@@ -481,7 +481,7 @@ def _method_override(overrides: list[str]) -> str | None:
     for item in overrides:
         key, sep, value = item.partition("=")
         if sep and key.strip() == "method":
-            found = str(_parse_value(value))
+            found = str(_parse_value(value, f"--set method={_show(value)}"))
     return found
 
 
@@ -554,12 +554,12 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
         node = node[part]
     if leaf not in node or isinstance(node[leaf], dict):
         raise ConfigError(f"--set {item!r}: unknown config key {key!r}")
-    node[leaf] = _parse_value(text)
+    node[leaf] = _parse_value(text, f"--set {key.strip()}={_show(text)}")
 
 
-def _parse_value(text: str) -> Any:
+def _parse_value(text: str, where: str = "--set") -> Any:
     """YAML, except that ``1e-5`` is a number (YAML 1.1 reads it as a string)."""
-    value = _read_yaml(text, f"--set value {_show(text)}")
+    value = _read_yaml(text, where)
     if isinstance(value, str):
         try:
             return float(value)

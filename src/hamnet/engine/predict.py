@@ -62,7 +62,7 @@ def predict(
 
 def check_filters(min_score: float, top_k: int | None) -> None:
     """ConfigError for a filter that would silently drop detections (NaN, K < 1)."""
-    argcheck.check_number(min_score, "min_score")
+    argcheck.check_number(min_score, "min_score", finite=False)
     argcheck.check_int(top_k, "top_k", minimum=-(2**63), optional=True)
     if not math.isfinite(min_score):
         raise ConfigError(f"--min-score {min_score}: must be a finite number")
