@@ -692,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hamnet: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("hamnet: interrupted (rerun training with --resume to continue)", file=sys.stderr)
+        hint = "rerun it to continue" if args.command == "demo" else "rerun training with --resume"
+        print(f"hamnet: interrupted ({hint})", file=sys.stderr)
         return 130
 
 

@@ -16,6 +16,7 @@ from hamnet.config import make_config
 from hamnet.data.synthetic import make_synthetic
 from hamnet.engine.experiments import RunSummary, markdown_table, train_seeds, write_tables
 from hamnet.engine.tester import test_checkpoint
+from hamnet.errors import RESUME_HINT, TrainingInterrupted
 
 # (classes, videos, epochs) of the full demo and of the reduced one used in CI
 FULL = {"num_classes": 8, "num_videos": 600, "epochs": 60}
@@ -51,6 +52,24 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
         seed=0,
         progress=progress,
     )
+    try:
+        rows = _train_both(out, root, size, progress)
+    except TrainingInterrupted as stop:
+        raise TrainingInterrupted(str(stop).replace(RESUME_HINT, DEMO_HINT), stop.signum) from None
+    table, _ = write_tables(rows, out / "results", title="hamnet demo (synthetic data)")
+    print("[4/4] figures")
+    figures = _figures(out, root, rows)
+    print()
+    print(markdown_table(rows, "hamnet demo (synthetic data)"))
+    seconds = time.perf_counter() - started
+    _print_locations(out, table, figures, seconds)
+    return DemoResult(out, rows, table, figures, seconds)
+
+
+DEMO_HINT = "rerun the same 'hamnet demo' command to continue (it resumes by itself)"
+
+
+def _train_both(out: Path, root: Path, size: dict, progress: bool) -> list[RunSummary]:
     rows = []
     for step, (variant, label) in enumerate([("all", "HAM-Net"), ("bcl", "BCL only")], 2):
         print(f"[{step}/4] training {label} ({size['epochs']} epochs)")
@@ -68,14 +87,7 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
                 announce_fresh=False,
             )
         )
-    table, _ = write_tables(rows, out / "results", title="hamnet demo (synthetic data)")
-    print("[4/4] figures")
-    figures = _figures(out, root, rows)
-    print()
-    print(markdown_table(rows, "hamnet demo (synthetic data)"))
-    seconds = time.perf_counter() - started
-    _print_locations(out, table, figures, seconds)
-    return DemoResult(out, rows, table, figures, seconds)
+    return rows
 
 
 def _figures(out: Path, root: Path, rows: list[RunSummary]) -> list[Path]:

@@ -29,6 +29,11 @@ class MissingDependencyError(HamnetError):
     """An optional dependency (an extra) is not installed."""
 
 
+# how an interrupted training continues; commands that resume by themselves (the demo)
+# replace it with their own
+RESUME_HINT = "continue with --resume"
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM stopped a training; the message says what was saved.
 

@@ -27,7 +27,7 @@ import torch
 from hamnet.config import Config, load_config, save_config
 from hamnet.engine.distributed import pick_device
 from hamnet.engine.interrupt import stop_on_signals
-from hamnet.errors import HamnetError, TrainingInterrupted
+from hamnet.errors import RESUME_HINT, HamnetError, TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ def _run_children(jobs: list[TrainJob], concurrency: int, scratch: Path) -> list
         for child in running.values():
             child.wait()
         raise TrainingInterrupted(
-            f"interrupted by {stop}: each run saved its last finished epoch; "
-            "rerun with --resume to continue",
+            f"interrupted by {stop}: each run saved its last finished epoch; {RESUME_HINT}",
             stop.signum,
         ) from None
     if failures:

@@ -56,6 +56,7 @@ from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.settings import inference_settings
 from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import (
+    RESUME_HINT,
     CheckpointError,
     ConfigError,
     DataError,
@@ -759,12 +760,18 @@ def _cloned(value):
 def _save_interrupted(session: Session, stop: TrainingInterrupted) -> TrainingInterrupted:
     """Write the last finished epoch to last.pt (if newer than it); the error to raise."""
     signal_name = str(stop)
-    if session.dist.is_main and session.records:
-        _write_metrics(session.run_dir, session.records)
     if session.dist.is_main and session.snapshot is not None:
         _save_last(session, session.snapshot)
+    # metrics.jsonl ends where last.pt does: the signal may land after an epoch's row was
+    # recorded but before its state was kept; the resume redoes that epoch
+    session.records = [r for r in session.records if r["epoch"] <= session.saved_epoch]
+    if session.dist.is_main and session.saved_epoch:
+        _write_metrics(session.run_dir, session.records)
     if session.saved_epoch:
-        what = f"last.pt holds epoch {session.saved_epoch}; continue with --resume"
+        what = (
+            f"last.pt holds epoch {session.saved_epoch} of {session.config.train.epochs} "
+            f"(metrics.jsonl too); {RESUME_HINT}"
+        )
     else:
         what = "no epoch had finished, nothing saved"
     return TrainingInterrupted(
