@@ -6,7 +6,7 @@ T-CAS/attention .npz files of the videos' real lengths (16 frames per snippet at
 Measures the diagnosis, the page build, the HTML size and, when Chromium and Selenium are
 present, the page's load and one video selection in headless Chromium.
 
-    python benchmarks/bench_report.py [--annotations /work/shared/data/activitynet12] [--out DIR]
+    python benchmarks/bench_report.py --annotations ANET12_ANNOTATION_FOLDER [--out DIR]
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def browse(page: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--annotations", default="/work/shared/data/activitynet12")
+    parser.add_argument(
+        "--annotations", required=True, help="ActivityNet-1.2 annotation folder (released layout)"
+    )
     parser.add_argument("--out", help="keep the made-up run here (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="keep the run already in --out")

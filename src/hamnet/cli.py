@@ -53,7 +53,14 @@ def _config(args: argparse.Namespace):
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
+    from hamnet.config import PRESETS, VARIANTS
+    from hamnet.methods import METHODS
+
     print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+    # comments, so the output stays a loadable config
+    print(f"# --preset: {', '.join(PRESETS)}")
+    print(f"# --method: {', '.join(METHODS)}")
+    print(f"# --variant (HAM-Net's ablation rows): {', '.join(VARIANTS)}")
     return 0
 
 
@@ -170,6 +177,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         from hamnet.engine.selection import NOTES
 
         print(f"model selection: {NOTES[evaluation.selected_on]}")
+    if evaluation.epochs and evaluation.epochs[0] < evaluation.epochs[1]:
+        print(f"run status: {evaluation.epochs[0]} of {evaluation.epochs[1]} epochs, unfinished")
     if evaluation.trained_on_test:
         print("trained on the subset it was tested on: not a test result")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
@@ -409,7 +418,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--method",
         help="hamnet (default), stpn, w-talc or basnet: the method and its values for the preset",
     )
-    parser.add_argument("--variant", default="all", help="ablation row (see 'hamnet config')")
+    parser.add_argument("--variant", default="all", help="HAM-Net ablation row, e.g. bcl+sal (listed at the end of 'hamnet config')")
     parser.add_argument("--config", help="a YAML config (e.g. a run's config.yaml)")
     parser.add_argument(
         "--set",

@@ -119,7 +119,11 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
     average = sum(values) / len(values)
     selected_on = _selected_on(path)
     on_test = _result_flag(path, "trained_on_test")
-    label = label or path.stem
+    record = _result_record(path)
+    label = label or _run_name(path, record)
+    status = run_status(record.get("epochs"))
+    if status:
+        label = f"{label} ({status})"
     if selected_on == "test":
         label = f"{label} [selected on test]"
     if on_test:
@@ -129,12 +133,40 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
 
 
 def _result_flag(path: Path, key: str) -> bool:
+    return _result_record(path).get(key) is True
+
+
+def _result_record(path: Path) -> dict:
     import json
 
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get(key) is True
-    except (ValueError, AttributeError, RecursionError):
-        return False
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _run_name(path: Path, record: dict) -> str:
+    """A row's default name: the run folder of the tested checkpoint (not ``result``)."""
+    checkpoint = record.get("checkpoint")
+    if isinstance(checkpoint, str) and checkpoint:
+        tested = Path(checkpoint)
+        return (
+            tested.parent.name
+            if tested.name == "last.pt"
+            else f"{tested.parent.name}/{tested.name}"
+        )
+    return f"{path.parent.name}/{path.stem}"
+
+
+def run_status(epochs) -> str | None:
+    """'24 of 60 epochs, unfinished' for a checkpoint short of its run's epochs."""
+    if not isinstance(epochs, dict):
+        return None
+    trained, planned = epochs.get("trained"), epochs.get("planned")
+    if not (isinstance(trained, int) and isinstance(planned, int)) or trained >= planned:
+        return None
+    return f"{trained} of {planned} epochs, unfinished"
 
 
 def _selected_on(path: Path) -> str:

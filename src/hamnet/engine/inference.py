@@ -33,6 +33,7 @@ class Evaluation:
     source: str  # what localization thresholded: attention or foreground probability
     selected_on: str = "none"  # how the tested checkpoint was chosen (engine.selection)
     trained_on_test: bool = False  # the checkpoint was trained on the subset tested
+    epochs: tuple[int, int] | None = None  # (trained, planned) of the tested checkpoint
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -37,7 +37,20 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        _remove_own(handle, path)  # a finished run folder keeps no .lock
         handle.close()  # closing releases the lock
+
+
+def _remove_own(handle, path: Path) -> None:
+    """Unlink the lock file while still holding it, when it is still the one we hold."""
+    with contextlib.suppress(OSError, ValueError):
+        if _same_file(handle, path):
+            path.unlink()
+
+
+def _same_file(handle, path: Path) -> bool:
+    held, named = os.fstat(handle.fileno()), os.stat(path)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _acquire(handle, path: Path) -> None:
@@ -48,6 +61,8 @@ def _acquire(handle, path: Path) -> None:
         return
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not _same_file(handle, path):  # the holder removed it as we opened it: retry
+            raise OSError("lock file replaced")
     except OSError:
         handle.seek(0)
         holder = handle.read().strip() or "?"

@@ -66,6 +66,7 @@ def test_checkpoint(
     )
     save_detections(out, evaluation.detections)
     evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
+    evaluation.epochs = (trained.epoch, trained.config.train.epochs)
     evaluation.trained_on_test = trained.config.data.train_subset == (
         subset or config.data.test_subset
     )
@@ -74,6 +75,7 @@ def test_checkpoint(
         record.update(
             selected_on=evaluation.selected_on,
             trained_on_test=evaluation.trained_on_test,
+            epochs={"trained": trained.epoch, "planned": trained.config.train.epochs},
             provenance=result_provenance(trained, data_root, torch_device, started),
         )
         atomic_write_json(result_json, record, indent=1)

@@ -99,6 +99,11 @@ def evaluate_detections(
     ap = runners[protocol](data, thresholds) if data.classes else np.zeros((len(tiou), 0))
     result = make_result(protocol, [float(t) for t in tiou], ap, data.classes)
     result.scope = scope.record(data)
+    if protocol in ("thumos14", "wtalc"):  # the protocols that ignore detections in them
+        scored = set(data.videos)
+        result.scope["ambiguous_spans"] = sum(
+            len(s) for v, s in (spans or {}).items() if v in scored
+        )
     return result
 
 

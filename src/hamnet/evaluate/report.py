@@ -21,7 +21,7 @@ from hamnet.timing import RELEASED_SNIPPET_SECONDS
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 PROTOCOL_TITLES = {
     "anet": "ActivityNet protocol (official eval_detection.py rules)",
-    "thumos14": "THUMOS14 protocol (official TH14evaldet rules, ambiguous applied)",
+    "thumos14": "THUMOS14 protocol (official TH14evaldet rules)",
     "wtalc": "W-TALC protocol (detectionMAP.py rules)",
 }
 
@@ -124,6 +124,9 @@ def scope_line(scope: dict) -> str:
     )
     if scope.get("unknown_videos"):
         line += f"; {scope['unknown_videos']} detection video(s) unknown to the ground truth"
+    if "ambiguous_spans" in scope:
+        spans = scope["ambiguous_spans"]
+        line += f"; {spans} ambiguous span(s) ignored" if spans else "; no ambiguous spans given"
     return line
 
 
