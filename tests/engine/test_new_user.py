@@ -59,3 +59,70 @@ def test_interrupted_demo_says_a_plain_rerun_continues(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert status == 130
     assert "rerun the same 'hamnet demo' command to continue" in err and "--resume" not in err
+
+
+def _interrupted_run(tiny_root, tiny_config, run, monkeypatch, at_epoch: int):
+    real = trainer.save_checkpoint
+
+    def stop(path, payload):
+        if path.name == "last.pt" and payload["epoch"] == at_epoch:
+            raise TrainingInterrupted("SIGINT", 2)
+        real(path, payload)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "save_checkpoint", stop)
+        with pytest.raises(TrainingInterrupted):
+            train(tiny_config("all", *EVERY_2), tiny_root, run, progress=False)
+
+
+def test_table_rows_are_named_by_run_and_say_unfinished(
+    tiny_root, tiny_config, tmp_path, monkeypatch, capsys
+):
+    run = tmp_path / "interrupted-run"
+    _interrupted_run(tiny_root, tiny_config, run, monkeypatch, at_epoch=4)
+    assert not (run / ".lock").exists()  # no lock left behind by a stopped run either
+    result = tmp_path / "out" / "result.json"
+    argv = ["test", "--checkpoint", run / "last.pt", "--data", tiny_root]
+    status = cli.main([*map(str, argv), "--out", str(tmp_path / "d.json"), "--json", str(result)])
+    out = capsys.readouterr().out
+    assert status == 0 and "run status: 3 of 5 epochs, unfinished" in out
+    assert json.loads(result.read_text())["epochs"] == {"trained": 3, "planned": 5}
+    assert cli.main(["table", str(result)]) == 0
+    table = capsys.readouterr().out
+    assert "| interrupted-run (3 of 5 epochs, unfinished) |" in table
+    assert "| result |" not in table
+
+
+def test_finished_run_folder_keeps_no_lock(tiny_root, tiny_config, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(), tiny_root, run, progress=False)
+    assert (run / "last.pt").is_file() and not (run / ".lock").exists()
+
+
+def test_thumos14_protocol_without_ambiguous_file_says_none_given(
+    tiny_root, tiny_config, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    train(tiny_config(), tiny_root, run, progress=False)
+    detections = tmp_path / "det.json"
+    argv = ["test", "--checkpoint", run / "last.pt", "--data", tiny_root, "--out", detections]
+    assert cli.main(list(map(str, argv))) == 0
+    capsys.readouterr()
+    gt = tiny_root / "Synthetic-gt.json"
+    argv = ["eval", "--gt", gt, "--pred", detections, "--protocol", "thumos14"]
+    assert cli.main(list(map(str, argv))) == 0
+    out = capsys.readouterr().out
+    assert "ambiguous applied" not in out and "no ambiguous spans given" in out
+
+
+def test_config_lists_the_variants_and_stays_loadable(tmp_path, capsys):
+    from hamnet.config import VARIANTS, load_config
+
+    assert cli.main(["config", "--preset", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert f"# --variant (HAM-Net's ablation rows): {', '.join(VARIANTS)}" in out
+    path = tmp_path / "c.yaml"
+    path.write_text(out)
+    assert load_config(path).preset == "demo"
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "listed at the end of 'hamnet config'" in " ".join(help_text.split())
