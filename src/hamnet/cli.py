@@ -418,7 +418,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--method",
         help="hamnet (default), stpn, w-talc or basnet: the method and its values for the preset",
     )
-    parser.add_argument("--variant", default="all", help="HAM-Net ablation row, e.g. bcl+sal (listed at the end of 'hamnet config')")
+    parser.add_argument(
+        "--variant",
+        default="all",
+        help="HAM-Net ablation row, e.g. bcl+sal (listed at the end of 'hamnet config')",
+    )
     parser.add_argument("--config", help="a YAML config (e.g. a run's config.yaml)")
     parser.add_argument(
         "--set",

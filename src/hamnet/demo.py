@@ -14,13 +14,19 @@ from pathlib import Path
 
 from hamnet.config import make_config
 from hamnet.data.synthetic import make_synthetic
+from hamnet.diagnose.sources import ensure_test_outputs
 from hamnet.engine.experiments import RunSummary, markdown_table, train_seeds, write_tables
-from hamnet.engine.tester import test_checkpoint
 from hamnet.errors import RESUME_HINT, TrainingInterrupted
+from hamnet.io import atomic_write_text
+from hamnet.localize.detections import load_detections
 
 # (classes, videos, epochs) of the full demo and of the reduced one used in CI
 FULL = {"num_classes": 8, "num_videos": 600, "epochs": 60}
 QUICK = {"num_classes": 4, "num_videos": 40, "epochs": 4}
+QUICK_TITLE = (
+    "hamnet demo --quick (synthetic data; smoke test: {epochs} epochs on {num_videos} "
+    "videos, its numbers mean nothing, run plain 'hamnet demo' for the demo's table)"
+)
 
 
 @dataclass
@@ -56,13 +62,15 @@ def run_demo(out: Path | None = None, *, quick: bool = False, progress: bool = T
         rows = _train_both(out, root, size, progress)
     except TrainingInterrupted as stop:
         raise TrainingInterrupted(str(stop).replace(RESUME_HINT, DEMO_HINT), stop.signum) from None
-    table, _ = write_tables(rows, out / "results", title="hamnet demo (synthetic data)")
+    title = QUICK_TITLE.format(**size) if quick else "hamnet demo (synthetic data)"
+    table, _ = write_tables(rows, out / "results", title=title)
     print("[4/4] figures")
-    figures = _figures(out, root, rows)
+    figures, video = _figures(out, root, rows)
     print()
-    print(markdown_table(rows, "hamnet demo (synthetic data)"))
+    print(markdown_table(rows, title))
     seconds = time.perf_counter() - started
     _print_locations(out, table, figures, seconds)
+    _print_next_steps(out, root, video)
     return DemoResult(out, rows, table, figures, seconds)
 
 
@@ -90,25 +98,23 @@ def _train_both(out: Path, root: Path, size: dict, progress: bool) -> list[RunSu
     return rows
 
 
-def _figures(out: Path, root: Path, rows: list[RunSummary]) -> list[Path]:
+def _figures(out: Path, root: Path, rows: list[RunSummary]) -> tuple[list[Path], str]:
     from hamnet.data.layout import open_dataset
     from hamnet.viz.outputs import load_cas_npz
     from hamnet.viz.plots import plot_map_vs_tiou, plot_video
 
-    cas_dir = out / "cas"
-    evaluation = test_checkpoint(
-        rows[0].run_dirs[0] / "last.pt",
-        root,
-        out / "detections.json",
-        save_cas=cas_dir,
-        progress=False,
-    )
+    # the run's own test outputs (RUN/test/), which 'hamnet analyze RUN' and 'hamnet report
+    # RUN' then reuse instead of testing again
+    outputs = ensure_test_outputs(rows[0].run_dirs[0], root, progress=False)
+    cas_dir = outputs.cas_dir
+    detections = load_detections(outputs.detections)
+    atomic_write_text(out / "detections.json", outputs.detections.read_text(encoding="utf-8"))
     annotations, _, _ = open_dataset(root)
     video = max(
         (v for v in annotations.subset("test") if v.segments),
         key=lambda v: len(v.segments),
     )
-    found = [d for d in evaluation.detections if d.video == video.name]
+    found = [d for d in detections if d.video == video.name]
     figures = plot_video(
         load_cas_npz(cas_dir / f"{video.name}.npz"),
         [out / "video.png", out / "video.svg"],
@@ -118,7 +124,20 @@ def _figures(out: Path, root: Path, rows: list[RunSummary]) -> list[Path]:
     )
     runs = {row.label: (row.tiou, row.mAP) for row in rows}
     figures += plot_map_vs_tiou(runs, [out / "map_vs_tiou.png"], protocol=rows[0].protocol)
-    return figures
+    return figures, video.name
+
+
+def _print_next_steps(out: Path, root: Path, video: str) -> None:
+    """The README's next commands, with this demo's own paths and drawn video."""
+    gt, detections = root / "Synthetic-gt.json", out / "detections.json"
+    print("next steps:")
+    print(
+        f"  hamnet plot video --npz {out / 'runs' / 'all' / 'test' / 'cas' / (video + '.npz')} "
+        f"--gt {gt} "
+        f"--pred {detections} --out fig.png"
+    )
+    print(f"  hamnet analyze --gt {gt} --pred {detections} --out {out / 'diagnosis'}")
+    print(f"  hamnet report {out / 'runs' / 'all'}")
 
 
 def _print_locations(out: Path, table: Path, figures: list[Path], seconds: float) -> None:

@@ -57,8 +57,13 @@ def bin_index(values: np.ndarray, bins: Bins) -> np.ndarray:
     return np.where(inside & (index < len(bins.names)), index, -1)
 
 
-def default_bin_set(protocol: str | None, preset: str | None = None) -> str:
-    """THUMOS14 bins for the thumos14 preset or protocols, ActivityNet's otherwise."""
+def default_bin_set(
+    protocol: str | None, preset: str | None = None, tiou: list[float] | None = None
+) -> str:
+    """THUMOS14 bins for the thumos14 preset or protocols, or a run evaluated at THUMOS14's
+    thresholds (none above 0.7, e.g. the demo's 0.1:0.7); ActivityNet's otherwise."""
     if preset in ("thumos14", "activitynet12"):
         return "thumos14" if preset == "thumos14" else "activitynet"
+    if tiou and max(tiou) <= 0.7:
+        return "thumos14"
     return "thumos14" if protocol in ("thumos14", "wtalc") else "activitynet"

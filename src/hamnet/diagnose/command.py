@@ -37,8 +37,10 @@ def analyze(request: AnalysisRequest) -> tuple[Diagnosis, list[Path]]:
     annotations, detections = load_inputs(gt, pred)
     if subset is None:
         subset = guess_subset(annotations, detections)
-    bins = request.bins or default_bin_set(hint.get("protocol"), hint.get("preset"))
-    tiou = request.tiou or DEFAULT_TIOU[bins]
+    # a run folder: the run's own tIoU thresholds, and bins that fit them
+    run_tiou = hint.get("tiou")
+    bins = request.bins or default_bin_set(hint.get("protocol"), hint.get("preset"), run_tiou)
+    tiou = request.tiou or run_tiou or DEFAULT_TIOU[bins]
     result = diagnose(annotations, detections, tiou=tiou, bin_set=bins, subset=subset)
     payload = {"ground_truth_file": str(gt), "detections_file": str(pred), "subset": subset}
     payload.update(result.to_dict())
@@ -54,7 +56,8 @@ def _resolve(request: AnalysisRequest) -> tuple[Path, Path, str | None, dict]:
     """(ground truth, detections, subset, hints for the bins) from the options given."""
     if request.run_dir is not None:
         outputs = ensure_test_outputs(request.run_dir, request.data, device=request.device)
-        info = outputs.read_info()
+        info = dict(outputs.read_info())
+        info["tiou"] = _result_tiou(outputs.result)
         return (
             request.gt or outputs.ground_truth,
             request.pred or outputs.detections,
@@ -65,6 +68,18 @@ def _resolve(request: AnalysisRequest) -> tuple[Path, Path, str | None, dict]:
         raise ConfigError("give a run folder, or --pred DETECTIONS with --gt or --data")
     gt = request.gt or _gt_from_data(request.data, request.out)
     return gt, request.pred, request.subset, {}
+
+
+def _result_tiou(path: Path) -> list[float] | None:
+    """The tIoU thresholds the run was evaluated at (its result.json), if readable."""
+    from hamnet.io import read_json
+
+    values = read_json(path, ConfigError).get("tiou") if path.is_file() else None
+    if not isinstance(values, list) or not values:
+        return None
+    if not all(isinstance(t, (int, float)) and 0 < t <= 1 for t in values):
+        return None
+    return [float(t) for t in values]
 
 
 def _gt_from_data(data: Path | None, out: Path) -> Path:

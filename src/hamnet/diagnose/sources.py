@@ -8,6 +8,7 @@ with ``hamnet test`` on the run's last (else best) checkpoint when they are miss
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hamnet.io import atomic_write_json, read_json
 from hamnet.localize.detections import Detection, load_detections
 
 TEST_DIR = "test"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,10 +62,11 @@ def ensure_test_outputs(
     checkpoint = next((p for p in (run_dir / "last.pt", run_dir / "best.pt") if p.is_file()), None)
     if checkpoint is None:
         raise ConfigError(f"{run_dir}: no best.pt or last.pt here (not a run folder)")
+    data_root = data_root or recorded_data_root(run_dir)
     if data_root is None:
         raise ConfigError(
-            f"{run_dir}: no test outputs in {outputs.folder} yet; pass --data DATASET_ROOT "
-            "to make them (runs 'hamnet test' once)"
+            f"{run_dir}: no test outputs in {outputs.folder} yet and run.json names no "
+            "dataset that exists; pass --data DATASET_ROOT to make them (runs 'hamnet test' once)"
         )
     from hamnet.data.layout import open_dataset
     from hamnet.engine.tester import test_checkpoint
@@ -91,6 +94,18 @@ def ensure_test_outputs(
     }
     atomic_write_json(outputs.info, info, indent=1)
     return outputs
+
+
+def recorded_data_root(run_dir: Path) -> Path | None:
+    """The dataset the run was trained on, from its run.json, when that folder exists."""
+    from hamnet.engine.runinfo import read_run_info
+
+    info = read_run_info(run_dir) or {}
+    root = (info.get("data") or {}).get("root") if isinstance(info.get("data"), dict) else None
+    if not isinstance(root, str) or not Path(root).is_dir():
+        return None
+    log.info("%s: testing on %s (the dataset run.json records)", run_dir, root)
+    return Path(root)
 
 
 def guess_subset(annotations: AnnotationSet, detections: list[Detection]) -> str | None:
