@@ -126,3 +126,46 @@ def test_config_lists_the_variants_and_stays_loadable(tmp_path, capsys):
     assert load_config(path).preset == "demo"
     help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "listed at the end of 'hamnet config'" in " ".join(help_text.split())
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    from hamnet.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, quick=True, progress=False)
+    return out / "quick"
+
+
+def test_quick_demo_says_smoke_test_and_readme_commands_work(quick_demo, tmp_path, capsys):
+    table = (quick_demo / "results.md").read_text()
+    assert "smoke test: 4 epochs on 40 videos" in table.splitlines()[0]
+    assert not list((quick_demo / "runs").rglob(".lock"))
+    gt = quick_demo / "data" / "Synthetic-gt.json"
+    # the README's plot command, with ~/hamnet-demo/quick and the video it names
+    npz = quick_demo / "runs" / "all" / "test" / "cas" / "video_00001.npz"
+    argv = ["plot", "video", "--npz", npz, "--gt", gt, "--pred", quick_demo / "detections.json"]
+    assert cli.main([*map(str, argv), "--out", str(tmp_path / "fig.png")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+def test_report_and_analyze_of_a_run_need_nothing_else(quick_demo, tmp_path, monkeypatch):
+    from hamnet.engine import tester
+
+    def no_retest(*args, **kwargs):
+        raise AssertionError("the test outputs exist; nothing should be tested again")
+
+    monkeypatch.setattr(tester, "test_checkpoint", no_retest)
+    run = quick_demo / "runs" / "all"
+    assert cli.main(["analyze", str(run), "--out", str(tmp_path / "diag")]) == 0
+    diagnosis = json.loads((tmp_path / "diag" / "diagnosis.json").read_text())
+    assert diagnosis["tiou"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]  # the run's, not 0.5:0.95
+    assert diagnosis["bins"] == "thumos14"
+    assert cli.main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 0
+
+
+def test_report_tests_on_the_dataset_run_json_records(tiny_root, tiny_config, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny_config(), tiny_root, run, progress=False)
+    assert cli.main(["report", str(run)]) == 0  # no --data: run.json names the dataset
+    assert (run / "test" / "detections.json").is_file() and (run / "report.html").is_file()
