@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 
 import pytest
@@ -36,26 +37,27 @@ def test_steps_and_epochs_are_logged_with_their_indices():
     record["classification_mAP"] = 0.9
     log.end_epoch(record, 4, FakeOptimizer())
     assert writer.scalars[:4] == [
-        ("loss/total", 1.5, 6),
-        ("loss/bcl", 0.5, 6),
-        ("loss/total", 1.0, 7),
-        ("loss/bcl", 0.25, 7),
+        ("per_step/loss/total", 1.5, 6),
+        ("per_step/loss/bcl", 0.5, 6),
+        ("per_step/loss/total", 1.0, 7),
+        ("per_step/loss/bcl", 0.25, 7),
     ]
     per_epoch = {name: (value, step) for name, value, step in writer.scalars[4:]}
     assert per_epoch == {
-        "train/lr": (0.001, 4),
-        "train/epoch_seconds": (2.0, 4),
-        "eval/average_mAP": (0.4, 4),
-        "eval/classification_mAP": (0.9, 4),
-        "eval/mAP@0.3": (0.5, 4),
-        "eval/mAP@0.5": (0.3, 4),
+        "per_epoch/train/lr": (0.001, 4),
+        "per_epoch/train/epoch_seconds": (2.0, 4),
+        "per_epoch/eval/average_mAP_percent": (40.0, 4),  # percent, as in every table
+        "per_epoch/eval/classification_mAP_percent": (90.0, 4),
+        "per_epoch/eval/mAP_percent@0.3": (50.0, 4),
+        "per_epoch/eval/mAP_percent@0.5": (30.0, 4),
     }
 
 
 def test_epochs_without_evaluation_log_no_map():
     writer = FakeWriter()
     TrainingLog(writer).end_epoch({"seconds": 1.0, "average_mAP": math.nan}, 1, FakeOptimizer())
-    assert {name for name, _, _ in writer.scalars} == {"train/lr", "train/epoch_seconds"}
+    names = {name for name, _, _ in writer.scalars}
+    assert names == {"per_epoch/train/lr", "per_epoch/train/epoch_seconds"}
 
 
 def test_required_but_missing_package_is_one_clear_error(monkeypatch, tmp_path):
@@ -80,12 +82,18 @@ def test_training_writes_event_files(tiny_root, tiny_config, tmp_path):
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"loss/total", "loss/bcl", "train/lr", "train/epoch_seconds"} <= tags
-    assert {"eval/average_mAP", "eval/classification_mAP", "eval/mAP@0.5"} <= tags
-    steps = [event.step for event in events.Scalars("loss/total")]
+    assert {"per_step/loss/total", "per_step/loss/bcl", "per_epoch/train/lr"} <= tags
+    assert {"per_epoch/eval/average_mAP_percent", "per_epoch/eval/mAP_percent@0.5"} <= tags
+    assert not any(tag.startswith(("loss/", "eval/", "train/")) for tag in tags)
+    steps = [event.step for event in events.Scalars("per_step/loss/total")]
     per_epoch = len(steps) // 2
     assert steps == list(range(2 * per_epoch)) and per_epoch >= 1
-    assert [event.step for event in events.Scalars("eval/average_mAP")] == [1, 2]
+    evaluated = events.Scalars("per_epoch/eval/average_mAP_percent")
+    assert [event.step for event in evaluated] == [1, 2]
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert evaluated[-1].value == pytest.approx(100 * rows[-1]["average_mAP"], rel=1e-6)
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
 

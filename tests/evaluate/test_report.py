@@ -99,9 +99,17 @@ def test_classification_map_hand_worked():
 def test_result_to_dict_roundtrips_json():
     result = DetectionResult("anet", [0.5], [0.25], 0.25, {"X": [0.25]})
     assert json.loads(json.dumps(result.to_dict())) == {
+        "mAP_unit": "fraction (tables and printouts show percent: x100)",
         "protocol": "anet",
         "tiou": [0.5],
         "mAP": [0.25],
         "average_mAP": 0.25,
         "per_class": {"X": [0.25]},
     }
+
+
+def test_python_result_names_its_unit():
+    result = DetectionResult("anet", [0.3, 0.5], [0.5, 0.25], 0.375)
+    assert result.mAP_percent == [50.0, 25.0] and result.average_mAP_percent == 37.5
+    assert "mAP_percent={0.3: 50.00, 0.5: 25.00}" in repr(result)
+    assert "average_mAP_percent=37.50" in repr(result) and "fractions" in repr(result)

@@ -2,8 +2,10 @@
 
 ``train.tensorboard``: None (the default) logs when the ``tensorboard`` package is
 installed, True requires it, False never logs. Event files go to ``RUN_DIR/tensorboard``:
-every loss term per step (``loss/<term>``), and per epoch the learning rate, the epoch
-time and, after an evaluation, average mAP, mAP per tIoU and classification mAP.
+every loss term per optimizer step (``per_step/loss/<term>``, x = step), and per epoch
+(``per_epoch/...``, x = epoch) the learning rate, the epoch time and, after an evaluation,
+average mAP, mAP per tIoU and classification mAP, in percent as every table shows them
+(the unit is in the tag). The two prefixes keep the two x axes apart in TensorBoard.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from hamnet.errors import MissingDependencyError
 
 log = logging.getLogger(__name__)
+STEP, EPOCH = "per_step", "per_epoch"  # tag prefixes: one x axis each
 
 
 class TrainingLog:
@@ -30,7 +33,7 @@ class TrainingLog:
         """One optimizer step's loss terms (plain floats)."""
         if self.writer is not None:
             for name, value in terms.items():
-                self.writer.add_scalar(f"loss/{name}", float(value), self.step)
+                self.writer.add_scalar(f"{STEP}/loss/{name}", float(value), self.step)
         self.step += 1
 
     def steps_losses(self, names: list[str], step_values: list) -> None:
@@ -51,14 +54,18 @@ class TrainingLog:
             return
         scalars = {"train/lr": optimizer.param_groups[0]["lr"]}
         scalars["train/epoch_seconds"] = record.get("seconds")
-        scalars["eval/average_mAP"] = record.get("average_mAP")
-        scalars["eval/classification_mAP"] = record.get("classification_mAP")
-        scalars["eval/heldout_average_mAP"] = record.get("heldout_average_mAP")  # select_on
+        percent = {
+            "eval/average_mAP_percent": record.get("average_mAP"),
+            "eval/classification_mAP_percent": record.get("classification_mAP"),
+            "eval/heldout_average_mAP_percent": record.get("heldout_average_mAP"),  # select_on
+        }
         for tiou, value in zip(record.get("tiou") or [], record.get("mAP") or [], strict=False):
-            scalars[f"eval/mAP@{tiou:g}"] = value
+            percent[f"eval/mAP_percent@{tiou:g}"] = value
+        for name, value in percent.items():
+            scalars[name] = 100 * value if isinstance(value, (int, float)) else None
         for name, value in scalars.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
-                self.writer.add_scalar(name, float(value), epoch)
+                self.writer.add_scalar(f"{EPOCH}/{name}", float(value), epoch)
         self.writer.flush()
 
     def close(self) -> None:

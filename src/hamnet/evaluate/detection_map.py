@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 MAX_THRESHOLDS = 100  # more tIoU thresholds than this is a typo (0.1:0.7:1e-10), not a plan
 
 
+MAP_UNIT = "fraction (tables and printouts show percent: x100)"
+
+
 @dataclass
 class DetectionResult:
     """mAP per tIoU (fractions), their mean, and per-class AP lists (one value per tIoU).
@@ -46,8 +49,28 @@ class DetectionResult:
     scope: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
 
+    @property
+    def mAP_percent(self) -> list[float]:
+        """``mAP`` in percent, the unit of every table and printout."""
+        return [100 * value for value in self.mAP]
+
+    @property
+    def average_mAP_percent(self) -> float:
+        return 100 * self.average_mAP
+
+    def __repr__(self) -> str:  # what a Python session shows: the unit named
+        cells = ", ".join(
+            f"{t:g}: {v:.2f}" for t, v in zip(self.tiou, self.mAP_percent, strict=True)
+        )
+        return (
+            f"DetectionResult(protocol={self.protocol!r}, mAP_percent={{{cells}}}, "
+            f"average_mAP_percent={self.average_mAP_percent:.2f}; fields mAP, average_mAP "
+            "are fractions)"
+        )
+
     def to_dict(self) -> dict:
         out = {
+            "mAP_unit": MAP_UNIT,
             "protocol": self.protocol,
             "tiou": list(self.tiou),
             "mAP": list(self.mAP),
