@@ -118,3 +118,27 @@ def test_plot_map_labels(tmp_path, capsys):
     assert "HAM-Net" in text and "BCL only" in text
     assert main(["plot", "map", *paths, "--labels", "one", "--out", str(out)]) == 2
     assert "--labels" in capsys.readouterr().err
+
+
+def test_rows_have_distinct_labels_and_the_colour_bar_is_the_bars_colour(outputs, tmp_path):
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+
+    from hamnet.viz.plots import _score_colour_bar, row_labels
+
+    assert row_labels(["A", "A", "B", "A"]) == ["A", "A (row 2)", "B", "A (row 3)"]
+    out = tmp_path / "v.svg"
+    overlapping = [det("LongJump", 2.0, 10, 20), det("LongJump", 1.0, 12, 22)]
+    plot_video(outputs, out, title="v", detections=overlapping)
+    text = " ".join(node.text or "" for node in ET.parse(out).getroot().iter())
+    assert "LongJump (row 2)" in text
+    colours = {"LongJump": "tab:orange", "Diving": "tab:blue"}
+    figure = Figure()
+    ax = figure.subplots()
+    bars = [_Bar("LongJump", 2.0, 10, 20), _Bar("LongJump", 1.0, 12, 22)]
+    ramp = _score_colour_bar(figure, ax, bars, colours).mappable.cmap
+    assert ramp(1.0)[:3] == pytest.approx(to_rgb("tab:orange"))  # not grey
+    figure = Figure()
+    ax = figure.subplots()
+    mixed = _score_colour_bar(figure, ax, [*bars, _Bar("Diving", 1.5, 0, 5)], colours)
+    assert "opacity of each class's colour" in mixed.ax.get_xlabel()

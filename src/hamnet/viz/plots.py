@@ -16,7 +16,7 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.colors import ListedColormap, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -187,7 +187,7 @@ def _timeline_figure(
     _draw_cas(axes_by_name["cas"], outputs, times, shown, colours)
     if bars:
         _draw_detections(axes_by_name["detections"], bars, bar_rows, colours, tiou, max(ends))
-        _score_colour_bar(figure, axes_by_name["detections"], bars)
+        _score_colour_bar(figure, axes_by_name["detections"], bars, colours)
     bottom = axes[-1, 0]
     bottom.set_xlim(0.0, max(ends))
     bottom.set_xlabel("time (s)")
@@ -254,6 +254,16 @@ def _pack_rows(bars: list[_Bar]) -> list[tuple[str, list[_Bar]]]:
     return rows
 
 
+def row_labels(labels: list[str]) -> list[str]:
+    """One name per row: a class's second and later rows say which row they are."""
+    seen: dict[str, int] = {}
+    named = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        named.append(label if seen[label] == 1 else f"{label} (row {seen[label]})")
+    return named
+
+
 def _score_norm(bars: list[_Bar]) -> tuple[float, float]:
     low, high = min(bar.score for bar in bars), max(bar.score for bar in bars)
     return (low, high) if high > low else (low - 0.5, high + 0.5)
@@ -288,7 +298,7 @@ def _draw_detections(
             )
             if width >= 0.07 * extent:  # a label only where it fits inside its bar
                 ax.text(bar.start, row, f" {bar.score:.2f}", ha="left", va="center")
-    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+    ax.set_yticks(range(len(rows)), row_labels([label for label, _ in rows]))
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.set_ylabel("detections")
     handles = [Patch(facecolor="white", edgecolor="black", label=f"top {len(bars)} by score")]
@@ -300,13 +310,18 @@ def _draw_detections(
     ax.legend(handles=handles, **_LEGEND)
 
 
-def _score_colour_bar(figure: Figure, ax: Any, bars: list[_Bar]) -> None:
-    """The opacity scale of the detection bars, labelled in scores."""
+def _score_colour_bar(figure: Figure, ax: Any, bars: list[_Bar], colours: dict) -> Any:
+    """The opacity scale of the detection bars, labelled in scores: in the bars' own
+    colour when they are of one class, else in black with the rule said."""
     low, high = _score_norm(bars)
-    ramp = ListedColormap([(0, 0, 0, 0.2 + 0.8 * k / 255) for k in range(256)])
+    classes = list(dict.fromkeys(bar.label for bar in bars))
+    red, green, blue = to_rgb(colours[classes[0]]) if len(classes) == 1 else (0, 0, 0)
+    ramp = ListedColormap([(red, green, blue, 0.2 + 0.8 * k / 255) for k in range(256)])
     mappable = ScalarMappable(norm=Normalize(low, high), cmap=ramp)
     bar = figure.colorbar(mappable, ax=ax, location="bottom", shrink=0.35, aspect=30, pad=0.02)
-    bar.set_label("detection score (bar opacity)")
+    how = "bar opacity" if len(classes) == 1 else "opacity of each class's colour"
+    bar.set_label(f"detection score ({how})")
+    return bar
 
 
 def _output_paths(out: str | Path | Sequence[str | Path]) -> list[Path]:
