@@ -205,3 +205,31 @@ def test_plain_ap_agrees_with_the_activitynet_evaluator():
     ]
     expected = evaluate_detections(gt, dets, tiou=thresholds, protocol="anet")
     assert np.mean(aps, axis=0) == pytest.approx(expected.mAP)
+
+
+def test_per_threshold_map_n_empty_slices_and_the_sensitivity_summary():
+    # one class, one instance (G = 1, N-bar = 1); a detection at tIoU 0.6, one far away
+    truth = AnnotationSet(["A"], [video("v1", 100, ("A", 10, 20))])
+    found = [det("v1", "A", 0.9, 10, 16), det("v1", "A", 0.5, 70, 80)]
+    result = diagnose(truth, found, tiou=[0.3, 0.7], bin_set="thumos14")
+    # at 0.3: TP then FP, normalized precision 1 at recall 1 -> AP 1; at 0.7: no TP -> 0
+    assert result.false_positive["mAP_N"] == {"0.3": 1.0, "0.7": 0.0}
+    assert result.false_positive["average_mAP_N"] == pytest.approx(0.5)
+    slices = result.false_positive["by_rank"]
+    assert [s["detections"] for s in slices[:3]] == [1, 1, 0]
+    assert slices[0]["fractions"] is not None
+    assert all(s["fractions"] is None for s in slices[2:])  # no detections: null, not 0.0
+    sensitivity = result.sensitivity
+    assert sensitivity["mAP_N"] == {"0.3": 1.0, "0.7": 0.0}
+    rows = {row["bin"]: row for row in sensitivity["length"]}
+    assert rows["M"]["mAP_N"] == {"0.3": 1.0, "0.7": 0.0}  # the 10 s instance: (6, 12]
+    assert rows["XS"]["mAP_N"] == {"0.3": None, "0.7": None}
+    assert sensitivity["summary"]["length"] == {
+        "base": 0.5,
+        "min": 0.5,
+        "max": 0.5,
+        "min_bin": "M",
+        "max_bin": "M",
+        "max_minus_base": 0.0,
+        "base_minus_min": 0.0,
+    }

@@ -74,5 +74,6 @@ def test_analyze_on_a_run_folder_uses_its_test_outputs(tiny_run, tiny_report, tm
     assert main(["analyze", str(tiny_run), "--out", str(out)]) == 0
     data = json.loads((out / "diagnosis.json").read_text())
     assert data["subset"] == "test" and data["detections_file"].endswith("detections.json")
-    assert data["bins"] == "activitynet"  # demo preset, anet protocol
+    # the run was evaluated at 0.1:0.7: its thresholds, and THUMOS14's bins (issue 18)
+    assert data["bins"] == "thumos14" and data["tiou"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     assert data["ground_truth"]["videos"] == len(page_data(tiny_report)["videos"])

@@ -125,6 +125,16 @@ def _curves(tp: np.ndarray, npos: int, nbar: float | None) -> tuple[np.ndarray, 
     return recall, precision
 
 
+def _per_threshold(per_class: list[np.ndarray], keys: list[str]) -> dict[str, float | None]:
+    """mAP_N at each threshold: the mean over classes (those without positives left out)."""
+    stacked = np.array(per_class, dtype=np.float64).reshape(len(per_class), len(keys))
+    out: dict[str, float | None] = {}
+    for t, key in enumerate(keys):
+        column = stacked[:, t]
+        out[key] = float(np.nanmean(column)) if np.isfinite(column).any() else None
+    return out
+
+
 def _mean_ap(per_class: list[np.ndarray]) -> float:
     """Mean over classes and thresholds, classes without positives left out."""
     stacked = np.array(per_class, dtype=np.float64)
@@ -173,6 +183,9 @@ def false_positive_analysis(
     counts = {key: _type_counts(types[kept, t]) for t, key in enumerate(keys)}
     fractions = _fractions(types, kept, keys)
     base, gains = _gains_by_removal(table, matched, types, limited, npos)
+    nbar = table.average_instances_per_class
+    top = [normalized_ap(matched[r] >= 0, npos[c], nbar) for c, r in enumerate(limited)]
+    mAP_N = _per_threshold(top, keys)  # noqa: N806 - the metric's name
     return {
         "limit_factor": LIMIT_FACTOR,
         "min_tiou": MIN_TIOU,
@@ -182,6 +195,7 @@ def false_positive_analysis(
         "by_rank": _rank_slices(types, limited, npos, keys),
         "average_mAP_N": base,
         "average_mAP_N_gain": gains,
+        "mAP_N": mAP_N,
     }
 
 
@@ -208,7 +222,8 @@ def _rank_slices(types, limited, npos, keys) -> list[dict]:
         parts = [r[(k - 1) * npos[c] : k * npos[c]] for c, r in enumerate(limited)]
         members = np.concatenate([*parts, np.zeros(0, dtype=np.int64)])
         entry = {"slice": f"{k}G", "detections": int(members.size)}
-        entry["fractions"] = _fractions(types, members, keys)["avg"]
+        # a slice no class reaches holds no detections: no shares (null), not zeros
+        entry["fractions"] = _fractions(types, members, keys)["avg"] if members.size else None
         slices.append(entry)
     return slices
 
@@ -287,22 +302,43 @@ def sensitivity_analysis(
 ) -> dict:
     nbar, npos = table.average_instances_per_class, table.positives()
     rankings = class_rankings(table)
-    base = _mean_ap([normalized_ap(matched[r] >= 0, npos[c], nbar) for c, r in enumerate(rankings)])
-    out: dict = {"average_mAP_N": base}
+    per_class = [normalized_ap(matched[r] >= 0, npos[c], nbar) for c, r in enumerate(rankings)]
+    base = _mean_ap(per_class)
+    out: dict = {"average_mAP_N": base, "mAP_N": _per_threshold(per_class, keys)}
     for name in CHARACTERISTICS:
         bins = BIN_SETS[bin_set][name]
         index = bin_index(table.characteristic(name), bins)
         rows = []
         for b, (label, span) in enumerate(zip(bins.names, bins.ranges(), strict=True)):
-            value = _bin_map_n(table, matched, rankings, index == b, nbar)
+            value = _bin_map_n(table, matched, rankings, index == b, nbar, keys)
             rows.append(
                 {"bin": label, "range": span, "instances": int((index == b).sum()), **value}
             )
         out[name] = rows
+    out["summary"] = {name: _spread(out[name], base) for name in CHARACTERISTICS}
     return out
 
 
-def _bin_map_n(table, matched, rankings, in_bin: np.ndarray, nbar: float) -> dict:
+def _spread(rows: list[dict], base: float) -> dict:
+    """DETAD's right panel: per characteristic, the lowest and highest bin average-mAP_N
+    against the overall one (bins without instances of any class left out)."""
+    found = [r for r in rows if r["average_mAP_N"] is not None]
+    if not found:
+        return {"base": base, "min": None, "max": None, "min_bin": None, "max_bin": None}
+    low = min(found, key=lambda r: r["average_mAP_N"])
+    high = max(found, key=lambda r: r["average_mAP_N"])
+    return {
+        "base": base,
+        "min": low["average_mAP_N"],
+        "max": high["average_mAP_N"],
+        "min_bin": low["bin"],
+        "max_bin": high["bin"],
+        "max_minus_base": high["average_mAP_N"] - base,
+        "base_minus_min": base - low["average_mAP_N"],
+    }
+
+
+def _bin_map_n(table, matched, rankings, in_bin: np.ndarray, nbar: float, keys: list[str]) -> dict:
     """Average-mAP_N with only the bin's instances as ground truth.
 
     Detections matched to an instance outside the bin (at any threshold) are left out;
@@ -318,5 +354,9 @@ def _bin_map_n(table, matched, rankings, in_bin: np.ndarray, nbar: float) -> dic
         keep = np.all((ids < 0) | in_bin[np.maximum(ids, 0)], axis=1)
         per_class.append(normalized_ap(ids[keep] >= 0, npos, nbar))
     if not per_class:
-        return {"average_mAP_N": None, "classes": 0}
-    return {"average_mAP_N": _mean_ap(per_class), "classes": len(per_class)}
+        return {"average_mAP_N": None, "mAP_N": dict.fromkeys(keys), "classes": 0}
+    return {
+        "average_mAP_N": _mean_ap(per_class),
+        "mAP_N": _per_threshold(per_class, keys),
+        "classes": len(per_class),
+    }
