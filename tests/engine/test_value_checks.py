@@ -300,3 +300,26 @@ def test_snippet_seconds_is_one_line(capsys, tiny_root, tmp_path, value):
     )  # fmt: skip
     assert code == 2 and "snippet_seconds" in one_error_line(err)
     assert not out.exists()
+
+
+def test_a_resume_killed_before_its_first_checkpoint_is_not_an_edit(
+    capsys, tiny_root, tiny_overrides, tmp_path, monkeypatch
+):
+    """config.yaml rewritten by a resumed session (epochs 2 -> 4) that died before its
+    first last.pt differs from last.pt's config, but nobody edited it."""
+    from hamnet.engine import trainer
+
+    run = tmp_path / "run"
+    assert run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))[0] == 0
+    longer = [*tiny_overrides, "train.epochs=4", "train.checkpoint_every=2"]
+
+    def killed(*args, **kwargs):
+        raise HamnetError("killed before its first checkpoint")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "_run_epochs", killed)
+        code, _, _ = run_cli(capsys, *train_args(tiny_root, run, longer), "--resume")
+    assert code == 2
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"] == 4
+    code, _, err = run_cli(capsys, *train_args(tiny_root, run, tiny_overrides), "--resume")
+    assert code == 0, err

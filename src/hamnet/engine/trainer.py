@@ -66,6 +66,7 @@ from hamnet.errors import (
 from hamnet.io import atomic_write_json, atomic_write_text
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
+from hamnet.provenance import file_fingerprint
 from hamnet.weights import load_weights_strict
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     data = runinfo.data_record(data_root)
     if resume:
         runinfo.check_same_data(run_dir, saved, data)
-        _resume(session)
+        _resume(session, _written_config_sha(saved))
     else:
         _refuse_overwrite(session.run_dir)
     preflight.check_before_training(
@@ -185,6 +186,9 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     record = runinfo.RunInfo(run_dir, data, device, saved)
     if info.is_main:
         save_config(config, session.run_dir / "config.yaml")
+        # what this session wrote: a later resume tells an edit of the file from it
+        written = file_fingerprint(session.run_dir / "config.yaml")["sha256"]
+        record.session["config_sha256"] = written
         record.start(session.start_epoch, selection.describe(config, session.heldout))
     session.tensorboard = _open_tensorboard(session)
     try:
@@ -308,11 +312,21 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
-def _resume(session: Session) -> None:
+def _written_config_sha(info: dict | None) -> str | None:
+    """The SHA-256 of config.yaml as the latest session wrote it (run.json), if recorded."""
+    sessions = (info or {}).get("sessions")
+    if not isinstance(sessions, list) or not sessions or not isinstance(sessions[-1], dict):
+        return None
+    found = sessions[-1].get("config_sha256")
+    return found if isinstance(found, str) else None
+
+
+def _resume(session: Session, written_sha: str | None = None) -> None:
     path = session.run_dir / "last.pt"  # present: _train_locked checked before opening
     record = load_checkpoint(path)
     saved = config_from_dict(record["config"])
-    _refuse_edited_config_file(session.run_dir / "config.yaml", saved, session.config)
+    config_file = session.run_dir / "config.yaml"
+    _refuse_edited_config_file(config_file, saved, session.config, written_sha)
     if not _same_run(saved, session.config):
         changed = "; ".join(config_differences(saved, session.config)[:4])
         raise CheckpointError(
@@ -339,13 +353,19 @@ def _resume(session: Session) -> None:
     log.info("resumed %s after epoch %d", session.run_dir, session.start_epoch)
 
 
-def _refuse_edited_config_file(path: Path, saved: Config, current: Config) -> None:
+def _refuse_edited_config_file(
+    path: Path, saved: Config, current: Config, written_sha: str | None
+) -> None:
     """An edit of config.yaml after the run started is neither dropped nor applied silently:
-    it applies when the resume reads that file (--config), else it stops the resume."""
+    it applies when the resume reads that file (--config), else it stops the resume.
+    Edited: its SHA-256 is not the one run.json recorded (older runs: it differs from
+    last.pt's config)."""
     if not path.is_file():
         return
+    if written_sha is not None and file_fingerprint(path)["sha256"] == written_sha:
+        return
     edited = load_config(path)
-    changes = config_differences(saved, edited)
+    changes = config_differences(saved, edited) or config_differences(current, edited)
     if not changes or not config_differences(edited, current):
         return
     raise ConfigError(
