@@ -122,8 +122,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from hamnet.engine.distributed import is_main_process
-    from hamnet.engine.experiments import method_label, train_seeds, write_tables
+    from hamnet.experiments.ablation import method_label
+    from hamnet.experiments.seeds import train_seeds
+    from hamnet.experiments.tables import write_tables
+    from hamnet.train.distributed import is_main_process
 
     config = _config(args)
     seeds = _seeds(args.seeds) or [config.train.seed]
@@ -149,8 +151,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from hamnet.engine.tester import test_checkpoint
     from hamnet.evaluate.report import format_table, parse_tiou
+    from hamnet.infer.tester import test_checkpoint
 
     evaluation = test_checkpoint(
         _path(args.checkpoint),
@@ -167,7 +169,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     )
     print(format_table(evaluation.result, per_class=args.per_class))
     if evaluation.selected_on != "none":
-        from hamnet.engine.selection import NOTES
+        from hamnet.train.selection import NOTES
 
         print(f"model selection: {NOTES[evaluation.selected_on]}")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
@@ -200,7 +202,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hamnet.engine.predict import predict, write_detections
+    from hamnet.infer.predict import predict, write_detections
 
     detections = predict(
         _path(args.checkpoint),
@@ -308,7 +310,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
-    from hamnet.engine.experiments import markdown_table, summary_from_result, write_tables
+    from hamnet.experiments.tables import markdown_table, summary_from_result, write_tables
 
     paths = _paths(args.results)
     labels = args.labels.split(",") if args.labels else [None] * len(paths)
@@ -325,7 +327,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     from hamnet.config import VARIANTS
-    from hamnet.engine.experiments import ablate
+    from hamnet.experiments.ablation import ablate
 
     if args.methods:
         return _ablate_methods(args)
@@ -344,7 +346,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def _ablate_methods(args: argparse.Namespace) -> int:
     from hamnet.config import make_config
-    from hamnet.engine.experiments import ablate_methods
+    from hamnet.experiments.ablation import ablate_methods
     from hamnet.methods import canonical_method
 
     if args.config or args.variants:
@@ -364,7 +366,7 @@ def _ablate_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_import_checkpoint(args: argparse.Namespace) -> int:
-    from hamnet.engine.import_checkpoint import import_authors_checkpoint
+    from hamnet.weights.import_authors import import_authors_checkpoint
 
     out = import_authors_checkpoint(
         _path(args.original), _path(args.out), preset=args.preset, classes_from=_path(args.data)

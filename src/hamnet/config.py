@@ -20,7 +20,7 @@ from hamnet.errors import ConfigError
 from hamnet.evaluate.inputs import PROTOCOLS
 from hamnet.io import atomic_write_text
 from hamnet.methods import canonical_method, method_class
-from hamnet.model.losses import LOSS_TERMS as LOSS_NAMES
+from hamnet.methods.hamnet.losses import LOSS_TERMS as LOSS_NAMES
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 

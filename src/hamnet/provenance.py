@@ -10,9 +10,11 @@ import hashlib
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hamnet
+from hamnet.devices import device_name
 
 CHUNK = 1 << 20
 
@@ -137,3 +139,15 @@ def first_difference(saved, current, where: str = "") -> str | None:
                 return found
         return None
     return None if saved == current else where.lstrip(".") or "root"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def data_record(data_root: Path) -> dict:
+    return {"root": str(Path(data_root).resolve()), "fingerprint": dataset_fingerprint(data_root)}
+
+
+def device_record(device) -> dict:
+    return {"device": str(device), "device_name": device_name(device)}

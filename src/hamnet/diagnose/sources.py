@@ -66,7 +66,7 @@ def ensure_test_outputs(
             "to make them (runs 'hamnet test' once)"
         )
     from hamnet.data.layout import open_dataset
-    from hamnet.engine.tester import test_checkpoint
+    from hamnet.infer.tester import test_checkpoint
 
     evaluation = test_checkpoint(
         checkpoint,

@@ -11,7 +11,7 @@ import importlib
 from hamnet.errors import ConfigError
 
 METHODS = {
-    "hamnet": "hamnet.methods.hamnet:HamNetMethod",
+    "hamnet": "hamnet.methods.hamnet.method:HamNetMethod",
     "stpn": "hamnet.methods.stpn:StpnMethod",
     "w-talc": "hamnet.methods.wtalc:WtalcMethod",
     "basnet": "hamnet.methods.basnet:BasNetMethod",

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
-from hamnet.model.hamnet import _padding, _run_branch
-from hamnet.model.losses import topk_pool
+from hamnet.methods.layers import padding_mask, run_branch, topk_pool
 
 LOSS_TERMS = ("base", "supp", "norm")
 
@@ -65,11 +64,11 @@ class BasNetNetwork(nn.Module):
         )
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        pad = _padding(mask, x.device)
+        pad = padding_mask(mask, x.device)
         h = x.transpose(1, 2)
-        weights = _run_branch(self.filter, h, pad)  # [B, 1, T]
-        cas_base = _run_branch(self.classifier, h, pad)
-        cas_supp = _run_branch(self.classifier, h * weights, pad)
+        weights = run_branch(self.filter, h, pad)  # [B, 1, T]
+        cas_base = run_branch(self.classifier, h, pad)
+        cas_supp = run_branch(self.classifier, h * weights, pad)
         return {
             "cas_base": cas_base.transpose(1, 2),
             "cas_supp": cas_supp.transpose(1, 2),

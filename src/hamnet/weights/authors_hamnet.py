@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from hamnet.errors import CheckpointError
-from hamnet.model.hamnet import HamNet
-from hamnet.weights import load_weights_strict, read_weight_file
+from hamnet.methods.hamnet.network import HamNet
+from hamnet.weights.files import load_weights_strict, read_weight_file
 
 PREFIX = "net."
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")

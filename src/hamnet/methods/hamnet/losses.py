@@ -13,24 +13,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from hamnet.model.attention import apply_attention, hybrid_attentions
+from hamnet.methods.hamnet.attention import apply_attention, hybrid_attentions
+from hamnet.methods.layers import lengths, masked_mean_of_extremes, topk_pool
 
 LOSS_TERMS = ("bcl", "sal", "hal", "ssal", "sparse", "guide")
 # Each attention loss is paired with a base loss it shares a weight with (drop_prob split).
 _PAIRS = (("bcl", "hal"), ("sal", "ssal"))
-
-
-def topk_pool(scores: Tensor, ratio_inv: int, mask: Tensor | None = None) -> Tensor:
-    """Video logits ``[B, K]``: per column, the mean of the k largest of ``scores [B, T, K]``.
-
-    k = max(1, floor(T' / ratio_inv)) with T' the video's true length (``mask``).
-    """
-    scores = scores.float()
-    k_max = max(1, scores.shape[1] // ratio_inv)
-    if mask is None:
-        return scores.topk(k_max, dim=1).values.mean(dim=1)
-    counts = torch.clamp(_lengths(scores, mask) // ratio_inv, min=1)
-    return _masked_mean_of_extremes(scores, counts, k_max, mask, largest=True)
 
 
 def mil_loss(
@@ -71,8 +59,8 @@ def sparsity_loss(
     if mask is None:
         return a.topk(k_max, dim=1, largest=False).values.mean(dim=1)
     # float64 so that floor matches Python's int(T * min_percent) on the unpadded path
-    counts = torch.floor(_lengths(a, mask).double() * min_percent).long().clamp(min=1)
-    return _masked_mean_of_extremes(a[..., None], counts, k_max, mask, largest=False)[:, 0]
+    counts = torch.floor(lengths(a, mask).double() * min_percent).long().clamp(min=1)
+    return masked_mean_of_extremes(a[..., None], counts, k_max, mask, largest=False)[:, 0]
 
 
 def guide_loss(cas: Tensor, attention: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -146,25 +134,6 @@ def hamnet_losses(
     out = {name: terms[name]().mean() for name in weights}
     out["total"] = sum((w * out[name] for name, w in weights.items()), cas.new_zeros(()))
     return out
-
-
-def _lengths(values: Tensor, mask: Tensor) -> Tensor:
-    """True lengths ``[B]`` (long) of the videos in ``values [B, T, ...]``."""
-    return mask.to(device=values.device, dtype=torch.bool).sum(dim=1)
-
-
-def _masked_mean_of_extremes(
-    values: Tensor, counts: Tensor, k_max: int, mask: Tensor, *, largest: bool
-) -> Tensor:
-    """``[B, K]``: per column of ``values [B, T, K]``, the mean of the ``counts[b]`` largest
-    (or smallest) valid values; ``k_max >= counts.max()`` (known from T, so no device sync).
-    """
-    fill = float("-inf") if largest else float("inf")
-    values = values.masked_fill(~mask.to(values.device, torch.bool)[..., None], fill)
-    top = values.topk(k_max, dim=1, largest=largest).values
-    rank = torch.arange(k_max, device=values.device)[None, :, None]
-    top = torch.where(rank < counts[:, None, None], top, torch.zeros_like(top))
-    return top.sum(dim=1) / counts[:, None].to(top.dtype)
 
 
 def _time_mean(values: Tensor, mask: Tensor | None) -> Tensor:

@@ -6,15 +6,21 @@ import time
 from pathlib import Path
 
 from hamnet.data.layout import open_dataset
-from hamnet.engine import runinfo
-from hamnet.engine.distributed import pick_device
-from hamnet.engine.inference import Evaluation, evaluate_model
-from hamnet.engine.model_io import load_trained
-from hamnet.engine.settings import inference_settings, with_inference_overrides
+from hamnet.devices import resolve_device
 from hamnet.errors import DataError
+from hamnet.infer.inference import Evaluation, evaluate_model
+from hamnet.infer.settings import inference_settings, with_inference_overrides
 from hamnet.io import atomic_write_json
 from hamnet.localize.detections import save_detections
-from hamnet.provenance import command_line, file_fingerprint, software_versions
+from hamnet.provenance import (
+    command_line,
+    data_record,
+    device_record,
+    file_fingerprint,
+    now_iso,
+    software_versions,
+)
+from hamnet.weights.trained import load_trained
 
 
 def test_checkpoint(
@@ -34,8 +40,8 @@ def test_checkpoint(
 ) -> Evaluation:
     """``overrides``: ``key=value`` settings (e.g. ``localize.class_thresh=0.1``) replacing
     the checkpoint config's for this test."""
-    started = runinfo.now_iso(), time.monotonic()
-    torch_device = pick_device(device)
+    started = now_iso(), time.monotonic()
+    torch_device = resolve_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = with_inference_overrides(trained.config, overrides or [])
     annotations, store, _ = open_dataset(
@@ -95,10 +101,10 @@ def result_provenance(trained, data_root: Path, device, started: tuple[str, floa
     return {
         "command": command_line(),
         "software": software_versions(),
-        **runinfo.device_record(device),
+        **device_record(device),
         "checkpoint": checkpoint,
-        "data": runinfo.data_record(data_root),
+        "data": data_record(data_root),
         "started": started[0],
-        "ended": runinfo.now_iso(),
+        "ended": now_iso(),
         "wall_seconds": round(time.monotonic() - started[1], 3),
     }

@@ -12,18 +12,17 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from hamnet.devices import device_name
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_write_json
 from hamnet.provenance import (
     command_line,
-    dataset_fingerprint,
+    device_record,
     first_difference,
+    now_iso,
     software_versions,
     without_paths,
 )
@@ -32,18 +31,6 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 FORMAT = "hamnet-run"
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def data_record(data_root: Path) -> dict:
-    return {"root": str(Path(data_root).resolve()), "fingerprint": dataset_fingerprint(data_root)}
-
-
-def device_record(device: torch.device) -> dict:
-    return {"device": str(device), "device_name": device_name(device)}
 
 
 def read_run_info(run_dir: Path) -> dict | None:

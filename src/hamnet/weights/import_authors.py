@@ -9,14 +9,14 @@ from pathlib import Path
 
 from hamnet.config import make_config
 from hamnet.data.layout import find_dataset, load_annotations
-from hamnet.engine.checkpoint import save_checkpoint
-from hamnet.engine.model_io import build_model
 from hamnet.errors import CheckpointError
-from hamnet.model.authors_weights import (
+from hamnet.weights.authors_hamnet import (
     infer_model_shape,
     load_authors_state_dict,
     read_authors_checkpoint,
 )
+from hamnet.weights.checkpoint import save_checkpoint
+from hamnet.weights.trained import build_model
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from hamnet.config import Config, config_from_dict
-from hamnet.engine.checkpoint import load_checkpoint
 from hamnet.errors import CheckpointError, ConfigError
 from hamnet.methods import make_method
-from hamnet.weights import load_weights_strict
+from hamnet.weights.checkpoint import load_checkpoint
+from hamnet.weights.files import load_weights_strict
 
 
 def build_model(config: Config, num_classes: int) -> torch.nn.Module:

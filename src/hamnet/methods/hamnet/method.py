@@ -1,7 +1,8 @@
 """HAM-Net (Islam, Long, Radke, AAAI 2021) as a method: the reference implementation.
 
-Network :class:`hamnet.model.hamnet.HamNet`, losses :func:`hamnet.model.losses.hamnet_losses`
-(weights and switches in the ``loss`` section), localization on the attention (or, for
+Network :class:`~hamnet.methods.hamnet.network.HamNet`, losses
+:func:`~hamnet.methods.hamnet.losses.hamnet_losses` (weights and switches in the ``loss``
+section), localization on the attention (or, for
 the ablation rows that never train it, on the foreground probability).
 """
 
@@ -14,8 +15,8 @@ from torch import Tensor, nn
 
 from hamnet.localize.proposals import video_scores
 from hamnet.methods.base import Method, VideoOutput
-from hamnet.model.hamnet import HamNet, smoothing_kernel_for
-from hamnet.model.losses import LOSS_TERMS, hamnet_losses
+from hamnet.methods.hamnet.losses import LOSS_TERMS, hamnet_losses
+from hamnet.methods.hamnet.network import HamNet, smoothing_kernel_for
 
 # the losses that send gradient into the attention branch
 ATTENTION_LOSSES = {"sal", "ssal", "sparse", "guide"}

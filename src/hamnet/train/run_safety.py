@@ -1,4 +1,5 @@
-"""One training process per run folder, and the clean-up of what a killed one left.
+"""One training process per run folder, the clean-up of what a killed one left, and no
+training over a finished run.
 
 ``train`` holds an exclusive ``flock`` on ``RUN/.lock`` for the run's life. The kernel
 drops the lock when the holder dies (kill -9 included), so a stale lock file from a
@@ -14,7 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from hamnet.errors import TrainingError
+from hamnet.errors import CheckpointError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,12 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
             "%s: removed %d temporary file(s) left by an interrupted run", run_dir, len(removed)
         )
     return removed
+
+
+def refuse_overwrite(run_dir: Path) -> None:
+    """A finished or interrupted run is the user's work: never train over it silently."""
+    if (run_dir / "last.pt").exists():
+        raise CheckpointError(
+            f"{run_dir}: already holds a run (last.pt); pass --resume to continue it, "
+            "or choose another --run-dir"
+        )

@@ -1,12 +1,12 @@
 """Several trainings at once on one machine: one process per run.
 
-Each run is a child process (``python -m hamnet.engine.concurrent``) with its own run
+Each run is a child process (``python -m hamnet.experiments.concurrent``) with its own run
 folder and its log in ``<run folder>/train.log``; it trains exactly as it would alone (its
 own seed, its own RNG, the same code path), and its final evaluation is read back from
 its ``metrics.jsonl``. ``--jobs`` sets how many run at once; by default, on a GPU as many
 as fit in its free memory (at most ``MAX_GPU_JOBS``), on the CPU one (in this process:
 training already uses every core). SIGINT/SIGTERM are passed on to the children, which
-save their last finished epoch (see :mod:`hamnet.engine.interrupt`).
+save their last finished epoch (see :mod:`hamnet.train.interrupt`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from hamnet.config import Config, load_config, save_config
-from hamnet.engine.distributed import pick_device
-from hamnet.engine.interrupt import stop_on_signals
 from hamnet.errors import HamnetError, TrainingInterrupted
+from hamnet.train.distributed import pick_device
+from hamnet.train.interrupt import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def run_trainings(jobs: list[TrainJob], concurrency: int | None, progress: bool)
 
 
 def _train_here(job: TrainJob, progress: bool) -> dict:
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     return train(job.config, job.data_root, job.run_dir, resume=job.resume, progress=progress).final
 
@@ -142,7 +142,7 @@ def _start_child(job: TrainJob, config_path: Path) -> subprocess.Popen:
     command = [
         sys.executable,
         "-m",
-        "hamnet.engine.concurrent",
+        "hamnet.experiments.concurrent",
         "--config",
         str(config_path),
         "--data",
@@ -174,9 +174,9 @@ def final_record(run_dir: Path) -> dict:
 
 def _child_main(argv: list[str] | None = None) -> int:
     """One training, run by :func:`_run_children`; exit status as the ``hamnet`` command."""
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
-    parser = argparse.ArgumentParser(prog="python -m hamnet.engine.concurrent")
+    parser = argparse.ArgumentParser(prog="python -m hamnet.experiments.concurrent")
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--run-dir", required=True)

@@ -3,7 +3,7 @@
 Both branches are temporal Conv1d stacks over snippet features (reference §2). The
 submodules keep the authors' ``nn.Sequential`` indices (classifier 0, 2, 5; attention
 0, 2, 4; the optional smoothing layer at index 6 of both), so their checkpoints map
-one to one (see :mod:`hamnet.model.authors_weights`).
+one to one (see :mod:`hamnet.weights.authors_hamnet`).
 
 Layout: features arrive as ``[B, T, D]`` and are copied once to ``[B, D, T]`` for the
 convolutions (oneDNN's Conv1d runs at matmul speed; see docs/model.md).
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+from hamnet.methods.layers import padding_mask, run_branch
 
 
 def smoothing_kernel_for(num_segments: int) -> int:
@@ -81,22 +83,14 @@ class HamNet(nn.Module):
         """
         if x.dim() != 3 or x.shape[-1] != self.feature_dim:
             raise ValueError(f"features must be [B, T, {self.feature_dim}], got {list(x.shape)}")
-        pad = _padding(mask, x.device)
+        pad = padding_mask(mask, x.device)
         # One copy to [B, D, T] in the compute dtype, shared by both branches: otherwise
         # each first conv casts (autocast) and makes its input contiguous itself, in the
         # forward and again in the backward.
         h = x.transpose(1, 2).to(_compute_dtype(x), memory_format=torch.contiguous_format)
-        cas = _run_branch(self.classifier, h, pad)
-        attention = _run_branch(self.attention, h, pad)
+        cas = run_branch(self.classifier, h, pad)
+        attention = run_branch(self.attention, h, pad)
         return cas.transpose(1, 2).contiguous(), attention[:, 0, :]
-
-
-def _padding(mask: Tensor | None, device: torch.device) -> Tensor | None:
-    """``[B, 1, T]``, True at padded snippets; None when there are none."""
-    if mask is None:
-        return None
-    mask = mask.to(device=device, dtype=torch.bool)
-    return None if bool(mask.all()) else ~mask[:, None, :]
 
 
 def _compute_dtype(x: Tensor) -> torch.dtype:
@@ -112,27 +106,6 @@ def _compute_dtype(x: Tensor) -> torch.dtype:
 
 def _smoothing(kernel: int) -> nn.AvgPool1d:
     return nn.AvgPool1d(kernel, 1, padding=kernel // 2, count_include_pad=True)
-
-
-def _mixes_time(layer: nn.Module) -> bool:
-    """True for layers whose output at t reads inputs at other times (k > 1)."""
-    if isinstance(layer, nn.Conv1d):
-        return layer.kernel_size[0] > 1
-    return isinstance(layer, nn.AvgPool1d)
-
-
-def _run_branch(branch: nn.Sequential, h: Tensor, pad: Tensor | None) -> Tensor:
-    """Apply ``branch`` to ``h [B, Cin, T]``; ``pad [B, 1, T]`` marks padded snippets.
-
-    Padded positions are zeroed before each layer that mixes time, which is exactly
-    the zero padding a video run alone sees past its end (the smoothing's
-    count_include_pad divisor then matches too).
-    """
-    for layer in branch:
-        if pad is not None and _mixes_time(layer):
-            h = h.masked_fill(pad, 0.0)
-        h = layer(h)
-    return h if pad is None else h.masked_fill(pad, 0.0)
 
 
 def _init_weights(module: nn.Module) -> None:

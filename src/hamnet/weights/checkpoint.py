@@ -22,7 +22,7 @@ import torch
 from hamnet import __version__
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_path
-from hamnet.weights import read_weight_file
+from hamnet.weights.files import read_weight_file
 
 log = logging.getLogger(__name__)
 
