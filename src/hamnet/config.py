@@ -19,7 +19,7 @@ import yaml
 from hamnet.errors import ConfigError
 from hamnet.evaluate.inputs import PROTOCOLS
 from hamnet.io import atomic_write_text
-from hamnet.methods import canonical_method, method_class
+from hamnet.methods import canonical_method, method_class, method_presets
 from hamnet.methods.hamnet.losses import LOSS_TERMS as LOSS_NAMES
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
@@ -249,70 +249,6 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-# Each method's own values, merged over the dataset preset (``--preset thumos14 --method
-# basnet``): "*" for every dataset, then the preset's name. HAM-Net's are the presets
-# themselves. Sources and the choices where a paper is silent: docs/methods.md.
-_BASELINE_ANET = {"model": {"smoothing": False, "dropout": 0.7}, "loss": {"topk_ratio_inv": 8}}
-METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "hamnet": {},
-    "stpn": {
-        "*": {
-            "model": {"attention_dim": 256},
-            "method_options": {"sparsity_weight": 1e-4},
-            "localize": {"class_thresh": 0.1},
-        },
-        "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
-        "activitynet12": {**_BASELINE_ANET, "train": {"lr": 1e-4}},
-        "demo": {"model": {"attention_dim": 32}},
-    },
-    "w-talc": {
-        "*": {
-            "model": {"dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"mil_weight": 0.5, "margin": 0.5},
-            "localize": {
-                "thresholds": [0.5],
-                "outer_ratio": 0.0,
-                "video_score_weight": 0.0,
-                "nms": "none",
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "demo": {},
-    },
-    "basnet": {
-        "*": {
-            "model": {"attention_dim": 512, "dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"norm_weight": 1e-4},
-            "localize": {
-                "class_thresh": 0.25,
-                # numpy.arange(0, 0.25, 0.025), the released code's thresholds
-                "thresholds": [float(x) for x in np.arange(0.0, 0.25, 0.025)],
-                "nms": "hard",
-                "nms_iou": 0.7,
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16, "epochs": 120},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16},
-        },
-        "demo": {"model": {"attention_dim": 32}},
-    },
-}
-
-
 def make_config(
     preset: str = "thumos14",
     variant: str = "all",
@@ -329,7 +265,7 @@ def make_config(
     name = canonical_method(method or _method_override(overrides or []) or "hamnet")
     tree = _deep_merge(Config().to_dict(), PRESETS[preset])
     for part in ("*", preset):
-        tree = _deep_merge(tree, METHOD_PRESETS[name].get(part, {}))
+        tree = _deep_merge(tree, method_presets(name).get(part, {}))
     tree["preset"], tree["variant"], tree["method"] = preset, variant, name
     tree["loss"]["losses"] = _variant_losses(name, variant)
     for item in overrides or []:

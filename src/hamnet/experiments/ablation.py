@@ -10,6 +10,7 @@ from hamnet.config import VARIANTS, Config
 from hamnet.experiments.concurrent import run_trainings
 from hamnet.experiments.seeds import RunSummary, seed_jobs, summarize
 from hamnet.experiments.tables import write_tables
+from hamnet.methods import method_label as registered_label
 from hamnet.train.distributed import is_main_process
 
 
@@ -78,10 +79,7 @@ def _train_rows(
     return rows
 
 
-METHOD_LABELS = {"hamnet": "HAM-Net", "stpn": "STPN", "w-talc": "W-TALC", "basnet": "BaS-Net"}
-
-
 def method_label(config: Config) -> str:
     """A table row's name: the method, and the HAM-Net ablation row when not all losses."""
-    label = METHOD_LABELS.get(config.method, config.method)
+    label = registered_label(config.method)
     return label if config.variant == "all" else f"{label} ({config.variant})"

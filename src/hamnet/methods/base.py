@@ -56,6 +56,14 @@ class VideoOutput:
         return self.actionness if self.class_actionness is None else self.class_actionness
 
 
+# What the baselines' papers set on ActivityNet-1.2 (docs/methods.md): one dict their
+# presets share.
+BASELINE_ACTIVITYNET = {
+    "model": {"smoothing": False, "dropout": 0.7},
+    "loss": {"topk_ratio_inv": 8},
+}
+
+
 @dataclass
 class NoOptions:
     """A method without options of its own."""
@@ -65,6 +73,7 @@ class Method(ABC):
     """One weakly-supervised temporal action localization method, bound to a config."""
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # its name in tables (empty: ``name``)
     loss_terms: ClassVar[tuple[str, ...]]
     options_type: ClassVar[type] = NoOptions
 
@@ -84,10 +93,6 @@ class Method(ABC):
         if not config.loss.losses:
             raise ConfigError(f"loss.losses: method {cls.name!r} needs at least one loss")
         parse_options(cls.options_type, config.method_options, cls.name)
-
-    @classmethod
-    def default_options(cls) -> dict[str, Any]:
-        return dataclasses.asdict(cls.options_type())
 
     @abstractmethod
     def build_network(self, num_classes: int) -> nn.Module: ...

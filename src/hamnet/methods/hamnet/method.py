@@ -18,12 +18,16 @@ from hamnet.methods.base import Method, VideoOutput
 from hamnet.methods.hamnet.losses import LOSS_TERMS, hamnet_losses
 from hamnet.methods.hamnet.network import HamNet, smoothing_kernel_for
 
+# HAM-Net's values are the dataset presets themselves (hamnet.config.PRESETS)
+PRESETS: dict[str, dict] = {}
+
 # the losses that send gradient into the attention branch
 ATTENTION_LOSSES = {"sal", "ssal", "sparse", "guide"}
 
 
 class HamNetMethod(Method):
     name = "hamnet"
+    label = "HAM-Net"
     loss_terms = LOSS_TERMS
 
     @classmethod
