@@ -326,16 +326,17 @@ def cmd_table(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from hamnet.config import VARIANTS
     from hamnet.experiments.ablation import ablate
+    from hamnet.methods import method_class
 
     if args.methods:
         return _ablate_methods(args)
     config = _config(args)
-    variants = args.variants.split(",") if args.variants else list(VARIANTS)
-    unknown = [v for v in variants if v not in VARIANTS]
+    known = method_class(config.method).ablation_rows()
+    variants = args.variants.split(",") if args.variants else list(known)
+    unknown = [v for v in variants if v not in known]
     if unknown:
-        raise ConfigError(f"unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
+        raise ConfigError(f"unknown variant {unknown[0]!r} (known: {', '.join(known)})")
     out = _path(args.out) or Path.cwd().resolve() / "runs" / f"ablation-{config.preset}"
     seeds = _seeds(args.seeds) or [config.train.seed]
     ablate(config, _path(args.data), out, seeds, variants=variants, jobs=args.jobs)

@@ -58,7 +58,8 @@ def test_help_lists_every_command():
 
 
 def test_every_preset_and_variant_resolves(capsys):
-    from hamnet.config import PRESETS, VARIANTS
+    from hamnet.config import PRESETS
+    from hamnet.methods.hamnet.method import VARIANTS
 
     for preset in PRESETS:
         for variant in VARIANTS:

@@ -141,8 +141,7 @@ def test_loss_config_fields_are_the_loss_function_arguments():
     import dataclasses
     import inspect
 
-    from hamnet.config import LossConfig
-    from hamnet.methods.hamnet.losses import hamnet_losses
+    from hamnet.methods.hamnet.losses import LossConfig, hamnet_losses
 
     keyword_only = [
         name

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from hamnet.config import LOSS_NAMES, VARIANTS
 from hamnet.methods.hamnet.losses import (
     LOSS_TERMS,
     guide_loss,
@@ -18,6 +17,8 @@ from hamnet.methods.hamnet.losses import (
     sparsity_loss,
     topk_pool,
 )
+from hamnet.methods.hamnet.losses import LOSS_TERMS as LOSS_NAMES
+from hamnet.methods.hamnet.method import VARIANTS
 from hamnet.methods.hamnet.network import HamNet
 
 P, LM1, LM2, ALPHA, BETA, GAMMA, R = 0.2, 1.5, 0.5, 0.8, 0.3, 0.4, 4

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from hamnet.config import VARIANTS, Config
+from hamnet.config import Config
 from hamnet.experiments.concurrent import run_trainings
 from hamnet.experiments.seeds import RunSummary, seed_jobs, summarize
 from hamnet.experiments.tables import write_tables
+from hamnet.methods import method_class
 from hamnet.methods import method_label as registered_label
 from hamnet.train.distributed import is_main_process
 
@@ -27,8 +28,9 @@ def ablate(
     """Train each ablation row with the same seed(s) and schedule (all rows' trainings
     ``jobs`` at a time, see :mod:`hamnet.experiments.concurrent`); write the table."""
     rows = {}
-    for variant in variants or list(VARIANTS):
-        losses = list(VARIANTS[variant])
+    known = method_class(config.method).ablation_rows()
+    for variant in variants or list(known):
+        losses = list(known[variant])
         rows[variant] = dataclasses.replace(
             config, variant=variant, loss=dataclasses.replace(config.loss, losses=losses)
         )

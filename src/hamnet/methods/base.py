@@ -75,6 +75,8 @@ class Method(ABC):
     name: ClassVar[str]
     label: ClassVar[str] = ""  # its name in tables (empty: ``name``)
     loss_terms: ClassVar[tuple[str, ...]]
+    # ablation rows (name -> enabled loss terms); None: the one row "all"
+    variants: ClassVar[dict[str, list[str]] | None] = None
     options_type: ClassVar[type] = NoOptions
 
     def __init__(self, config) -> None:
@@ -93,6 +95,11 @@ class Method(ABC):
         if not config.loss.losses:
             raise ConfigError(f"loss.losses: method {cls.name!r} needs at least one loss")
         parse_options(cls.options_type, config.method_options, cls.name)
+
+    @classmethod
+    def ablation_rows(cls) -> dict[str, list[str]]:
+        """The method's ablation rows: ``variants``, else ``all`` (every loss term)."""
+        return cls.variants or {"all": list(cls.loss_terms)}
 
     @abstractmethod
     def build_network(self, num_classes: int) -> nn.Module: ...

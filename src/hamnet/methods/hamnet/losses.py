@@ -9,16 +9,40 @@ snippets never enter a pool or a mean), and returns one value per video (``[B]``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
+from hamnet.errors import ConfigError
 from hamnet.methods.hamnet.attention import apply_attention, hybrid_attentions
 from hamnet.methods.layers import lengths, masked_mean_of_extremes, topk_pool
 
 LOSS_TERMS = ("bcl", "sal", "hal", "ssal", "sparse", "guide")
 # Each attention loss is paired with a base loss it shares a weight with (drop_prob split).
 _PAIRS = (("bcl", "hal"), ("sal", "ssal"))
+
+
+@dataclass
+class LossConfig:
+    """The ``loss`` section of a config: which terms, and the keyword arguments of
+    :func:`hamnet_losses`. Every method's config carries it (the baselines read
+    ``losses`` and ``topk_ratio_inv``), so old configs of every method load."""
+
+    losses: list[str] = field(default_factory=lambda: list(LOSS_TERMS))
+    lm_1: float = 1.0
+    lm_2: float = 1.0
+    alpha: float = 0.8
+    beta: float = 0.8
+    drop_thres: float = 0.2
+    drop_prob: float = 0.2
+    topk_ratio_inv: int = 10
+    min_percent: float = 1.0
+
+    def __post_init__(self) -> None:
+        # which names are losses depends on the method: checked by Config
+        if self.topk_ratio_inv < 1:
+            raise ConfigError("loss.topk_ratio_inv must be >= 1")
 
 
 def mil_loss(
