@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hamnet import __version__
 from hamnet.errors import ConfigError, HamnetError, TrainingInterrupted
-from hamnet.evaluate.inputs import PROTOCOLS
+from hamnet.evaluate.protocols import PROTOCOLS
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
@@ -151,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from hamnet.evaluate.report import format_table, parse_tiou
+    from hamnet.evaluate.files import format_table, parse_tiou
     from hamnet.infer.tester import test_checkpoint
 
     evaluation = test_checkpoint(
@@ -179,7 +179,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from hamnet.evaluate.report import evaluate_files, format_table, parse_tiou
+    from hamnet.evaluate.files import evaluate_files, format_table, parse_tiou
     from hamnet.io import atomic_write_json
 
     result = evaluate_files(
@@ -283,7 +283,7 @@ def cmd_plot_map(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from hamnet.diagnose.command import AnalysisRequest, analyze
-    from hamnet.evaluate.report import parse_tiou
+    from hamnet.evaluate.files import parse_tiou
 
     request = AnalysisRequest(
         out=_path(args.out),

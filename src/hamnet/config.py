@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from hamnet.errors import ConfigError
-from hamnet.evaluate.inputs import PROTOCOLS
+from hamnet.evaluate.protocols import PROTOCOLS
 from hamnet.io import atomic_write_text
 from hamnet.methods import (
     METHODS,

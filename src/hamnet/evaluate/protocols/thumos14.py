@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hamnet.evaluate.ap_primitives import group_keys, lookup, pad, slots, steps
 from hamnet.evaluate.inputs import EvalInput
-from hamnet.evaluate.matching import group_keys, lookup, pad, slots, steps
 
 # Octave's range 0:0.1:1 is base + i * increment (0.30000000000000004, ...).
 RECALL_POINTS = np.arange(11) * 0.1

@@ -14,15 +14,11 @@ from hamnet.evaluate.detection_map import (
     evaluate_detections,
     load_ambiguous,
 )
+from hamnet.evaluate.protocols import protocol_title
 from hamnet.localize.detections import DetectionColumns, read_detection_columns
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-PROTOCOL_TITLES = {
-    "anet": "ActivityNet protocol (official eval_detection.py rules)",
-    "thumos14": "THUMOS14 protocol (official TH14evaldet rules, ambiguous applied)",
-    "wtalc": "W-TALC protocol (detectionMAP.py rules)",
-}
 
 
 def evaluate_files(
@@ -93,7 +89,7 @@ def input_record(
 
 def format_table(result: DetectionResult, per_class: bool = False) -> str:
     """Plain-text table: mAP (%) per tIoU and their mean; optionally one row per class."""
-    title = PROTOCOL_TITLES.get(result.protocol, result.protocol)
+    title = protocol_title(result.protocol)
     label_width = max([8, *(len(name) for name in result.per_class)]) if per_class else 8
     header = f"{'tIoU':<{label_width}}" + "".join(f"{t:>8.2f}" for t in result.tiou) + f"{'avg':>8}"
     lines = [f"Detection mAP (%), protocol {result.protocol}: {title}"]

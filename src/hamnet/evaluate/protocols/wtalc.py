@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hamnet.evaluate.ap_primitives import group_keys, lookup, match_detections, sort_flags_ap
 from hamnet.evaluate.inputs import EvalInput
-from hamnet.evaluate.matching import group_keys, lookup, match_detections, sort_flags_ap
 from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
 
 

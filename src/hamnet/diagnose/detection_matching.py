@@ -1,6 +1,6 @@
 """Ground truth and detections as arrays, and ActivityNet matching that keeps the match.
 
-The evaluator (:mod:`hamnet.evaluate.anet`) needs only true-positive flags; the
+The evaluator (:mod:`hamnet.evaluate.protocols.anet`) needs only true-positive flags; the
 diagnosis also needs *which* instance each detection took, so it matches again here with
 the same rule: per class, detections best first, each takes the free instance of its
 video with the highest tIoU if that tIoU >= the threshold.

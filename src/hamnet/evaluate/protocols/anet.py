@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hamnet.evaluate.inputs import EvalInput
-from hamnet.evaluate.matching import (
+from hamnet.evaluate.ap_primitives import (
     group_keys,
     interpolated_ap,
     lookup,
     match_detections,
     sort_flags_ap,
 )
+from hamnet.evaluate.inputs import EvalInput
 
 
 def segment_iou(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
