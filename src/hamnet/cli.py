@@ -40,8 +40,6 @@ def _config(args: argparse.Namespace):
     overrides = list(args.set or [])
     if getattr(args, "method", None):
         overrides.insert(0, f"method={args.method}")
-    if getattr(args, "allow_pickle", False):
-        overrides.append("data.allow_pickle=true")
     if getattr(args, "config", None):
         return with_overrides(load_config(_path(args.config)), overrides)
     return make_config(args.preset, getattr(args, "variant", "all"), overrides)
@@ -86,7 +84,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
         root = convert_dataset_npy(
             _path(args.data),
             out,
-            allow_pickle=args.allow_pickle,
             snippet_seconds=args.snippet_seconds,
         )
         print(f"plain dataset (gt.json, features/<video>.npy, dataset.json) written to {root}")
@@ -96,14 +93,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
             _path(args.data),
             out,
             dtype=args.dtype,
-            allow_pickle=args.allow_pickle,
             verify=args.verify,
         )
         if args.verify:
             print("verified: every video identical to the source, checksums stored")
         print(f"dataset with packed features and ground-truth JSON written to {root}")
         return 0
-    store = open_feature_store(_path(args.features), allow_pickle=args.allow_pickle)
+    store = open_feature_store(_path(args.features))
     packed = convert_to_packed(store, out, dtype=args.dtype)
     if args.verify:
         from hamnet.data.features import verify_packed
@@ -152,9 +148,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_test(args: argparse.Namespace) -> int:
     from hamnet.evaluate.files import format_table, parse_tiou
-    from hamnet.infer.tester import test_checkpoint
+    from hamnet.infer.tester import evaluate_checkpoint
 
-    evaluation = test_checkpoint(
+    evaluation = evaluate_checkpoint(
         _path(args.checkpoint),
         _path(args.data),
         _path(args.out),
@@ -164,7 +160,6 @@ def cmd_test(args: argparse.Namespace) -> int:
         subset=args.subset,
         result_json=_path(args.json),
         device=args.device,
-        allow_pickle=args.allow_pickle,
         overrides=args.set,
     )
     print(format_table(evaluation.result, per_class=args.per_class))
@@ -210,7 +205,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         min_score=args.min_score,
         top_k=args.top_k,
         device=args.device,
-        allow_pickle=args.allow_pickle,
         overrides=args.set,
     )
     text = write_detections(detections, _path(args.out), args.format)

@@ -81,9 +81,7 @@ def estimate_run_bytes(config: Config, data_root: Path) -> int:
     from hamnet.data import resident
     from hamnet.data.layout import open_dataset
 
-    annotations, store, _ = open_dataset(
-        data_root, allow_pickle=config.data.allow_pickle, feature_dim=config.data.feature_dim
-    )
+    annotations, store, _ = open_dataset(data_root, feature_dim=config.data.feature_dim)
     names = [
         v.name
         for subset in (config.data.train_subset, config.data.test_subset)

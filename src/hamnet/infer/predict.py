@@ -26,7 +26,6 @@ def predict(
     min_score: float = 0.0,
     top_k: int | None = None,
     device: str = "auto",
-    allow_pickle: bool = False,
     overrides: list[str] | None = None,
     progress: bool = True,
 ) -> list[Detection]:
@@ -39,7 +38,7 @@ def predict(
     settings = inference_settings(config)
     detections: list[Detection] = []
     for path in feature_paths:
-        store = open_feature_store(Path(path), allow_pickle=allow_pickle)
+        store = open_feature_store(Path(path))
         if store.dim != config.data.feature_dim:
             raise DataError(
                 f"{path}: features have width {store.dim}, but {checkpoint} was trained "

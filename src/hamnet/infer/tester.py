@@ -23,7 +23,7 @@ from hamnet.provenance import (
 from hamnet.weights.trained import load_trained
 
 
-def test_checkpoint(
+def evaluate_checkpoint(
     checkpoint: Path,
     data_root: Path,
     out: Path,
@@ -34,7 +34,6 @@ def test_checkpoint(
     subset: str | None = None,
     result_json: Path | None = None,
     device: str = "auto",
-    allow_pickle: bool = False,
     overrides: list[str] | None = None,
     progress: bool = True,
 ) -> Evaluation:
@@ -46,7 +45,6 @@ def test_checkpoint(
     config = with_inference_overrides(trained.config, overrides or [])
     annotations, store, _ = open_dataset(
         data_root,
-        allow_pickle=allow_pickle or config.data.allow_pickle,
         feature_dim=config.data.feature_dim,
         name=config.data.name,
         snippet_seconds=config.data.snippet_seconds,

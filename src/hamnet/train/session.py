@@ -66,7 +66,6 @@ def open_session(
 ) -> Session:
     annotations, store, _ = open_dataset(
         data_root,
-        allow_pickle=config.data.allow_pickle,
         feature_dim=config.data.feature_dim,
         name=config.data.name,
         snippet_seconds=config.data.snippet_seconds,
