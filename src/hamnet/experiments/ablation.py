@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from hamnet.config import Config
+from hamnet.errors import ConfigError
 from hamnet.experiments.concurrent import run_trainings
 from hamnet.experiments.seeds import RunSummary, seed_jobs, summarize
 from hamnet.experiments.tables import write_tables
@@ -29,6 +30,9 @@ def ablate(
     ``jobs`` at a time, see :mod:`hamnet.experiments.concurrent`); write the table."""
     rows = {}
     known = method_class(config.method).ablation_rows()
+    unknown = [v for v in variants or [] if v not in known]
+    if unknown:
+        raise ConfigError(f"unknown variant {unknown[0]!r} (known: {', '.join(known)})")
     for variant in variants or list(known):
         losses = list(known[variant])
         rows[variant] = dataclasses.replace(
