@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import hamnet
-from hamnet.devices import device_name
 
 CHUNK = 1 << 20
 
@@ -147,7 +146,3 @@ def now_iso() -> str:
 
 def data_record(data_root: Path) -> dict:
     return {"root": str(Path(data_root).resolve()), "fingerprint": dataset_fingerprint(data_root)}
-
-
-def device_record(device) -> dict:
-    return {"device": str(device), "device_name": device_name(device)}

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from hamnet.data.layout import open_dataset
-from hamnet.devices import resolve_device
+from hamnet.devices import device_record, resolve_device
 from hamnet.errors import DataError
 from hamnet.infer.inference import Evaluation, evaluate_model
 from hamnet.infer.settings import inference_settings, with_inference_overrides
@@ -15,7 +15,6 @@ from hamnet.localize.detections import save_detections
 from hamnet.provenance import (
     command_line,
     data_record,
-    device_record,
     file_fingerprint,
     now_iso,
     software_versions,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
+from hamnet.devices import device_record
 from hamnet.errors import CheckpointError
 from hamnet.io import atomic_write_json
 from hamnet.provenance import (
     command_line,
-    device_record,
     first_difference,
     now_iso,
     software_versions,
