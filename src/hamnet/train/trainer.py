@@ -30,6 +30,7 @@ from hamnet.errors import CheckpointError, TrainingError, TrainingInterrupted
 from hamnet.provenance import data_record
 from hamnet.train import checkpointing, evaluation, preflight, run_safety, runinfo, selection
 from hamnet.train import distributed as dist_utils
+from hamnet.train.hooks import HookBase, default_hooks
 from hamnet.train.interrupt import stop_on_signals
 from hamnet.train.resume import resume as resume_session
 from hamnet.train.session import Session, open_session
@@ -108,8 +109,9 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
         save_config(config, session.run_dir / "config.yaml")
         record.start(session.start_epoch, selection.describe(config, session.heldout))
     session.tensorboard = _open_tensorboard(session)
+    hooks = default_hooks()
     try:
-        _run_epochs(session, progress)
+        _run_epochs(session, hooks, progress)
         evaluation.complete_final_evaluation(session)
         final = evaluation.final_result(session)
         checkpointing.write_timing(session)
@@ -125,103 +127,57 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     return TrainResult(session.run_dir, config.train.epochs, final, best)
 
 
-def _run_epochs(session: Session, progress: bool) -> None:
-    """The remaining epochs; SIGINT/SIGTERM save the last finished one and stop."""
+def _run_epochs(session: Session, hooks: list[HookBase], progress: bool) -> None:
+    """The remaining epochs; SIGINT/SIGTERM or a non-finite loss: the hooks save what the
+    run has, then the error goes on."""
     with stop_on_signals():
         try:
             session.loop_started = time.perf_counter()
             for epoch in range(session.start_epoch, session.config.train.epochs):
-                _run_epoch(session, epoch, progress)
+                _run_epoch(session, hooks, epoch, progress)
         except TrainingInterrupted as stop:
-            raise checkpointing.save_interrupted(session, stop) from None
+            for hook in hooks:
+                stop = hook.on_interrupt(session, stop)
+            raise stop from None
         except TrainingError:
-            # a non-finite loss: last.pt gets the last good epoch, if the cadence skipped it
-            if session.dist.is_main and session.snapshot is not None:
-                checkpointing.save_last(session, session.snapshot)
+            for hook in hooks:
+                hook.on_failure(session)
             raise
 
 
-def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
-    """Say in run.json how the session ended, without hiding the error itself."""
-    if isinstance(error, KeyboardInterrupt):
-        status = "interrupted"
-    else:
-        status = f"failed: {type(error).__name__}: {error}"
-    try:
-        record.finish(status, epochs)
-    except OSError as problem:  # e.g. the disk that made training fail is still full
-        log.warning("%s: could not record the failure (%s)", record.path, problem)
-
-
-def _epochs_done(session: Session) -> int:
-    return int(session.records[-1]["epoch"]) if session.records else session.start_epoch
-
-
-def _plain(record: dict) -> dict:
-    return {k: v for k, v in record.items() if isinstance(v, (int, float, str, list))}
-
-
-def _run_epochs(session: Session, progress: bool) -> None:
-    """The remaining epochs; SIGINT/SIGTERM save the last finished one and stop."""
-    with stop_on_signals():
-        try:
-            session.loop_started = time.perf_counter()
-            for epoch in range(session.start_epoch, session.config.train.epochs):
-                _run_epoch(session, epoch, progress)
-        except TrainingInterrupted as stop:
-            raise checkpointing.save_interrupted(session, stop) from None
-        except TrainingError:
-            # a non-finite loss: last.pt gets the last good epoch, if the cadence skipped it
-            if session.dist.is_main and session.snapshot is not None:
-                checkpointing.save_last(session, session.snapshot)
-            raise
-
-
-def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
-    """Say in run.json how the session ended, without hiding the error itself."""
-    if isinstance(error, KeyboardInterrupt):
-        status = "interrupted"
-    else:
-        status = f"failed: {type(error).__name__}: {error}"
-    try:
-        record.finish(status, epochs)
-    except OSError as problem:  # e.g. the disk that made training fail is still full
-        log.warning("%s: could not record the failure (%s)", record.path, problem)
-
-
-def _epochs_done(session: Session) -> int:
-    return int(session.records[-1]["epoch"]) if session.records else session.start_epoch
-
-
-def _plain(record: dict) -> dict:
-    return {k: v for k, v in record.items() if isinstance(v, (int, float, str, list))}
-
-
-def refuse_overwrite(run_dir: Path) -> None:
-    """A finished or interrupted run is the user's work: never train over it silently."""
-    if (run_dir / "last.pt").exists():
-        raise CheckpointError(
-            f"{run_dir}: already holds a run (last.pt); pass --resume to continue it, "
-            "or choose another --run-dir"
-        )
-
-
-def _run_epoch(session: Session, epoch: int, progress: bool) -> None:
+def _run_epoch(session: Session, hooks: list[HookBase], epoch: int, progress: bool) -> None:
+    """One epoch of steps, then the hooks: on the writing rank before the record is
+    shared (they may add to it), then on every rank after."""
     started = time.perf_counter()
     losses = train_epoch(session, epoch, progress)
     record = {"epoch": epoch + 1, **losses, "seconds": round(time.perf_counter() - started, 3)}
-    evaluate = evaluation.should_evaluate(session.config, epoch)
     if session.dist.is_main:
-        # saved before evaluating: a failing or killed evaluation never loses the epoch
-        checkpointing.write_epoch(session, epoch + 1, record)
-        if evaluate:
-            final = epoch + 1 == session.config.train.epochs
-            record = {**record, **evaluation.evaluations(session, final)}
+        for hook in hooks:
+            record = hook.after_epoch(session, epoch + 1, record)
     record = dist_utils.broadcast_object(record, session.dist)
     if session.dist.is_main:
-        if evaluate:
-            checkpointing.write_epoch(session, epoch + 1, record, replace_last=True)
-        session.tensorboard.end_epoch(record, epoch + 1, session.optimizer)
+        for hook in hooks:
+            hook.after_shared(session, epoch + 1, record)
     else:
         session.records.append(record)
     dist_utils.barrier(session.dist)
+
+
+def _record_failure(record: runinfo.RunInfo, error: BaseException, epochs: int) -> None:
+    """Say in run.json how the session ended, without hiding the error itself."""
+    if isinstance(error, KeyboardInterrupt):
+        status = "interrupted"
+    else:
+        status = f"failed: {type(error).__name__}: {error}"
+    try:
+        record.finish(status, epochs)
+    except OSError as problem:  # e.g. the disk that made training fail is still full
+        log.warning("%s: could not record the failure (%s)", record.path, problem)
+
+
+def _epochs_done(session: Session) -> int:
+    return int(session.records[-1]["epoch"]) if session.records else session.start_epoch
+
+
+def _plain(record: dict) -> dict:
+    return {k: v for k, v in record.items() if isinstance(v, (int, float, str, list))}
