@@ -1,13 +1,14 @@
 """What every WTAL method provides: its network, named outputs, loss terms, video outputs.
 
-The engine (training, checkpoints, resume, DDP, test, predict, ablate, plots) speaks only
-this interface, so a method is one module plus one line in :mod:`hamnet.methods`.
+Training, inference and experiments (checkpoints, resume, DDP, test, predict, ablate,
+plots) speak only this interface, so a method is one module plus one line in
+:mod:`hamnet.methods` (or a :func:`hamnet.methods.register_method` call).
 
 - ``build_network(num_classes)``: an ``nn.Module`` taking ``(features [B, T, D], mask)``.
 - ``forward(network, features, mask)``: the network's outputs by name (tensors whose
   first two axes are [B, T], or [B] for per-video values).
 - ``losses(outputs, labels, mask)``: each enabled loss term (scalar) and ``"total"``,
-  the weighted sum the engine back-propagates.
+  the weighted sum training back-propagates.
 - ``video_output(name, outputs)``: one video's outputs (numpy, batch axis removed) as a
   :class:`VideoOutput`: what localization thresholds and how the video is scored.
 """
