@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from hamnet.errors import ConfigError
+from hamnet.methods import METHODS
 
 
 def as_paths(values: list[str] | None) -> list[Path]:
@@ -40,7 +41,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="thumos14", help="thumos14, activitynet12 or demo")
     parser.add_argument(
         "--method",
-        help="hamnet (default), stpn, w-talc or basnet: the method and its values for the preset",
+        help=f"one of {', '.join(METHODS)} (default hamnet): the method and its values for "
+        "the preset",
     )
     parser.add_argument("--variant", default="all", help="ablation row (see 'hamnet config')")
     parser.add_argument("--config", help="a YAML config (e.g. a run's config.yaml)")

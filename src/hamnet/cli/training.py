@@ -14,6 +14,7 @@ from hamnet.cli.common import (
     parse_seeds,
 )
 from hamnet.errors import ConfigError
+from hamnet.methods import METHODS
 
 
 def add_train_parser(sub) -> None:
@@ -66,7 +67,8 @@ def add_ablate_parser(sub) -> None:
     p.add_argument("--variants", help="comma-separated subset of the rows")
     add_jobs_option(p)
     p.add_argument(
-        "--methods", help="e.g. hamnet,stpn,w-talc,basnet: one row per method (with --preset)"
+        "--methods",
+        help=f"e.g. {','.join(METHODS)}: one row per method (with --preset)",
     )
     add_pickle_option(p)
     p.set_defaults(func=cmd_ablate)
