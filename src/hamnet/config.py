@@ -1,27 +1,46 @@
-"""Typed configuration: named presets, ablation variants, YAML round trip, ``--set`` overrides.
+"""Typed configuration: dataset presets, YAML round trip, ``--set`` overrides, checks.
 
 Presets hold the values of ``docs/hamnet-reference.md`` §5; a dataset's differences are
-data here, not separate code paths. Everything below the trainer or a command takes
-plain arguments, never this object.
+data here, not separate code paths. What belongs to one method lives with it
+(:mod:`hamnet.methods`): its values per preset (``PRESETS``), its ablation rows
+(``Method.variants``) and the ``loss`` section's type (HAM-Net's
+:class:`~hamnet.methods.hamnet.losses.LossConfig`, which every method's config carries).
+The trainer and the commands turn this object into plain arguments for the code below.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import numpy as np
 import yaml
 
+from hamnet.config_checks import (
+    MAX_COUNT,
+    MAX_SEED,
+    check,
+    check_count,
+    check_finite,
+    check_types,
+    check_unit,
+    coerce,
+    finite,
+    show,
+)
 from hamnet.errors import ConfigError
-from hamnet.evaluate.inputs import PROTOCOLS
+from hamnet.evaluate.protocols import PROTOCOLS
 from hamnet.io import atomic_write_text
-from hamnet.methods import canonical_method, method_class
-from hamnet.model.losses import LOSS_TERMS as LOSS_NAMES
+from hamnet.methods import (
+    METHODS,
+    canonical_method,
+    method_class,
+    method_label,
+    method_presets,
+)
+from hamnet.methods.hamnet.losses import LossConfig
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
@@ -48,22 +67,22 @@ class DataConfig:
     resident_dtype: str = "auto"  # auto (the store's own: exact), float32, float16
 
     def __post_init__(self) -> None:
-        _check_types(self, "data")
-        _check_count(self.feature_dim, "data.feature_dim")
-        _check_count(self.num_segments, "data.num_segments")
-        _check(
+        check_types(self, "data")
+        check_count(self.feature_dim, "data.feature_dim")
+        check_count(self.num_segments, "data.num_segments")
+        check(
             self.snippet_seconds > 0,
             f"data.snippet_seconds must be a positive number, got {self.snippet_seconds}",
         )
-        _check(bool(self.train_subset), "data.train_subset must name a subset")
-        _check(bool(self.test_subset), "data.test_subset must name a subset")
-        _check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
-        _check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}")
-        _check(
+        check(bool(self.train_subset), "data.train_subset must name a subset")
+        check(bool(self.test_subset), "data.test_subset must name a subset")
+        check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")
+        check(self.placement in PLACEMENTS, f"data.placement must be one of {PLACEMENTS}")
+        check(
             self.resident_dtype in ("auto", "float32", "float16"),
             "data.resident_dtype: auto, float32 or float16",
         )
-        _check_finite(self, "data")
+        check_finite(self, "data")
 
 
 @dataclass
@@ -74,30 +93,13 @@ class ModelConfig:
     smoothing: bool = False  # ActivityNet: AvgPool1d after both branches
 
     def __post_init__(self) -> None:
-        _check_types(self, "model")
-        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
-        _check_count(self.attention_dim, "model.attention_dim")
-        _check(
+        check_types(self, "model")
+        check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        check_count(self.attention_dim, "model.attention_dim")
+        check(
             self.hidden_dim is None or 0 < self.hidden_dim <= MAX_COUNT,
             "model.hidden_dim must be positive (or null: the feature width)",
         )
-
-
-@dataclass
-class LossConfig:
-    losses: list[str] = field(default_factory=lambda: list(LOSS_NAMES))
-    lm_1: float = 1.0
-    lm_2: float = 1.0
-    alpha: float = 0.8
-    beta: float = 0.8
-    drop_thres: float = 0.2
-    drop_prob: float = 0.2
-    topk_ratio_inv: int = 10
-    min_percent: float = 1.0
-
-    def __post_init__(self) -> None:
-        # which names are losses depends on the method: checked by Config
-        _check(self.topk_ratio_inv >= 1, "loss.topk_ratio_inv must be >= 1")
 
 
 @dataclass
@@ -123,29 +125,27 @@ class TrainConfig:
     allow_test_subset: bool = False
 
     def __post_init__(self) -> None:
-        _check_types(self, "train")
-        _check_count(self.epochs, "train.epochs")
-        _check_count(self.batch_size, "train.batch_size")
-        _check(
+        check_types(self, "train")
+        check_count(self.epochs, "train.epochs")
+        check_count(self.batch_size, "train.batch_size")
+        check(
             0 <= self.seed <= MAX_SEED,
-            f"train.seed must be in [0, {MAX_SEED}], got {_show(self.seed)}",
+            f"train.seed must be in [0, {MAX_SEED}], got {show(self.seed)}",
         )
         for key in ("checkpoint_every", "num_workers", "eval_every"):
-            _check_count(getattr(self, key), f"train.{key}", minimum=0)
-        _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
-        _check(
-            _finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr}"
-        )
-        _check(
-            _finite(self.weight_decay) and self.weight_decay >= 0,
+            check_count(getattr(self, key), f"train.{key}", minimum=0)
+        check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
+        check(finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr}")
+        check(
+            finite(self.weight_decay) and self.weight_decay >= 0,
             f"train.weight_decay must be a number >= 0, got {self.weight_decay}",
         )
-        _check(self.select_on in SELECT_ON, f"train.select_on must be one of {list(SELECT_ON)}")
-        _check(
-            _finite(self.heldout_fraction) and 0 < self.heldout_fraction < 1,
+        check(self.select_on in SELECT_ON, f"train.select_on must be one of {list(SELECT_ON)}")
+        check(
+            finite(self.heldout_fraction) and 0 < self.heldout_fraction < 1,
             "train.heldout_fraction must be in (0, 1)",
         )
-        _check(
+        check(
             self.select_on == "none" or self.eval_every > 0,
             f"train.select_on={self.select_on} needs train.eval_every > 0 (how often to "
             "evaluate the candidates)",
@@ -169,26 +169,26 @@ class LocalizeConfig:
     source: str = "auto"  # auto, attention, foreground
 
     def __post_init__(self) -> None:
-        _check_types(self, "localize")
-        _check_unit(self.class_thresh, "localize.class_thresh")
-        _check(len(self.thresholds) > 0, "localize.thresholds must hold at least one threshold")
+        check_types(self, "localize")
+        check_unit(self.class_thresh, "localize.class_thresh")
+        check(len(self.thresholds) > 0, "localize.thresholds must hold at least one threshold")
         for value in self.thresholds:
-            _check_unit(value, "localize.thresholds values")
-        _check(self.outer_ratio >= 0, f"localize.outer_ratio must be >= 0, got {self.outer_ratio}")
-        _check_unit(self.video_score_weight, "localize.video_score_weight")
-        _check(0 < self.nms_iou <= 1, f"localize.nms_iou must be in (0, 1], got {self.nms_iou}")
+            check_unit(value, "localize.thresholds values")
+        check(self.outer_ratio >= 0, f"localize.outer_ratio must be >= 0, got {self.outer_ratio}")
+        check_unit(self.video_score_weight, "localize.video_score_weight")
+        check(0 < self.nms_iou <= 1, f"localize.nms_iou must be in (0, 1], got {self.nms_iou}")
         if self.max_detections is not None:
-            _check_count(self.max_detections, "localize.max_detections (or null: no limit)")
-        _check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
-        _check(
+            check_count(self.max_detections, "localize.max_detections (or null: no limit)")
+        check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
+        check(
             self.source in ("auto", "attention", "foreground"),
             "localize.source: auto, attention or foreground",
         )
-        _check(
-            _finite(self.sigma) and self.sigma > 0,
+        check(
+            finite(self.sigma) and self.sigma > 0,
             f"localize.sigma must be a positive number (soft-NMS divides by it), got {self.sigma}",
         )
-        _check_finite(self, "localize")
+        check_finite(self, "localize")
 
 
 @dataclass
@@ -197,12 +197,12 @@ class EvalConfig:
     tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
 
     def __post_init__(self) -> None:
-        _check_types(self, "eval")
-        _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")
-        _check(len(self.tiou) > 0, "eval.tiou must hold at least one threshold")
-        _check(len(self.tiou) <= 100, "eval.tiou: at most 100 thresholds")
-        _check(all(0 < t <= 1 for t in self.tiou), "eval.tiou values must be in (0, 1]")
-        _check(len(set(self.tiou)) == len(self.tiou), f"eval.tiou lists a value twice: {self.tiou}")
+        check_types(self, "eval")
+        check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")
+        check(len(self.tiou) > 0, "eval.tiou must hold at least one threshold")
+        check(len(self.tiou) <= 100, "eval.tiou: at most 100 thresholds")
+        check(all(0 < t <= 1 for t in self.tiou), "eval.tiou values must be in (0, 1]")
+        check(len(set(self.tiou)) == len(self.tiou), f"eval.tiou lists a value twice: {self.tiou}")
 
 
 @dataclass
@@ -219,19 +219,18 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
-        _check_types(self, "")
+        check_types(self, "")
         for section, kind in _SECTIONS.items():
-            _check(
+            check(
                 isinstance(getattr(self, section), kind),
                 f"config section {section!r} must be a {kind.__name__}",
             )
-        _check_loss_values(self.loss)
         for key, value in self.method_options.items():
-            _check(
-                _finite(value) and value >= 0,
+            check(
+                finite(value) and value >= 0,
                 f"method_options.{key} must be a finite number >= 0, got {value}",
             )
-        _check(
+        check(
             self.data.train_subset != self.data.test_subset or self.train.allow_test_subset,
             f"data.train_subset and data.test_subset are both {self.data.test_subset!r}: the "
             "test numbers would be measured on the training videos; set "
@@ -257,9 +256,7 @@ _SECTIONS = {
 def config_differences(first: Config, second: Config) -> list[str]:
     """``key: A -> B`` for each dotted key whose value differs, in field order."""
     a, b = _flat(first.to_dict()), _flat(second.to_dict())
-    return [
-        f"{key}: {_show(a.get(key))} -> {_show(b.get(key))}" for key in a if a[key] != b.get(key)
-    ]
+    return [f"{key}: {show(a.get(key))} -> {show(b.get(key))}" for key in a if a[key] != b.get(key)]
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -278,70 +275,6 @@ def checked_config(config: Any) -> Config:
     if not isinstance(config, Config):
         raise ConfigError(f"expected a hamnet.config.Config, got {type(config).__name__}")
     return config_from_dict(config.to_dict())
-
-
-# numpy's seed range; counts (epochs, sizes, widths) beyond 2**31 - 1 are typing errors
-MAX_SEED = 2**32 - 1
-MAX_COUNT = 2**31 - 1
-
-
-def _check_count(value: int, key: str, minimum: int = 1) -> None:
-    _check(value >= minimum, f"{key} must be >= {minimum}, got {_show(value)}")
-    _check(value <= MAX_COUNT, f"{key} must be at most {MAX_COUNT}, got {_show(value)}")
-
-
-def _check_finite(section: Any, prefix: str) -> None:
-    """Last check of a section: no float field is inf or NaN (ranges catch most first)."""
-    for item in fields(section):
-        value = getattr(section, item.name)
-        if isinstance(value, float):
-            _check(_finite(value), f"{prefix}.{item.name} must be a finite number, got {value}")
-
-
-def _check_unit(value: float, key: str) -> None:
-    _check(0.0 <= value <= 1.0, f"{key} must be in [0, 1], got {value}")
-
-
-def _check_loss_values(loss: LossConfig) -> None:
-    """The loss section's ranges (its names depend on the method: Method.check)."""
-    _check_types(loss, "loss")
-    repeated = sorted({name for name in loss.losses if loss.losses.count(name) > 1})
-    _check(not repeated, f"loss.losses names {repeated} twice")
-    for key in ("lm_1", "lm_2", "alpha", "beta"):
-        _check(getattr(loss, key) >= 0, f"loss.{key} must be >= 0, got {getattr(loss, key)}")
-    _check_unit(loss.drop_thres, "loss.drop_thres")
-    _check_unit(loss.drop_prob, "loss.drop_prob")
-    _check(0 < loss.min_percent <= 1, f"loss.min_percent must be in (0, 1], got {loss.min_percent}")
-    _check_count(loss.topk_ratio_inv, "loss.topk_ratio_inv")
-    _check_finite(loss, "loss")
-
-
-def _check_types(section: Any, prefix: str) -> None:
-    """Each field against its annotation, also for objects built in Python (no YAML):
-    bools are not numbers, ints become floats where floats are expected, and every float
-    is finite. The same rules as ``_coerce``, which reads YAML."""
-    hints = get_type_hints(type(section))
-    for item in fields(section):
-        hint = hints[item.name]
-        if dataclasses.is_dataclass(hint):
-            continue
-        key = f"{prefix}.{item.name}" if prefix else item.name
-        value = _coerce(getattr(section, item.name), hint, key)
-        setattr(section, item.name, value)
-
-
-def _finite(value: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int beyond float's range
-        return False
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 ANET_TIOU = [round(0.5 + 0.05 * i, 2) for i in range(10)]
@@ -376,80 +309,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# The rows of the paper's ablation (THUMOS14 average mAP 24.6, 30.8, 28.9, 30.9, 34.8, 39.8).
-VARIANTS: dict[str, list[str]] = {
-    "bcl": ["bcl"],
-    "bcl+sal": ["bcl", "sal"],
-    "bcl+hal": ["bcl", "hal"],
-    "bcl+sal+hal+ssal+guide": ["bcl", "sal", "hal", "ssal", "guide"],
-    "bcl+sal+hal+ssal+sparse": ["bcl", "sal", "hal", "ssal", "sparse"],
-    "all": list(LOSS_NAMES),
-}
-
-
-# Each method's own values, merged over the dataset preset (``--preset thumos14 --method
-# basnet``): "*" for every dataset, then the preset's name. HAM-Net's are the presets
-# themselves. Sources and the choices where a paper is silent: docs/methods.md.
-_BASELINE_ANET = {"model": {"smoothing": False, "dropout": 0.7}, "loss": {"topk_ratio_inv": 8}}
-METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "hamnet": {},
-    "stpn": {
-        "*": {
-            "model": {"attention_dim": 256},
-            "method_options": {"sparsity_weight": 1e-4},
-            "localize": {"class_thresh": 0.1},
-        },
-        "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
-        "activitynet12": {**_BASELINE_ANET, "train": {"lr": 1e-4}},
-        "demo": {"model": {"attention_dim": 32}},
-    },
-    "w-talc": {
-        "*": {
-            "model": {"dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"mil_weight": 0.5, "margin": 0.5},
-            "localize": {
-                "thresholds": [0.5],
-                "outer_ratio": 0.0,
-                "video_score_weight": 0.0,
-                "nms": "none",
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "demo": {},
-    },
-    "basnet": {
-        "*": {
-            "model": {"attention_dim": 512, "dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"norm_weight": 1e-4},
-            "localize": {
-                "class_thresh": 0.25,
-                # numpy.arange(0, 0.25, 0.025), the released code's thresholds
-                "thresholds": [float(x) for x in np.arange(0.0, 0.25, 0.025)],
-                "nms": "hard",
-                "nms_iou": 0.7,
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16, "epochs": 120},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16},
-        },
-        "demo": {"model": {"attention_dim": 32}},
-    },
-}
-
 
 def make_config(
     preset: str = "thumos14",
@@ -462,17 +321,29 @@ def make_config(
     else HAM-Net."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
     name = canonical_method(method or _method_override(overrides or []) or "hamnet")
+    rows = method_class(name).ablation_rows()
+    if variant not in rows:
+        raise ConfigError(_variant_problem(name, variant, rows))
     tree = _deep_merge(Config().to_dict(), PRESETS[preset])
     for part in ("*", preset):
-        tree = _deep_merge(tree, METHOD_PRESETS[name].get(part, {}))
+        tree = _deep_merge(tree, method_presets(name).get(part, {}))
     tree["preset"], tree["variant"], tree["method"] = preset, variant, name
-    tree["loss"]["losses"] = _variant_losses(name, variant)
+    tree["loss"]["losses"] = list(rows[variant])
     for item in overrides or []:
         _apply_override(tree, item)
     return config_from_dict(tree)
+
+
+def _variant_problem(method: str, variant: str, rows: dict) -> str:
+    """Why ``variant`` is not a row of ``method``: another method's row, or unknown."""
+    owner = next((m for m in METHODS if variant in method_class(m).ablation_rows()), None)
+    if owner is None:
+        return f"unknown variant {variant!r} (known for {method!r}: {', '.join(rows)})"
+    return (
+        f"variant {variant!r} is a {method_label(owner)} ablation row; method {method!r} has "
+        f"only {', '.join(rows)} (choose its losses with --set loss.losses=[...])"
+    )
 
 
 def _method_override(overrides: list[str]) -> str | None:
@@ -481,20 +352,8 @@ def _method_override(overrides: list[str]) -> str | None:
     for item in overrides:
         key, sep, value = item.partition("=")
         if sep and key.strip() == "method":
-            found = str(_parse_value(value, f"--set method={_show(value)}"))
+            found = str(_parse_value(value, f"--set method={show(value)}"))
     return found
-
-
-def _variant_losses(method: str, variant: str) -> list[str]:
-    """HAM-Net's ablation rows; the other methods have the row ``all`` (every loss term)."""
-    if method == "hamnet":
-        return list(VARIANTS[variant])
-    if variant != "all":
-        raise ConfigError(
-            f"variant {variant!r} is a HAM-Net ablation row; method {method!r} has only "
-            "'all' (choose its losses with --set loss.losses=[...])"
-        )
-    return list(method_class(method).loss_terms)
 
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:
@@ -554,7 +413,7 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
         node = node[part]
     if leaf not in node or isinstance(node[leaf], dict):
         raise ConfigError(f"--set {item!r}: unknown config key {key!r}")
-    node[leaf] = _parse_value(text, f"--set {key.strip()}={_show(text)}")
+    node[leaf] = _parse_value(text, f"--set {key.strip()}={show(text)}")
 
 
 def _parse_value(text: str, where: str = "--set") -> Any:
@@ -566,17 +425,6 @@ def _parse_value(text: str, where: str = "--set") -> Any:
         except ValueError:
             return value
     return value
-
-
-def _show(value: Any) -> str:
-    """A value for an error line: short, and safe for values nested thousands deep."""
-    try:
-        text = repr(value)
-    except RecursionError:
-        return f"a {type(value).__name__} nested too deeply"
-    except ValueError:  # an int of more digits than Python prints
-        return f"an integer of more than {sys.get_int_max_str_digits()} digits"
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _read_yaml(text: str, where: str) -> Any:
@@ -606,32 +454,5 @@ def _build(cls: type, tree: Any, prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, f"{prefix}{name}.")
         else:
-            values[name] = _coerce(value, hint, prefix + name)
+            values[name] = coerce(value, hint, prefix + name)
     return cls(**values)
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check a YAML value against its annotation; ints are accepted where floats are."""
-    if get_origin(hint) is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"config key {key!r} must be a mapping of names, got {_show(value)}")
-        _, value_type = get_args(hint)
-        return {k: _coerce(v, value_type, f"{key}.{k}") for k, v in value.items()}
-    options = get_args(hint) if get_origin(hint) is not list else ()
-    if value is None and type(None) in options:
-        return None
-    base = next((o for o in options if o is not type(None)), hint)
-    if get_origin(base) is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key {key!r} must be a list, got {_show(value)}")
-        (item_type,) = get_args(base)
-        return [_coerce(v, item_type, key) for v in value]
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not _finite(value) and isinstance(value, int):
-            raise ConfigError(f"config key {key!r}: {_show(value)} is too large for a number")
-        return float(value)
-    if base is int and isinstance(value, bool):
-        raise ConfigError(f"config key {key!r} must be int, got {_show(value)}")
-    if not isinstance(value, base):
-        raise ConfigError(f"config key {key!r} must be {base.__name__}, got {_show(value)}")
-    return value

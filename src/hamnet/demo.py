@@ -15,8 +15,9 @@ from pathlib import Path
 from hamnet.config import make_config
 from hamnet.data.synthetic import make_synthetic
 from hamnet.diagnose.sources import ensure_test_outputs
-from hamnet.engine.experiments import RunSummary, markdown_table, train_seeds, write_tables
 from hamnet.errors import RESUME_HINT, TrainingInterrupted
+from hamnet.experiments.seeds import RunSummary, train_seeds
+from hamnet.experiments.tables import markdown_table, write_tables
 from hamnet.io import atomic_write_text
 from hamnet.localize.detections import load_detections
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from hamnet import cli
-from hamnet.engine import trainer
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.trainer import train
 from hamnet.errors import RESUME_HINT, TrainingInterrupted
+from hamnet.train import checkpointing
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint
 
 EVERY_2 = ["train.epochs=5", "train.checkpoint_every=2"]
 
@@ -26,21 +26,21 @@ def test_interrupt_while_saving_leaves_last_pt_and_metrics_agreeing(
 ):
     """The demo's "last.pt holds epoch 24" next to 25 metrics rows: the signal came while
     last.pt of epoch 25 was being written, after its metrics row."""
-    real = trainer.save_checkpoint
+    real = checkpointing.save_checkpoint
 
     def interrupted_at_epoch_4(path, payload):
         if path.name == "last.pt" and payload["epoch"] == 4:
             raise TrainingInterrupted("SIGINT", 2)
         real(path, payload)
 
-    monkeypatch.setattr(trainer, "save_checkpoint", interrupted_at_epoch_4)
+    monkeypatch.setattr(checkpointing, "save_checkpoint", interrupted_at_epoch_4)
     run = tmp_path / "run"
     with pytest.raises(TrainingInterrupted, match="last.pt holds epoch 3 of 5") as stop:
         train(tiny_config("all", *EVERY_2), tiny_root, run, progress=False)
     assert RESUME_HINT in str(stop.value)
     assert load_checkpoint(run / "last.pt")["epoch"] == 3
     assert _rows(run) == [1, 2, 3]
-    monkeypatch.setattr(trainer, "save_checkpoint", real)
+    monkeypatch.setattr(checkpointing, "save_checkpoint", real)
     train(tiny_config("all", *EVERY_2), tiny_root, run, resume=True, progress=False)
     assert _rows(run) == [1, 2, 3, 4, 5]
 
@@ -62,7 +62,7 @@ def test_interrupted_demo_says_a_plain_rerun_continues(tmp_path, monkeypatch, ca
 
 
 def _interrupted_run(tiny_root, tiny_config, run, monkeypatch, at_epoch: int):
-    real = trainer.save_checkpoint
+    real = checkpointing.save_checkpoint
 
     def stop(path, payload):
         if path.name == "last.pt" and payload["epoch"] == at_epoch:
@@ -70,7 +70,7 @@ def _interrupted_run(tiny_root, tiny_config, run, monkeypatch, at_epoch: int):
         real(path, payload)
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "save_checkpoint", stop)
+        patch.setattr(checkpointing, "save_checkpoint", stop)
         with pytest.raises(TrainingInterrupted):
             train(tiny_config("all", *EVERY_2), tiny_root, run, progress=False)
 
@@ -116,7 +116,8 @@ def test_thumos14_protocol_without_ambiguous_file_says_none_given(
 
 
 def test_config_lists_the_variants_and_stays_loadable(tmp_path, capsys):
-    from hamnet.config import VARIANTS, load_config
+    from hamnet.config import load_config
+    from hamnet.methods.hamnet.method import VARIANTS
 
     assert cli.main(["config", "--preset", "demo"]) == 0
     out = capsys.readouterr().out
@@ -150,12 +151,12 @@ def test_quick_demo_says_smoke_test_and_readme_commands_work(quick_demo, tmp_pat
 
 
 def test_report_and_analyze_of_a_run_need_nothing_else(quick_demo, tmp_path, monkeypatch):
-    from hamnet.engine import tester
+    from hamnet.infer import tester
 
     def no_retest(*args, **kwargs):
         raise AssertionError("the test outputs exist; nothing should be tested again")
 
-    monkeypatch.setattr(tester, "test_checkpoint", no_retest)
+    monkeypatch.setattr(tester, "evaluate_checkpoint", no_retest)
     run = quick_demo / "runs" / "all"
     assert cli.main(["analyze", str(run), "--out", str(tmp_path / "diag")]) == 0
     diagnosis = json.loads((tmp_path / "diag" / "diagnosis.json").read_text())

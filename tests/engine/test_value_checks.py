@@ -172,10 +172,10 @@ def test_an_edited_config_yaml_on_resume_is_refused_naming_the_keys(
 
 
 def test_python_api_argument_types(tiny_root, tiny_config, tmp_path):
-    from hamnet.engine.predict import predict
-    from hamnet.engine.tester import test_checkpoint
-    from hamnet.engine.trainer import train
-    from hamnet.evaluate.report import evaluate_files
+    from hamnet.evaluate.files import evaluate_files
+    from hamnet.infer.predict import predict
+    from hamnet.infer.tester import evaluate_checkpoint
+    from hamnet.train.trainer import train
 
     config = tiny_config()
     broken = dataclasses.replace(config)
@@ -197,9 +197,9 @@ def test_python_api_argument_types(tiny_root, tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="feature_paths must be a list of paths"):
         predict(ckpt, tiny_root)
     with pytest.raises(ConfigError, match="tiou must be a list of numbers"):
-        test_checkpoint(ckpt, tiny_root, tmp_path / "o.json", tiou=0.5)
+        evaluate_checkpoint(ckpt, tiny_root, tmp_path / "o.json", tiou=0.5)
     with pytest.raises(ConfigError, match="overrides must be a list"):
-        test_checkpoint(ckpt, tiny_root, tmp_path / "o.json", overrides="localize.nms=hard")
+        evaluate_checkpoint(ckpt, tiny_root, tmp_path / "o.json", overrides="localize.nms=hard")
     gt = tiny_root / "Synthetic-gt.json"
     with pytest.raises(ConfigError, match="snippet_seconds must be a positive finite number"):
         evaluate_files(gt, gt, snippet_seconds=math.nan)
@@ -307,7 +307,7 @@ def test_a_resume_killed_before_its_first_checkpoint_is_not_an_edit(
 ):
     """config.yaml rewritten by a resumed session (epochs 2 -> 4) that died before its
     first last.pt differs from last.pt's config, but nobody edited it."""
-    from hamnet.engine import trainer
+    from hamnet.train import trainer
 
     run = tmp_path / "run"
     assert run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))[0] == 0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hamnet.evaluate.protocols import REGISTRY
+
 INF = math.inf
 
 
@@ -66,4 +68,4 @@ def default_bin_set(
         return "thumos14" if preset == "thumos14" else "activitynet"
     if tiou and max(tiou) <= 0.7:
         return "thumos14"
-    return "thumos14" if protocol in ("thumos14", "wtalc") else "activitynet"
+    return REGISTRY[protocol].bins if protocol in REGISTRY else "activitynet"

@@ -69,9 +69,9 @@ def ensure_test_outputs(
             "dataset that exists; pass --data DATASET_ROOT to make them (runs 'hamnet test' once)"
         )
     from hamnet.data.layout import open_dataset
-    from hamnet.engine.tester import test_checkpoint
+    from hamnet.infer.tester import evaluate_checkpoint
 
-    evaluation = test_checkpoint(
+    evaluation = evaluate_checkpoint(
         checkpoint,
         data_root,
         outputs.detections,
@@ -98,7 +98,7 @@ def ensure_test_outputs(
 
 def recorded_data_root(run_dir: Path) -> Path | None:
     """The dataset the run was trained on, from its run.json, when that folder exists."""
-    from hamnet.engine.runinfo import read_run_info
+    from hamnet.train.runinfo import read_run_info
 
     info = read_run_info(run_dir) or {}
     root = (info.get("data") or {}).get("root") if isinstance(info.get("data"), dict) else None

@@ -7,7 +7,6 @@ ActivityNet evaluator's ``activity_index``, the THUMOS kit's ``npos > 0``, W-TAL
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ import numpy as np
 from hamnet.argcheck import check_number
 from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
-from hamnet.evaluate import anet, thumos14, wtalc
-from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
+from hamnet.evaluate.inputs import EvalInput
+from hamnet.evaluate.protocols import PROTOCOLS, REGISTRY
 from hamnet.evaluate.scope import describe_scope
 from hamnet.localize.detections import Detection, DetectionColumns
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
@@ -105,9 +104,7 @@ def evaluate_detections(
     ``wtalc`` protocol counts in.
     """
     check_number(snippet_seconds, "snippet_seconds", positive=True)
-    runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
-    runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
-    if protocol not in runners:
+    if protocol not in REGISTRY:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
     check_thresholds(tiou)
     columns = (
@@ -119,10 +116,11 @@ def evaluate_detections(
     spans = ground_truth.ambiguous if ambiguous is None else ambiguous
     data = prepare(ground_truth, columns, scope.subset, spans)
     thresholds = np.asarray(tiou, dtype=np.float64)
-    ap = runners[protocol](data, thresholds) if data.classes else np.zeros((len(tiou), 0))
+    evaluator = REGISTRY[protocol].average_precision
+    ap = evaluator(data, thresholds, snippet_seconds) if data.classes else np.zeros((len(tiou), 0))
     result = make_result(protocol, [float(t) for t in tiou], ap, data.classes)
     result.scope = scope.record(data)
-    if protocol in ("thumos14", "wtalc"):  # the protocols that ignore detections in them
+    if REGISTRY[protocol].ambiguous:  # the protocol ignores detections in such spans
         scored = set(data.videos)
         result.scope["ambiguous_spans"] = sum(
             len(s) for v, s in (spans or {}).items() if v in scored

@@ -1,0 +1,158 @@
+"""The tables of several runs: markdown (the paper's shape) and CSV, and a row read
+back from a result JSON."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from pathlib import Path
+
+from hamnet.experiments.seeds import TRAINED_ON_TEST_TAG, RunSummary
+from hamnet.io import atomic_write_text
+
+
+def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
+    """One row from a result JSON written by ``hamnet test --json`` or ``hamnet eval --json``."""
+    from hamnet.viz.outputs import load_result_json
+
+    tiou, values, protocol = load_result_json(path)
+    average = sum(values) / len(values)
+    selected_on = _selected_on(path)
+    record = _result_record(path)
+    on_test = record.get("trained_on_test") is True
+    label = label or _run_name(path, record)
+    status = run_status(record.get("epochs"))
+    if status:
+        label = f"{label} ({status})"
+    if selected_on == "test":
+        label = f"{label} [selected on test]"
+    if on_test:
+        label = f"{label} {TRAINED_ON_TEST_TAG}"
+    row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
+    return dataclasses.replace(row, selected_on=selected_on, trained_on_test=on_test)
+
+
+def _result_record(path: Path) -> dict:
+    import json
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _run_name(path: Path, record: dict) -> str:
+    """A row's default name: the run folder of the tested checkpoint (not ``result``)."""
+    checkpoint = record.get("checkpoint")
+    if isinstance(checkpoint, str) and checkpoint:
+        tested = Path(checkpoint)
+        return (
+            tested.parent.name
+            if tested.name == "last.pt"
+            else f"{tested.parent.name}/{tested.name}"
+        )
+    return f"{path.parent.name}/{path.stem}"
+
+
+def run_status(epochs) -> str | None:
+    """'24 of 60 epochs, unfinished' for a checkpoint short of its run's epochs."""
+    if not isinstance(epochs, dict):
+        return None
+    trained, planned = epochs.get("trained"), epochs.get("planned")
+    if not (isinstance(trained, int) and isinstance(planned, int)) or trained >= planned:
+        return None
+    return f"{trained} of {planned} epochs, unfinished"
+
+
+def _selected_on(path: Path) -> str:
+    """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
+    import json
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("selected_on", "none")
+    except (ValueError, AttributeError, RecursionError):
+        return "none"
+    from hamnet.train.selection import NOTES
+
+    return found if found in NOTES else "none"
+
+
+def format_cell(mean: float, std: float, several: bool) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if several else f"{100 * mean:.1f}"
+
+
+def markdown_table(rows: list[RunSummary], title: str) -> str:
+    """The paper's table shape: mAP (%) at each tIoU, then the true average."""
+    tiou = rows[0].tiou
+    several = any(len(r.seeds) > 1 for r in rows)
+    head = ["method"] + [f"{t:g}" for t in tiou] + ["AVG"]
+    lines = [
+        f"### {title} — protocol `{rows[0].protocol}`, mAP (%) at tIoU",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = [f"{100 * v:.1f}" for v in row.mAP]
+        average = format_cell(row.average, row.average_std, several)
+        lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+    lines += _selection_lines(rows)
+    seeds = sorted({s for r in rows for s in r.seeds})
+    if seeds:
+        lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
+    else:
+        lines += ["", "AVG: the mean of the mAP values of the row"]
+    return "\n".join(lines) + "\n"
+
+
+def _selection_lines(rows: list[RunSummary]) -> list[str]:
+    """How each row's model was chosen, when any row was selected on some split."""
+    from hamnet.train.selection import NOTES
+
+    lines = []
+    if any(r.trained_on_test for r in rows):
+        named = ", ".join(r.label for r in rows if r.trained_on_test)
+        lines += ["", f"trained on the test subset (not test results): {named}"]
+    notes = [f"{r.label}: {NOTES[r.selected_on]}" for r in rows if r.selected_on != "none"]
+    if notes:
+        lines += ["", "model selection: " + "; ".join(notes)]
+    return lines
+
+
+def csv_table(rows: list[RunSummary]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    tiou = rows[0].tiou
+    writer.writerow(
+        [
+            "method",
+            "protocol",
+            *[f"mAP@{t:g}" for t in tiou],
+            "average_mAP",
+            "average_mAP_std",
+            "seeds",
+            "selected_on",
+        ]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                r.label,
+                r.protocol,
+                *[f"{v:.6f}" for v in r.mAP],
+                f"{r.average:.6f}",
+                f"{r.average_std:.6f}",
+                " ".join(map(str, r.seeds)),
+                r.selected_on,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
+    md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    atomic_write_text(md, markdown_table(rows, title))
+    atomic_write_text(table_csv, csv_table(rows))
+    return md, table_csv
