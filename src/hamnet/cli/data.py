@@ -13,14 +13,28 @@ from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 def add_synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="write a synthetic dataset in the released layout")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="folder to write the dataset into (created)")
     p.add_argument("--like", help="a real annotation folder to lay the features on")
-    p.add_argument("--classes", type=int, default=8)
-    p.add_argument("--videos", type=int, default=120)
-    p.add_argument("--min-duration", type=float, default=30.0)
-    p.add_argument("--max-duration", type=float, default=90.0)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--classes", type=int, default=8, help="number of action classes (default 8)")
+    p.add_argument(
+        "--videos",
+        type=int,
+        default=120,
+        help="number of videos, split evenly into validation and test (default 120)",
+    )
+    p.add_argument(
+        "--min-duration", type=float, default=30.0, help="shortest video, seconds (default 30)"
+    )
+    p.add_argument(
+        "--max-duration", type=float, default=90.0, help="longest video, seconds (default 90)"
+    )
+    p.add_argument("--dim", type=int, default=64, help="feature width per snippet (default 64)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; the same seed gives the same dataset (default 0)",
+    )
     p.add_argument("--max-videos", type=int, help="with --like: at most this many per subset")
     p.add_argument(
         "--no-released", action="store_true", help="skip the pickled released-format feature file"
@@ -51,8 +65,17 @@ def add_convert_parser(sub) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="a dataset root in the released layout")
     source.add_argument("--features", help="a feature file or folder to pack")
-    p.add_argument("--out", required=True)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output dataset root (with --data) or packed store folder (with --features)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float16"],
+        help="stored feature precision: float32 (exact) or float16 (half the size)",
+    )
     p.add_argument(
         "--format",
         default="packed",
@@ -64,7 +87,8 @@ def add_convert_parser(sub) -> None:
         "--snippet-seconds",
         type=float,
         default=RELEASED_SNIPPET_SECONDS,
-        help="with --format npy: the stride recorded in dataset.json (default 0.64)",
+        help="with --format npy: the stride recorded in dataset.json, must be positive "
+        "(default 0.64)",
     )
     p.add_argument("--verify", action="store_true", help="re-read and compare every video")
     add_pickle_option(p)

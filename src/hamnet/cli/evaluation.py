@@ -15,20 +15,37 @@ from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="score a detections file against ground truth")
-    p.add_argument("--gt", required=True)
-    p.add_argument("--pred", required=True)
-    p.add_argument("--subset")
-    p.add_argument("--tiou", default="0.1:0.7:0.1")
-    p.add_argument("--protocol", default="anet", choices=PROTOCOLS)
+    p.add_argument("--gt", required=True, help="ground-truth JSON (e.g. ROOT/<Name>-gt.json)")
+    p.add_argument(
+        "--pred",
+        required=True,
+        help="detections JSON (ActivityNet style, e.g. from 'hamnet test --out')",
+    )
+    p.add_argument(
+        "--subset", help="GT subset to score (default: inferred from the detections' videos)"
+    )
+    p.add_argument(
+        "--tiou",
+        default="0.1:0.7:0.1",
+        help="thresholds: start:stop:step (stop included) or a list, e.g. 0.3,0.5 "
+        "(default 0.1:0.7:0.1)",
+    )
+    p.add_argument(
+        "--protocol",
+        default="anet",
+        choices=PROTOCOLS,
+        help=f"evaluation rules: {', '.join(PROTOCOLS)} (default anet)",
+    )
     p.add_argument(
         "--snippet-seconds",
         type=float,
         default=RELEASED_SNIPPET_SECONDS,
-        help="feature stride for the wtalc protocol (default 0.64: 16 frames at 25 fps)",
+        help="feature stride for the wtalc protocol, must be positive (default 0.64: 16 "
+        "frames at 25 fps)",
     )
     p.add_argument("--ambiguous", help="THUMOS14 Ambiguous_test.txt (thumos14, wtalc)")
     p.add_argument("--json", help="write the result here")
-    p.add_argument("--per-class", action="store_true")
+    p.add_argument("--per-class", action="store_true", help="also print AP per class")
     p.set_defaults(func=cmd_eval)
 
 
@@ -59,7 +76,7 @@ def add_table_parser(sub) -> None:
     p = sub.add_parser("table", help="result JSONs as the paper's main table (markdown, CSV)")
     p.add_argument("results", nargs="+", help="files written by 'hamnet test --json'")
     p.add_argument("--labels", help="comma-separated row names (default: file names)")
-    p.add_argument("--title", default="Results")
+    p.add_argument("--title", default="Results", help='heading of the table (default "Results")')
     p.add_argument("--out", help="write OUT.md and OUT.csv")
     p.set_defaults(func=cmd_table)
 
@@ -90,7 +107,11 @@ def add_analyze_parser(sub) -> None:
     p.add_argument("--subset", help="default: the run's test subset / the detected videos'")
     p.add_argument("--tiou", help="default: DETAD's (0.5 THUMOS14, 0.5:0.95:0.05 ActivityNet)")
     p.add_argument("--bins", choices=["thumos14", "activitynet"], help="DETAD's bin set")
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="device for the test run when a run folder has no test outputs yet (default auto)",
+    )
     p.set_defaults(func=cmd_analyze)
 
 

@@ -17,7 +17,12 @@ def add_plot_parser(sub) -> None:
     p.add_argument("--npz", required=True, help="a file written by 'hamnet test --save-cas'")
     p.add_argument("--gt", help="ground-truth JSON")
     p.add_argument("--pred", help="detections JSON")
-    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=0.0,
+        help="draw only detections scoring at least this (default 0)",
+    )
     p.add_argument("--tiou", type=float, default=0.5, help="tIoU for true/false positive marks")
     p.add_argument(
         "--thresholds", help="attention lines: comma list or 'none' (default: localize's)"
@@ -25,9 +30,13 @@ def add_plot_parser(sub) -> None:
     p.add_argument("--out", required=True, nargs="+", help="one or more .png / .svg paths")
     p.set_defaults(func=cmd_plot_video)
     p = plot.add_parser("map", help="mAP against tIoU for one or several result JSONs")
-    p.add_argument("results", nargs="+")
+    p.add_argument(
+        "results",
+        nargs="+",
+        help="result JSONs written by 'hamnet test --json' or 'hamnet eval --json'",
+    )
     p.add_argument("--labels", help="comma-separated legend names (default: folder/file)")
-    p.add_argument("--out", required=True, nargs="+")
+    p.add_argument("--out", required=True, nargs="+", help="one or more .png / .svg paths")
     p.set_defaults(func=cmd_plot_map)
 
 

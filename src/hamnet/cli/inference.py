@@ -15,17 +15,21 @@ from hamnet.evaluate.protocols import PROTOCOLS
 
 def add_test_parser(sub) -> None:
     p = sub.add_parser("test", help="evaluate a checkpoint on the test split")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True)
+    add_checkpoint_option(p)
+    p.add_argument("--data", required=True, help="dataset root (released layout or converted)")
     p.add_argument("--out", required=True, help="detections JSON (ActivityNet style)")
     p.add_argument("--save-cas", help="folder for per-video T-CAS / attention .npz files")
-    p.add_argument("--protocol", choices=PROTOCOLS)
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help=f"evaluation rules: {', '.join(PROTOCOLS)} (default: the checkpoint's config)",
+    )
     p.add_argument("--tiou", help="e.g. 0.1:0.7:0.1 (default: the preset's)")
     add_inference_set(p)
     p.add_argument("--subset", help="default: the preset's test subset")
     p.add_argument("--json", help="write the result (mAP per tIoU, average) here")
-    p.add_argument("--per-class", action="store_true")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--per-class", action="store_true", help="also print AP per class")
+    add_device_option(p)
     add_pickle_option(p)
     p.set_defaults(func=cmd_test)
 
@@ -61,9 +65,21 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_checkpoint_option(parser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="last.pt or best.pt of a run (or an imported checkpoint)",
+    )
+
+
+def add_device_option(parser) -> None:
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+
+
 def add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="localize actions in new videos' features")
-    p.add_argument("--checkpoint", required=True)
+    add_checkpoint_option(p)
     p.add_argument(
         "--features",
         required=True,
@@ -71,11 +87,21 @@ def add_predict_parser(sub) -> None:
         help="packed store, folder of .npy files, or single [T, D] .npy files",
     )
     p.add_argument("--out", help="output file (default: standard output)")
-    p.add_argument("--format", default="json", choices=["json", "csv"])
-    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument(
+        "--format",
+        default="json",
+        choices=["json", "csv"],
+        help="json (ActivityNet style) or csv (video,label,start,end,score)",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=0.0,
+        help="drop detections scoring below this (default 0: keep all)",
+    )
     p.add_argument("--top-k", type=int, help="at most K detections per video")
     add_inference_set(p)
-    p.add_argument("--device", default="auto")
+    add_device_option(p)
     add_pickle_option(p)
     p.set_defaults(func=cmd_predict)
 

@@ -61,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_ablate_parser(sub) -> None:
     p = sub.add_parser("ablate", help="train the paper's ablation rows and write the table")
     add_config_options(p)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="dataset root (released layout or converted)")
     p.add_argument("--out", help="folder (default: ./runs/ablation-<preset>)")
     p.add_argument("--seeds", help="e.g. 0,1,2")
     p.add_argument("--variants", help="comma-separated subset of the rows")

@@ -39,15 +39,31 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> int:
 
 def add_extract_parser(sub) -> None:
     p = sub.add_parser("extract", help="I3D RGB + flow features from raw videos")
-    p.add_argument("videos", nargs="+")
+    p.add_argument("videos", nargs="+", help="video files to extract features from")
     p.add_argument("--out", required=True, help="packed feature store to write or extend")
-    p.add_argument("--streams", default="rgb,flow")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--flow", default="tvl1", choices=["tvl1", "dis"])
-    p.add_argument("--rgb-weights")
-    p.add_argument("--flow-weights")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument(
+        "--streams",
+        default="rgb,flow",
+        help="comma list of rgb, flow (default rgb,flow: the released two-stream features)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=PRECISIONS,
+        help="fp32 (default), or a lower precision for speed on a GPU",
+    )
+    p.add_argument(
+        "--flow",
+        default="tvl1",
+        choices=["tvl1", "dis"],
+        help="optical flow: tvl1 (as the released features) or dis (faster)",
+    )
+    p.add_argument("--rgb-weights", help="I3D RGB weights (.pt), see docs/extract.md")
+    p.add_argument("--flow-weights", help="I3D flow weights (.pt), see docs/extract.md")
+    p.add_argument(
+        "--batch-size", type=int, default=8, help="snippets per forward pass (default 8)"
+    )
     p.set_defaults(func=cmd_extract)
 
 
