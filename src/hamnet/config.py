@@ -152,8 +152,12 @@ class LocalizeConfig:
     max_detections: int | None = None
     reference_quirks: bool = True
     source: str = "auto"  # auto, attention, foreground
+    # reference: each method's own reference-code rule (hamnet.localize.reference_rules;
+    # HAM-Net's is the shared one); shared: the common localization for every method
+    rules: str = "reference"
 
     def __post_init__(self) -> None:
+        _check(self.rules in ("reference", "shared"), "localize.rules: reference or shared")
         _check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
         _check(
             self.source in ("auto", "attention", "foreground"),
@@ -332,6 +336,8 @@ def make_config(
         tree = _deep_merge(tree, METHOD_PRESETS[name].get(part, {}))
     tree["preset"], tree["variant"], tree["method"] = preset, variant, name
     tree["loss"]["losses"] = _variant_losses(name, variant)
+    # every option of the method can be set with --set method_options.KEY=VALUE
+    tree["method_options"] = {**method_class(name).default_options(), **tree["method_options"]}
     for item in overrides or []:
         _apply_override(tree, item)
     return config_from_dict(tree)

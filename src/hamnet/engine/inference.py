@@ -18,7 +18,7 @@ from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
-from hamnet.localize.proposals import localize_video
+from hamnet.localize.reference_rules import uniform_sample_indices
 from hamnet.methods.base import Method, VideoOutput
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,17 @@ def make_output(method: Method, name: str, outputs: dict[str, np.ndarray]) -> Vi
     return method.video_output(name, outputs)
 
 
+def infer_video(model, features: np.ndarray, name: str, device, settings) -> VideoOutput:
+    """One video's outputs, after the test-time sampling of ``settings`` (if any)."""
+    count, length = settings.test_snippets, int(features.shape[0])
+    if count is not None:
+        features = features[uniform_sample_indices(length, count)]
+    outputs = forward_video(model, features, device, settings.precision, settings.method)
+    output = make_output(settings.method, name, outputs)
+    output.source_length = length
+    return output
+
+
 def infer_videos(
     model: torch.nn.Module,
     store,
@@ -71,22 +82,13 @@ def infer_videos(
 ) -> Iterator[VideoOutput]:
     model.eval()
     names = list(names)
-    method = settings.method
     for name in tqdm(names, desc="test", unit="video", disable=not progress, leave=False):
-        outputs = forward_video(model, store.read(name), device, settings.precision, method)
-        yield make_output(method, name, outputs)
+        yield infer_video(model, store.read(name), name, device, settings)
 
 
 def detect(output: VideoOutput, classes: list[str], settings: InferenceSettings) -> list[Detection]:
-    return localize_video(
-        output.name,
-        output.attended,
-        output.localization_signal,
-        output.video_scores,
-        classes,
-        snippet_seconds=settings.snippet_seconds,
-        **settings.localize,
-    )
+    """The method's detections under ``settings.rules`` (reference or shared)."""
+    return settings.method.detections(output, classes, settings)
 
 
 def save_outputs_npz(
@@ -125,7 +127,8 @@ def evaluate_model(
     inference in padded batches on its device instead of video by video from ``store``.
     """
     everything = annotations.subset(subset)
-    videos = [video for video in everything if video.labels]
+    keep_all = settings.rules == "reference" and settings.method.reference_scores_unlabelled
+    videos = [video for video in everything if video.labels or keep_all]
     skipped = len(everything) - len(videos)
     if skipped:
         log.info(
@@ -133,7 +136,7 @@ def evaluate_model(
         )
     detections, scores = [], []
     names = [v.name for v in videos]
-    if resident is not None:
+    if resident is not None and settings.test_snippets is None:
         from hamnet.engine.batched_inference import infer_resident
 
         outputs = infer_resident(model, resident, names, settings=settings)

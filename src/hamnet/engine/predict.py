@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from hamnet.data.features import open_feature_store
 from hamnet.engine.distributed import pick_device
-from hamnet.engine.inference import detect, forward_video, make_output
+from hamnet.engine.inference import detect, infer_video
 from hamnet.engine.model_io import load_trained
 from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import ConfigError, DataError
@@ -46,10 +46,7 @@ def predict(
                 f"on width {config.data.feature_dim}"
             )
         for name in tqdm(store.names, desc=str(path), disable=not progress, leave=False):
-            outputs = forward_video(
-                trained.model, store.read(name), torch_device, settings.precision, settings.method
-            )
-            output = make_output(settings.method, name, outputs)
+            output = infer_video(trained.model, store.read(name), name, torch_device, settings)
             found = [d for d in detect(output, trained.classes, settings) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
             detections.extend(found if top_k is None else found[:top_k])

@@ -25,10 +25,16 @@ class InferenceSettings:
     protocol: str
     tiou: list[float]
     localize: dict = field(repr=False)
+    rules: str = "reference"  # localize.rules: the method's reference rule, or shared
 
     @property
     def source(self) -> str:
         return self.method.localization_source()
+
+    @property
+    def test_snippets(self) -> int | None:
+        """Snippets each test video is uniformly sampled to (None: full length)."""
+        return self.method.reference_test_snippets() if self.rules == "reference" else None
 
 
 def inference_settings(
@@ -42,6 +48,7 @@ def inference_settings(
         protocol=protocol or config.eval.protocol,
         tiou=list(tiou or config.eval.tiou),
         localize=localize_kwargs(config),
+        rules=config.localize.rules,
     )
 
 

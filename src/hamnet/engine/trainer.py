@@ -466,9 +466,9 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
 def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
     config, info = session.config, session.dist
     session.model.train()
-    batches = global_batches(
-        len(session.train_set), config.train.batch_size, config.train.seed, epoch
-    )
+    batches = session.method.epoch_batches(
+        session.train_set.labels, config.train.batch_size, config.train.seed, epoch
+    ) or global_batches(len(session.train_set), config.train.batch_size, config.train.seed, epoch)
     shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
         zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),

@@ -24,6 +24,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from hamnet.errors import ConfigError
+from hamnet.localize.proposals import localize_video
 
 
 @dataclass
@@ -45,10 +46,17 @@ class VideoOutput:
     source: str
     attended: np.ndarray | None = None
     class_actionness: np.ndarray | None = None
+    # snippets of the video before test-time sampling (None: not recorded)
+    source_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.attended is None:
             self.attended = self.cas * self.actionness[:, None]
+
+    @property
+    def length(self) -> int:
+        """Snippets of the video before any test-time sampling."""
+        return self.cas.shape[0] if self.source_length is None else self.source_length
 
     @property
     def localization_signal(self) -> np.ndarray:
@@ -97,6 +105,13 @@ class Method(ABC):
         model, data = self.config.model, self.config.data
         return data.feature_dim if model.hidden_dim is None else model.hidden_dim
 
+    def epoch_batches(
+        self, labels: np.ndarray, batch_size: int, seed: int, epoch: int
+    ) -> list[list[int]] | None:
+        """One epoch's batches of training-video indices, or None for the engine's
+        shuffled batches (the default; W-TALC draws class-paired ones)."""
+        return None
+
     def forward(self, network: nn.Module, features: Tensor, mask: Tensor | None) -> dict:
         """Named outputs; the networks of new methods return the dict themselves."""
         return network(features, mask)
@@ -110,6 +125,39 @@ class Method(ABC):
     def localization_source(self) -> str:
         """What ``VideoOutput.actionness`` is, for messages, result files and figures."""
         return "attention"
+
+    # Under ``localize.rules=reference``: whether videos with an empty label list are
+    # scored too (the reference code's choice).
+    reference_scores_unlabelled: ClassVar[bool] = False
+
+    def reference_test_snippets(self) -> int | None:
+        """Under ``localize.rules=reference``, the snippets each test video is uniformly
+        sampled to before the forward pass (None: full length, the default)."""
+        return None
+
+    def detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """One video's detections under ``settings.rules`` (reference or shared)."""
+        if settings.rules == "reference":
+            return self.reference_detections(output, classes, settings)
+        return shared_detections(output, classes, settings)
+
+    def reference_detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """The detection rule of this method's reference code; default: the shared one
+        (HAM-Net's reference code is the shared localization)."""
+        return shared_detections(output, classes, settings)
+
+
+def shared_detections(output: VideoOutput, classes: list[str], settings) -> list:
+    """The common localization of every method (``localize.rules=shared``)."""
+    return localize_video(
+        output.name,
+        output.attended,
+        output.localization_signal,
+        output.video_scores,
+        classes,
+        snippet_seconds=settings.snippet_seconds,
+        **settings.localize,
+    )
 
 
 def parse_options(options_type: type, values: dict[str, Any], method: str) -> Any:
