@@ -172,6 +172,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         print(f"model selection: {NOTES[evaluation.selected_on]}")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
+    print(f"localization rules: rules={evaluation.rules}")
     print(f"detections written to {_path(args.out)}")
     return 0
 

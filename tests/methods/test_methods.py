@@ -148,12 +148,15 @@ def test_baseline_train_test_predict_and_plot_through_the_cli(
     assert main([str(a) for a in argv]) == 0
     record = json.loads(result.read_text())
     assert record["method"] == method and len(record["mAP"]) == 7
+    assert record["rules"] == "reference" and "rules=reference" in capsys.readouterr().out
     npz = sorted(cas.glob("*.npz"))[0]
     assert main(["plot", "video", "--npz", str(npz), "--out", str(tmp_path / "v.png")]) == 0
     capsys.readouterr()
     features = tiny_root / "Synthetic-packed"
     argv = ["predict", "--checkpoint", run / "last.pt", "--features", features, "--format", "csv"]
-    argv += ["--set", "localize.class_thresh=0.0", "--top-k", "2"]
+    # the shared localization's class threshold (the reference rules have their own)
+    argv += ["--set", "localize.class_thresh=0.0", "--set", "localize.rules=shared"]
+    argv += ["--top-k", "2"]
     assert main([str(a) for a in argv]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0] == "video,label,start,end,score" and len(rows) > 1
@@ -173,9 +176,10 @@ def test_test_set_refuses_training_settings(tiny_root, tiny_overrides, tmp_path,
 def test_ablate_across_methods_gives_one_table(tiny_root, tiny_overrides, tmp_path, capsys):
     sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
     argv = ["ablate", "--preset", "demo", "--methods", "hamnet,stpn,wtalc,basnet"]
-    argv += ["--data", tiny_root, "--out", tmp_path / "abl"]
+    argv += ["--data", tiny_root, "--out", tmp_path / "abl", "--set", "localize.rules=shared"]
     assert main([str(a) for a in argv + sets]) == 0
     table = (tmp_path / "abl/ablation.md").read_text()
+    assert "rules=shared" in table.splitlines()[0]
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
     assert rows == ["method", "HAM-Net", "STPN", "W-TALC", "BaS-Net"]
     assert {p.name for p in (tmp_path / "abl").iterdir()} >= {"hamnet", "stpn", "w-talc", "basnet"}

@@ -31,6 +31,7 @@ class RunSummary:
     seeds: list[int]
     run_dirs: list[Path]
     selected_on: str = "none"  # how the reported model was chosen (see engine.selection)
+    rules: str = ""  # localize.rules of the detections ("" when the record predates it)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -99,7 +100,16 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
     if selected_on == "test":
         label = f"{label} [selected on test]"
     return RunSummary(
-        label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs, selected_on
+        label,
+        finals[0]["protocol"],
+        tiou,
+        per_threshold,
+        average,
+        spread,
+        seeds,
+        dirs,
+        selected_on,
+        rules=finals[0].get("rules", ""),
     )
 
 
@@ -114,7 +124,19 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
     if selected_on == "test":
         label = f"{label} [selected on test]"
     row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
-    return dataclasses.replace(row, selected_on=selected_on)
+    return dataclasses.replace(row, selected_on=selected_on, rules=_result_rules(path))
+
+
+def _result_rules(path: Path) -> str:
+    """``rules`` of a result JSON written by ``hamnet test --json`` ("" if absent)."""
+    import json
+
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    rules = record.get("rules", "") if isinstance(record, dict) else ""
+    return rules if isinstance(rules, str) else ""
 
 
 def _selected_on(path: Path) -> str:
@@ -213,8 +235,10 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
     tiou = rows[0].tiou
     several = any(len(r.seeds) > 1 for r in rows)
     head = ["method"] + [f"{t:g}" for t in tiou] + ["AVG"]
+    rules = {r.rules for r in rows}
+    shared_rules = f", rules={rules.pop()}" if len(rules) == 1 and "" not in rules else ""
     lines = [
-        f"### {title} — protocol `{rows[0].protocol}`, mAP (%) at tIoU",
+        f"### {title} — protocol `{rows[0].protocol}`{shared_rules}, mAP (%) at tIoU",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -222,7 +246,8 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
     for row in rows:
         cells = [f"{100 * v:.1f}" for v in row.mAP]
         average = format_cell(row.average, row.average_std, several)
-        lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+        label = row.label if shared_rules or not row.rules else f"{row.label} (rules={row.rules})"
+        lines.append("| " + " | ".join([label, *cells, average]) + " |")
     lines += _selection_lines(rows)
     seeds = sorted({s for r in rows for s in r.seeds})
     if seeds:
@@ -256,6 +281,7 @@ def csv_table(rows: list[RunSummary]) -> str:
             "average_mAP_std",
             "seeds",
             "selected_on",
+            "rules",
         ]
     )
     for r in rows:
@@ -268,6 +294,7 @@ def csv_table(rows: list[RunSummary]) -> str:
                 f"{r.average_std:.6f}",
                 " ".join(map(str, r.seeds)),
                 r.selected_on,
+                r.rules,
             ]
         )
     return buffer.getvalue()

@@ -32,6 +32,7 @@ class Evaluation:
     num_videos: int
     source: str  # what localization thresholded: attention or foreground probability
     selected_on: str = "none"  # how the tested checkpoint was chosen (engine.selection)
+    rules: str = "reference"  # localize.rules the detections were made under
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -160,4 +161,6 @@ def evaluate_model(
         snippet_seconds=settings.snippet_seconds,
     )
     cmap = classification_map(np.stack(scores), labels)
-    return Evaluation(result, cmap, detections, len(videos), settings.source)
+    return Evaluation(
+        result, cmap, detections, len(videos), settings.source, rules=settings.rules
+    )

@@ -592,6 +592,7 @@ def _evaluate(session: Session, subset: str | None = None) -> dict:
         "tiou": result.tiou,
         "classification_mAP": evaluation.classification_map,
         "localization_source": evaluation.source,
+        "rules": evaluation.rules,
     }
 
 

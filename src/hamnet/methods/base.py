@@ -174,7 +174,11 @@ def parse_options(options_type: type, values: dict[str, Any], method: str) -> An
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"method_options.{key} must be a number, got {value!r}")
-        coerced[key] = float(value) if known[key].type in (float, "float") else value
+        kind = known[key].type
+        if kind in (int, "int") and float(value) != int(value):
+            raise ConfigError(f"method_options.{key} must be a whole number, got {value!r}")
+        coerced[key] = float(value) if kind in (float, "float") else value
+        coerced[key] = int(value) if kind in (int, "int") else coerced[key]
     return options_type(**coerced)
 
 
