@@ -265,7 +265,11 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "method_options": {"sparsity_weight": 1e-4},
             "localize": {"class_thresh": 0.1},
         },
-        "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
+        # code/utils.py: batch 6, lr 1e-4; tf.train.AdamOptimizer: no weight decay
+        "thumos14": {
+            "data": {"num_segments": 400},
+            "train": {"lr": 1e-4, "batch_size": 6, "weight_decay": 0.0},
+        },
         "activitynet12": {**_BASELINE_ANET, "train": {"lr": 1e-4}},
         "demo": {"model": {"attention_dim": 32}},
     },

@@ -34,8 +34,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hamnet.data.class_pairs import class_paired_epoch
+from hamnet.errors import ConfigError
 from hamnet.localize.reference_rules import wtalc_rule
-from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
+from hamnet.methods.base import (
+    Method,
+    VideoOutput,
+    enabled_terms,
+    parse_options,
+    softmax,
+    topk_video_scores,
+)
 
 LOSS_TERMS = ("mil", "casl")
 
@@ -196,6 +204,17 @@ class WtalcMethod(Method):
     name = "w-talc"
     loss_terms = LOSS_TERMS
     options_type = WtalcOptions
+
+    @classmethod
+    def check(cls, config) -> None:
+        super().check(config)
+        options = parse_options(cls.options_type, config.method_options, cls.name)
+        if not options.shuffled_batches and config.train.batch_size < 2 * options.similar_pairs:
+            raise ConfigError(
+                f"train.batch_size {config.train.batch_size}: W-TALC's class-paired batches "
+                f"hold {options.similar_pairs} pairs (method_options.similar_pairs); use at "
+                f"least {2 * options.similar_pairs} or method_options.shuffled_batches=1"
+            )
 
     def build_network(self, num_classes: int) -> WtalcNetwork:
         config = self.config
