@@ -96,6 +96,8 @@ def save_outputs_npz(
     output: VideoOutput, classes: list[str], folder: Path, snippet_seconds: float
 ) -> Path:
     path = folder / f"{output.name}.npz"
+    if output.length != output.cas.shape[0]:  # sampled at test time: each row spans more
+        snippet_seconds = snippet_seconds * output.length / output.cas.shape[0]
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(
             handle,
