@@ -281,7 +281,6 @@ def csv_table(rows: list[RunSummary]) -> str:
             "average_mAP_std",
             "seeds",
             "selected_on",
-            "rules",
         ]
     )
     for r in rows:
@@ -294,7 +293,6 @@ def csv_table(rows: list[RunSummary]) -> str:
                 f"{r.average_std:.6f}",
                 " ".join(map(str, r.seeds)),
                 r.selected_on,
-                r.rules,
             ]
         )
     return buffer.getvalue()
