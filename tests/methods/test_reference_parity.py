@@ -22,8 +22,8 @@ import reference_cases as cases  # noqa: E402
 import torch
 
 from hamnet.config import make_config
-from hamnet.engine.inference import infer_video
-from hamnet.engine.settings import inference_settings
+from hamnet.infer.inference import infer_video
+from hamnet.infer.settings import inference_settings
 from hamnet.methods import make_method
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,9 +10,9 @@ import torch
 
 from hamnet.config import make_config
 from hamnet.data.class_pairs import class_paired_batch, class_paired_epoch, videos_per_class
-from hamnet.engine.inference import infer_video
-from hamnet.engine.settings import inference_settings
 from hamnet.errors import ConfigError
+from hamnet.infer.inference import infer_video
+from hamnet.infer.settings import inference_settings
 from hamnet.methods import make_method
 from hamnet.methods.wtalc import co_activity_loss, paired_co_activity_loss
 

@@ -19,10 +19,27 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hamnet.localize.reference_rules import stpn_rule
-from hamnet.methods.base import Method, VideoOutput, enabled_terms, sigmoid
-from hamnet.methods.wtalc import xavier_init
+from hamnet.methods.base import BASELINE_ACTIVITYNET, Method, VideoOutput, enabled_terms, sigmoid
+from hamnet.methods.layers import xavier_init
 
 LOSS_TERMS = ("cls", "sparse")
+
+# Values merged over the dataset preset (``--preset thumos14 --method stpn``): "*" for
+# every dataset, then the preset's name. Sources and choices: docs/methods.md.
+PRESETS: dict[str, dict] = {
+    "*": {
+        "model": {"attention_dim": 256},
+        "method_options": {"sparsity_weight": 1e-4},
+        "localize": {"class_thresh": 0.1},
+    },
+    # code/utils.py: batch 6, lr 1e-4; tf.train.AdamOptimizer: no weight decay
+    "thumos14": {
+        "data": {"num_segments": 400},
+        "train": {"lr": 1e-4, "batch_size": 6, "weight_decay": 0.0},
+    },
+    "activitynet12": {**BASELINE_ACTIVITYNET, "train": {"lr": 1e-4}},
+    "demo": {"model": {"attention_dim": 32}},
+}
 
 
 @dataclass
@@ -94,6 +111,7 @@ def stpn_losses(
 
 class StpnMethod(Method):
     name = "stpn"
+    label = "STPN"
     loss_terms = LOSS_TERMS
     options_type = StpnOptions
 

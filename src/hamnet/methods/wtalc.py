@@ -33,10 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.data.class_pairs import class_paired_epoch
 from hamnet.errors import ConfigError
 from hamnet.localize.reference_rules import wtalc_rule
 from hamnet.methods.base import (
+    BASELINE_ACTIVITYNET,
+    ClassPairs,
     Method,
     VideoOutput,
     enabled_terms,
@@ -44,8 +45,34 @@ from hamnet.methods.base import (
     softmax,
     topk_video_scores,
 )
+from hamnet.methods.layers import xavier_init
 
 LOSS_TERMS = ("mil", "casl")
+
+# Values merged over the dataset preset (``--preset thumos14 --method w-talc``): "*" for
+# every dataset, then the preset's name. Sources and choices: docs/methods.md.
+PRESETS: dict[str, dict] = {
+    "*": {
+        "model": {"dropout": 0.7},
+        "loss": {"topk_ratio_inv": 8},
+        "method_options": {"mil_weight": 0.5, "margin": 0.5},
+        "localize": {
+            "thresholds": [0.5],
+            "outer_ratio": 0.0,
+            "video_score_weight": 0.0,
+            "nms": "none",
+        },
+    },
+    "thumos14": {
+        "data": {"num_segments": 750},
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
+    },
+    "activitynet12": {
+        **BASELINE_ACTIVITYNET,
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
+    },
+    "demo": {},
+}
 
 
 @dataclass
@@ -86,16 +113,6 @@ class WtalcNetwork(nn.Module):
             keep = mask.to(device=x.device, dtype=torch.bool)[..., None]
             embedding, cas = embedding * keep, cas * keep
         return {"cas": cas, "embedding": embedding}
-
-
-def xavier_init(network: nn.Module) -> None:
-    """Xavier-uniform weights and zero biases on every Linear / Conv layer (model.py
-    weights_init of W-TALC; tf.layers' glorot-uniform default of STPN)."""
-    for layer in network.modules():
-        if isinstance(layer, (nn.Linear, nn.Conv1d)):
-            nn.init.xavier_uniform_(layer.weight)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
 
 
 def topk_count(length: int | Tensor, ratio_inv: int):
@@ -202,6 +219,7 @@ def _lengths(cas: Tensor, mask: Tensor | None) -> Tensor:
 
 class WtalcMethod(Method):
     name = "w-talc"
+    label = "W-TALC"
     loss_terms = LOSS_TERMS
     options_type = WtalcOptions
 
@@ -226,11 +244,9 @@ class WtalcMethod(Method):
             xavier=not self.options.torch_init,
         )
 
-    def epoch_batches(self, labels, batch_size: int, seed: int, epoch: int):
+    def class_pairs(self) -> ClassPairs | None:
         """Class-paired batches (video_dataset.py load_data), unless shuffled_batches."""
-        if self.options.shuffled_batches:
-            return None
-        return class_paired_epoch(labels, batch_size, self.options.similar_pairs, seed, epoch)
+        return None if self.options.shuffled_batches else ClassPairs(self.options.similar_pairs)
 
     def losses(self, outputs: dict, labels: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         ratio = self.config.loss.topk_ratio_inv
