@@ -8,6 +8,7 @@ plain arguments, never this object.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -110,9 +111,16 @@ class TrainConfig:
     # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
     select_on: str = "none"
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
+    # optimiser steps; when set it replaces epochs (the trainer runs just enough epochs and
+    # stops the last one after this many steps; DELU's curve runs over it)
+    iterations: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(
+            self.iterations is None or self.iterations >= 1,
+            "train.iterations must be >= 1 (or null: train.epochs)",
+        )
         _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
@@ -311,6 +319,15 @@ METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "demo": {"model": {"attention_dim": 32}},
     },
 }
+
+
+def _own_presets(module: str) -> dict[str, dict[str, Any]]:
+    """A method module's ``PRESETS`` (CO2-Net, DELU keep theirs in their modules)."""
+    return importlib.import_module(module).PRESETS
+
+
+METHOD_PRESETS["co2net"] = _own_presets("hamnet.methods.co2net")
+METHOD_PRESETS["delu"] = _own_presets("hamnet.methods.delu")
 
 
 def make_config(

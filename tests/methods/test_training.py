@@ -56,7 +56,7 @@ def _untrained(config, root) -> float:
     return 100 * evaluation.result.average_mAP
 
 
-@pytest.mark.parametrize("method", ["stpn", "w-talc", "basnet"])
+@pytest.mark.parametrize("method", ["stpn", "w-talc", "basnet", "co2net", "delu"])
 def test_baseline_beats_its_untrained_network(method, synthetic_root, tmp_path):
     config = make_config("demo", "all", SETTINGS, method=method)
     result = train(config, synthetic_root, tmp_path / method, progress=False)

@@ -77,7 +77,19 @@ def infer_videos(
         yield make_output(method, name, outputs)
 
 
-def detect(output: VideoOutput, classes: list[str], settings: InferenceSettings) -> list[Detection]:
+def detect(
+    output: VideoOutput,
+    classes: list[str],
+    settings: InferenceSettings,
+    ambiguous: dict[str, list] | None = None,
+) -> list[Detection]:
+    """The video's detections: the method's own rule where it has one (CO2-Net, DELU:
+    ``reference_detect``; ``ambiguous``: spans per video, None when not known), else
+    hamnet's shared rule."""
+    own_rule = getattr(settings.method, "reference_detect", None)
+    if own_rule is not None:
+        spans = None if ambiguous is None else ambiguous.get(output.name, [])
+        return own_rule(output, classes, settings, spans)
     return localize_video(
         output.name,
         output.attended,
@@ -141,8 +153,10 @@ def evaluate_model(
         outputs = infer_videos(
             model, store, names, device=device, settings=settings, progress=progress
         )
+    if not annotations.ambiguous and hasattr(settings.method, "warn_without_ambiguous"):
+        settings.method.warn_without_ambiguous()
     for output in outputs:
-        detections.extend(detect(output, annotations.classes, settings))
+        detections.extend(detect(output, annotations.classes, settings, annotations.ambiguous))
         scores.append(output.video_scores)
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)

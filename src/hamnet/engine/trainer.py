@@ -41,7 +41,7 @@ from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.engine import distributed as dist_utils
-from hamnet.engine import preflight, runinfo, runlock, selection
+from hamnet.engine import iterations, preflight, runinfo, runlock, selection
 from hamnet.engine.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from hamnet.engine.inference import autocast, evaluate_model
 from hamnet.engine.interrupt import stop_on_signals
@@ -175,7 +175,7 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     if info.is_main:
         record.finish("finished", _epochs_done(session), {"result": _plain(final)})
     best = session.best if session.best > float("-inf") else None
-    return TrainResult(session.run_dir, config.train.epochs, final, best)
+    return TrainResult(session.run_dir, session.config.train.epochs, final, best)
 
 
 def _run_epochs(session: Session, progress: bool) -> None:
@@ -237,6 +237,7 @@ def _open_session(
         sampling=config.data.sampling,
         seed=config.train.seed,
     )
+    config = iterations.with_iterations(config, len(train_set))
     torch.manual_seed(config.train.seed)
     method = make_method(config)
     model = method.build_network(annotations.num_classes).to(device)
@@ -321,7 +322,7 @@ def _refuse_overwrite(run_dir: Path) -> None:
 
 # settings that change neither the weights nor the training data: free to change on resume
 RESUME_FREE = {
-    "train": ("epochs", "num_workers", "device", "checkpoint_every"),
+    "train": ("epochs", "iterations", "num_workers", "device", "checkpoint_every"),
     "data": ("test_subset", "placement"),
 }
 RESUME_FREE_SECTIONS = ("eval", "localize")
@@ -469,6 +470,8 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
     batches = global_batches(
         len(session.train_set), config.train.batch_size, config.train.seed, epoch
     )
+    per_epoch = len(batches)
+    batches = iterations.epoch_batches(config, epoch, batches)
     shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
         zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
@@ -479,7 +482,8 @@ def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, floa
         leave=False,
     )
     totals = EpochLosses()
-    for indices, share, batch in bar:
+    for step, (indices, share, batch) in enumerate(bar):
+        iterations.tell_progress(session.method, config, epoch, step, per_epoch)
         terms = _train_step(session, batch, len(share), len(indices))
         totals.add(terms, len(batches), share)
     losses = read_losses(totals, epoch + 1, session.train_set)

@@ -15,9 +15,11 @@ METHODS = {
     "stpn": "hamnet.methods.stpn:StpnMethod",
     "w-talc": "hamnet.methods.wtalc:WtalcMethod",
     "basnet": "hamnet.methods.basnet:BasNetMethod",
+    "co2net": "hamnet.methods.co2net:Co2NetMethod",
+    "delu": "hamnet.methods.delu:DeluMethod",
 }
 # spellings accepted on input; configs store the registry name
-ALIASES = {"wtalc": "w-talc", "bas-net": "basnet", "ham-net": "hamnet"}
+ALIASES = {"wtalc": "w-talc", "bas-net": "basnet", "ham-net": "hamnet", "co2-net": "co2net"}
 
 
 def canonical_method(name: str) -> str:
