@@ -367,7 +367,11 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> int:
     from hamnet.engine.import_checkpoint import import_authors_checkpoint
 
     out = import_authors_checkpoint(
-        _path(args.original), _path(args.out), preset=args.preset, classes_from=_path(args.data)
+        _path(args.original),
+        _path(args.out),
+        preset=args.preset,
+        classes_from=_path(args.data),
+        method=args.method,
     )
     print(f"hamnet checkpoint written to {out}")
     return 0
@@ -573,6 +577,13 @@ def _parser_models(sub) -> None:
         help="default: inferred from the class count (20: thumos14, 100: activitynet12)",
     )
     p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
+    p.add_argument(
+        "--method",
+        default="hamnet",
+        choices=["hamnet", "co2net", "delu"],
+        help="whose checkpoint: the HAM-Net release (default) or an official CO2-Net / DELU "
+        "saved model (.pkl state_dict)",
+    )
     p.set_defaults(func=cmd_import_checkpoint)
 
 

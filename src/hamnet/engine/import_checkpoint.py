@@ -12,6 +12,7 @@ from hamnet.data.layout import find_dataset, load_annotations
 from hamnet.engine.checkpoint import save_checkpoint
 from hamnet.engine.model_io import build_model
 from hamnet.errors import CheckpointError
+from hamnet.methods.co2net_import import load_official, official_shape
 from hamnet.model.authors_weights import (
     infer_model_shape,
     load_authors_state_dict,
@@ -60,41 +61,47 @@ def choose_preset(original: Path, count: int, preset: str | None, data: Path | N
     return preset
 
 
+def _classes(original: Path, preset: str, classes_from: Path | None, count: int) -> list[str]:
+    if classes_from is not None:
+        classes = load_annotations(find_dataset(classes_from)).classes
+    else:
+        classes = preset_classes(preset)
+    if len(classes) != count:
+        raise CheckpointError(
+            f"{original}: has {count} classes, the data at {classes_from} "
+            f"{len(classes)}; pass --data with the matching dataset"
+        )
+    return list(classes)
+
+
 def import_authors_checkpoint(
     original: Path,
     out: Path,
     *,
     preset: str | None = None,
     classes_from: Path | None = None,
+    method: str = "hamnet",
 ) -> Path:
     """Map the authors' weights onto our network and save a complete hamnet checkpoint.
 
     ``preset`` None: inferred from the class count (20: thumos14, 100: activitynet12).
+    ``method``: hamnet (the HAM-Net release), co2net or delu (their official saved models).
     """
     state = read_authors_checkpoint(original)
-    shape = infer_model_shape(state)
+    official = method in ("co2net", "delu")
+    shape = official_shape(state, original) if official else infer_model_shape(state)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
-    if classes_from is not None:
-        files = find_dataset(classes_from)
-        classes = load_annotations(files).classes
-    else:
-        classes = preset_classes(preset)
-    if len(classes) != shape["num_classes"]:
-        raise CheckpointError(
-            f"{original}: has {shape['num_classes']} classes, the data at {classes_from} "
-            f"{len(classes)}; pass --data with the matching dataset"
-        )
-    config = make_config(
-        preset,
-        "all",
-        [
-            f"data.feature_dim={shape['feature_dim']}",
-            f"model.hidden_dim={shape['hidden_dim']}",
-            f"model.attention_dim={shape['attention_dim']}",
-        ],
-    )
+    classes = _classes(original, preset, classes_from, shape["num_classes"])
+    widths = [f"data.feature_dim={shape['feature_dim']}"]
+    widths += [f"model.attention_dim={shape['attention_dim']}"]
+    if not official:
+        widths.append(f"model.hidden_dim={shape['hidden_dim']}")
+    config = make_config(preset, "all", widths, method=method)
     model = build_model(config, len(classes))
-    load_authors_state_dict(state, model)
+    if official:
+        load_official(model, state, original)
+    else:
+        load_authors_state_dict(state, model)
     save_checkpoint(
         out,
         {
