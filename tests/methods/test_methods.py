@@ -174,13 +174,14 @@ def test_test_set_refuses_training_settings(tiny_root, tiny_overrides, tmp_path,
 
 def test_ablate_across_methods_gives_one_table(tiny_root, tiny_overrides, tmp_path, capsys):
     sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
-    argv = ["ablate", "--preset", "demo", "--methods", "hamnet,stpn,wtalc,basnet"]
+    argv = ["ablate", "--preset", "demo", "--methods", "hamnet,stpn,wtalc,basnet,co2net,delu"]
     argv += ["--data", tiny_root, "--out", tmp_path / "abl"]
     assert main([str(a) for a in argv + sets]) == 0
     table = (tmp_path / "abl/ablation.md").read_text()
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
-    assert rows == ["method", "HAM-Net", "STPN", "W-TALC", "BaS-Net"]
-    assert {p.name for p in (tmp_path / "abl").iterdir()} >= {"hamnet", "stpn", "w-talc", "basnet"}
+    assert rows == ["method", "HAM-Net", "STPN", "W-TALC", "BaS-Net", "CO2-Net", "DELU"]
+    made = {p.name for p in (tmp_path / "abl").iterdir()}
+    assert made >= {"hamnet", "stpn", "w-talc", "basnet", "co2net", "delu"}
     capsys.readouterr()
 
 

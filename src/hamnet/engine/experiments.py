@@ -195,7 +195,14 @@ def _train_rows(
     return rows
 
 
-METHOD_LABELS = {"hamnet": "HAM-Net", "stpn": "STPN", "w-talc": "W-TALC", "basnet": "BaS-Net"}
+METHOD_LABELS = {
+    "hamnet": "HAM-Net",
+    "stpn": "STPN",
+    "w-talc": "W-TALC",
+    "basnet": "BaS-Net",
+    "co2net": "CO2-Net",
+    "delu": "DELU",
+}
 
 
 def method_label(config: Config) -> str:
