@@ -3,7 +3,9 @@ worked by hand on tiny inputs; the importer on a state dict of the official layo
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from hamnet.config import make_config
 from hamnet.engine.model_io import load_trained
 from hamnet.methods import make_method
 from hamnet.methods.co2net_network import (
+    Co2Network,
     attention_norm,
     co_activity,
     guide_maps,
@@ -277,3 +280,40 @@ def test_delu_curve_follows_the_trainers_iterations(tiny_root, tiny_overrides, t
         method_type.set_progress = original
     assert seen == [(0, 3), (1, 3), (2, 3)]
     assert result.epochs >= 1
+
+
+# ---- parity with the official code ------------------------------------------------
+
+
+def test_reference_rule_gives_the_official_detections_of_official_outputs():
+    """Outputs and detections of the official test (fixture from an official CPU run):
+    every detection, in order, with its score; the Ambiguous filter removes as many."""
+    path = Path(__file__).parent / "fixtures" / "co2net_official_seed0_video2.json"
+    fixture = json.loads(path.read_text())
+    cas = np.asarray(fixture["cas"], dtype=np.float32)
+    attention = np.asarray(fixture["attn"], dtype=np.float32)
+    assert np.allclose(video_scores(cas, attention), fixture["video_scores"], atol=1e-6)
+    found = reference_detections(
+        cas, attention, thresholds=np.linspace(0.1, 0.9, 10), ambiguous=fixture["ambiguous"]
+    )
+    official = fixture["detections"]
+    assert [(c, s, e) for c, _, s, e in found] == [(c, s, e) for c, s, e, _ in official]
+    assert np.allclose([d[1] for d in found], [d[3] for d in official], atol=1e-5)
+    unfiltered = reference_detections(cas, attention, thresholds=np.linspace(0.1, 0.9, 10))
+    assert len(unfiltered) - len(found) == fixture["ambiguous_removed"]
+
+
+def test_seeded_network_has_the_official_initial_weights():
+    """torch.manual_seed(0) then the network: the official CO2(2048, 20) after
+    setup_seed(0), tensor for tensor (the unused feat_encoder drawn in its place)."""
+    path = Path(__file__).parent / "fixtures" / "co2net_official_seed0_init.json"
+    official = json.loads(path.read_text())["parameters"]
+    torch.manual_seed(0)
+    own = Co2Network(2048, 20).state_dict()
+    assert set(own) == {k for k in official if not k.startswith("feat_encoder.")}
+    for key, value in own.items():
+        expected = official[key]
+        assert list(value.shape) == expected["shape"], key
+        flat = value.reshape(-1)
+        assert (flat[0].item(), flat[-1].item()) == (expected["first"], expected["last"]), key
+        assert value.double().sum().item() == pytest.approx(expected["sum"], rel=1e-9, abs=1e-9)
