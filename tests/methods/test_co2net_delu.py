@@ -351,3 +351,18 @@ def test_delu_terms_equal_the_official_criterion_on_its_batch():
             assert value == pytest.approx(official[key], rel=1e-5, abs=1e-6), (iteration, term)
             ours += weights[term] * value
         assert ours == pytest.approx(total, rel=1e-5)
+
+
+def test_class_paired_sampler_puts_three_sharing_pairs_first():
+    from hamnet.methods.co2net import class_paired_batches
+
+    labels = np.zeros((12, 4), dtype=np.float32)
+    labels[np.arange(12), np.arange(12) % 4] = 1  # three videos per class
+    labels[0, 3] = 1
+    batches = class_paired_batches(labels, 10, 50, np.random.default_rng(0))
+    assert len(batches) == 50 and all(len(b) == 10 for b in batches)
+    for batch in batches:
+        for i in (0, 2, 4):
+            assert batch[i] != batch[i + 1] and (labels[batch[i]] * labels[batch[i + 1]]).any()
+    lonely = np.eye(3, dtype=np.float32)  # no class has two videos: random batches only
+    assert all(len(b) == 4 for b in class_paired_batches(lonely, 4, 3, np.random.default_rng(0)))

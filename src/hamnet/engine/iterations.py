@@ -38,3 +38,12 @@ def tell_progress(method, config, epoch: int, step: int, per_epoch: int) -> None
     if hook is not None:
         total = config.train.iterations or config.train.epochs * per_epoch
         hook(epoch * per_epoch + step, total)
+
+
+def method_batches(method, train_set, batch_size: int, seed: int, epoch: int, default):
+    """The method's own batches of the epoch where it has a sampler (CO2-Net, DELU:
+    ``train_batches``, the class-paired one), else ``default()``."""
+    sampler = getattr(method, "train_batches", None)
+    if sampler is None:
+        return default()
+    return sampler(train_set.labels, batch_size, seed, epoch)

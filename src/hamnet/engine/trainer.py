@@ -467,8 +467,15 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
 def _train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
     config, info = session.config, session.dist
     session.model.train()
-    batches = global_batches(
-        len(session.train_set), config.train.batch_size, config.train.seed, epoch
+    batches = iterations.method_batches(
+        session.method,
+        session.train_set,
+        config.train.batch_size,
+        config.train.seed,
+        epoch,
+        lambda: global_batches(
+            len(session.train_set), config.train.batch_size, config.train.seed, epoch
+        ),
     )
     per_epoch = len(batches)
     batches = iterations.epoch_batches(config, epoch, batches)

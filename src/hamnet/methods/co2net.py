@@ -156,6 +156,12 @@ class Co2NetMethod(Method):
             for c, score, start, end in found
         ]
 
+    def train_batches(self, labels: np.ndarray, batch_size: int, seed: int, epoch: int):
+        """An epoch's batches (as many as shuffling would give): the official sampler."""
+        steps = -(-len(labels) // batch_size)
+        rng = np.random.default_rng([seed, epoch, 3552])
+        return class_paired_batches(labels, batch_size, steps, rng)
+
     def warn_without_ambiguous(self) -> None:
         """The official test filters Ambiguous_test.txt's spans on THUMOS14; say so when
         the dataset has none rather than skipping silently."""
@@ -165,3 +171,24 @@ class Co2NetMethod(Method):
                 "detections that overlap them, this test cannot",
                 self.name,
             )
+
+
+def class_paired_batches(
+    labels: np.ndarray, batch_size: int, steps: int, rng: np.random.Generator, pairs: int = 3
+) -> list[list[int]]:
+    """The official sampler (wsad_dataset.py:81-113), ``steps`` batches of item indices:
+    ``pairs`` classes drawn with replacement, two distinct videos of each (first in the
+    batch, where the co-activity term looks), then random videos (with replacement) to
+    ``batch_size``. Classes with fewer than two training videos are not drawn (the
+    official code fails on them)."""
+    members = [np.flatnonzero(labels[:, c] > 0) for c in range(labels.shape[1])]
+    usable = [m for m in members if len(m) >= 2]
+    batches = []
+    for _ in range(steps):
+        batch: list[int] = []
+        for c in rng.choice(len(usable), size=pairs) if usable else []:
+            batch += [int(i) for i in rng.choice(usable[c], size=2, replace=False)]
+        rest = max(batch_size - len(batch), 0)
+        batch += [int(i) for i in rng.choice(len(labels), size=rest)]
+        batches.append(batch)
+    return batches
