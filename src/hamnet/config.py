@@ -177,6 +177,8 @@ class LocalizeConfig:
 class EvalConfig:
     protocol: str = "anet"
     tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    # round the ground truth to the snippet grid first, as CO2-Net's / DELU's evaluator does
+    snippet_grid_gt: bool = False
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")

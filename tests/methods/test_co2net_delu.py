@@ -366,3 +366,16 @@ def test_class_paired_sampler_puts_three_sharing_pairs_first():
             assert batch[i] != batch[i + 1] and (labels[batch[i]] * labels[batch[i + 1]]).any()
     lonely = np.eye(3, dtype=np.float32)  # no class has two videos: random batches only
     assert all(len(b) == 4 for b in class_paired_batches(lonely, 4, 3, np.random.default_rng(0)))
+
+
+def test_ground_truth_on_the_snippet_grid_rounds_as_the_official_evaluator():
+    from hamnet.data.annotations import AnnotationSet, Segment, Video
+    from hamnet.methods.reference_rule import ground_truth_on_snippet_grid
+
+    video = Video("v", "test", 10.0, ("a",), (Segment(1.0, 2.0, "a"), Segment(0.8, 1.2, "a")))
+    snapped = ground_truth_on_snippet_grid(AnnotationSet(["a"], [video]), 0.64)
+    # round(1.5625) = 2, round(3.125) = 3; round(1.25) = 1, round(1.875) = 2
+    ends = [(s.start, s.end) for s in snapped.videos[0].segments]
+    assert ends == [(2 * 0.64, 3 * 0.64), (1 * 0.64, 2 * 0.64)]
+    assert video.segments[0].start == 1.0  # the input is not changed
+    assert make_config("thumos14", method="co2net").eval.snippet_grid_gt is False

@@ -161,8 +161,13 @@ def evaluate_model(
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
+    truth = annotations
+    if settings.snippet_grid_gt:
+        from hamnet.methods.reference_rule import ground_truth_on_snippet_grid
+
+        truth = ground_truth_on_snippet_grid(annotations, settings.snippet_seconds)
     result = evaluate_detections(
-        annotations,
+        truth,
         detections,
         tiou=list(settings.tiou),
         protocol=settings.protocol,

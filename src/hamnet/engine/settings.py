@@ -25,6 +25,8 @@ class InferenceSettings:
     protocol: str
     tiou: list[float]
     localize: dict = field(repr=False)
+    snippet_grid_gt: bool = False  # eval.snippet_grid_gt
+
 
     @property
     def source(self) -> str:
@@ -42,6 +44,7 @@ def inference_settings(
         protocol=protocol or config.eval.protocol,
         tiou=list(tiou or config.eval.tiou),
         localize=localize_kwargs(config),
+        snippet_grid_gt=config.eval.snippet_grid_gt,
     )
 
 
