@@ -27,7 +27,6 @@ class InferenceSettings:
     localize: dict = field(repr=False)
     snippet_grid_gt: bool = False  # eval.snippet_grid_gt
 
-
     @property
     def source(self) -> str:
         return self.method.localization_source()
