@@ -379,3 +379,32 @@ def test_ground_truth_on_the_snippet_grid_rounds_as_the_official_evaluator():
     assert ends == [(2 * 0.64, 3 * 0.64), (1 * 0.64, 2 * 0.64)]
     assert video.segments[0].start == 1.0  # the input is not changed
     assert make_config("thumos14", method="co2net").eval.snippet_grid_gt is False
+
+
+def test_iterations_resume_equals_a_straight_run(tiny_root, tiny_overrides, tmp_path):
+    """train.iterations cuts the last epoch; a run resumed from an earlier length ends
+    with the same weights as one straight run."""
+    from hamnet.data.layout import open_dataset
+    from hamnet.engine.checkpoint import load_checkpoint
+    from hamnet.engine.iterations import steps_per_epoch
+    from hamnet.engine.trainer import train
+
+    base = make_config("demo", "all", tiny_overrides, method="co2net")
+    annotations, _, _ = open_dataset(tiny_root)
+    per_epoch = steps_per_epoch(
+        len(annotations.subset(base.data.train_subset)), base.train.batch_size
+    )
+    total = 2 * per_epoch + 1  # the third epoch runs one step
+
+    def config(steps):
+        return make_config(
+            "demo", "all", [*tiny_overrides, f"train.iterations={steps}"], method="co2net"
+        )
+
+    straight = train(config(total), tiny_root, tmp_path / "straight", progress=False)
+    assert straight.epochs == 3
+    train(config(per_epoch), tiny_root, tmp_path / "split", progress=False)
+    train(config(total), tiny_root, tmp_path / "split", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "straight/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "split/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
