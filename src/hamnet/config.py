@@ -102,9 +102,16 @@ class TrainConfig:
     # which split picks best.pt: none (last.pt is the model), heldout or test (flagged)
     select_on: str = "none"
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
+    # optimiser steps; when set it replaces epochs (the trainer runs just enough epochs and
+    # stops the last one after this many steps; DELU's curve runs over it)
+    iterations: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(
+            self.iterations is None or self.iterations >= 1,
+            "train.iterations must be >= 1 (or null: train.epochs)",
+        )
         _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0")
         _check(self.batch_size >= 1, "train.batch_size must be >= 1")
         _check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
@@ -165,6 +172,8 @@ class LocalizeConfig:
 class EvalConfig:
     protocol: str = "anet"
     tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    # round the ground truth to the snippet grid first, as CO2-Net's / DELU's evaluator does
+    snippet_grid_gt: bool = False
 
     def __post_init__(self) -> None:
         _check(self.protocol in PROTOCOLS, f"eval.protocol must be one of {PROTOCOLS}")

@@ -10,6 +10,7 @@ time). One host copy per batch brings the outputs back, in the order of ``names`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from hamnet.data.annotations import AnnotationSet
 from hamnet.data.resident import ResidentFeatures
 from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
+from hamnet.evaluate.snippet_grid import ground_truth_on_snippet_grid
 from hamnet.infer.settings import InferenceSettings
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
@@ -200,14 +202,8 @@ def evaluate_model(
     ``resident`` (a :class:`hamnet.data.resident.ResidentFeatures` holding the subset):
     inference in padded batches on its device instead of video by video from ``store``.
     """
-    everything = annotations.subset(subset)
-    keep_all = settings.rules == "reference" and settings.method.reference_scores_unlabelled
-    videos = [video for video in everything if video.labels or keep_all]
-    skipped = len(everything) - len(videos)
-    if skipped:
-        log.info(
-            "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
-        )
+    videos = _test_videos(annotations, subset, settings)
+    settings = _with_ambiguous(settings, annotations)
     detections, scores = [], []
     names = [v.name for v in videos]
     if resident is not None and settings.test_snippets is None:
@@ -222,8 +218,11 @@ def evaluate_model(
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
+    truth = annotations
+    if settings.snippet_grid_gt:
+        truth = ground_truth_on_snippet_grid(annotations, settings.snippet_seconds)
     result = evaluate_detections(
-        annotations,
+        truth,
         detections,
         tiou=list(settings.tiou),
         protocol=settings.protocol,
@@ -233,3 +232,25 @@ def evaluate_model(
     )
     cmap = classification_map(np.stack(scores), labels)
     return Evaluation(result, cmap, detections, len(videos), settings.source, rules=settings.rules)
+
+
+def _test_videos(annotations: AnnotationSet, subset: str, settings: InferenceSettings) -> list:
+    """The subset's videos the test scores: those with labels, or every one where the
+    method's reference test scores unlabelled videos too (W-TALC)."""
+    everything = annotations.subset(subset)
+    keep_all = settings.rules == "reference" and settings.method.reference_scores_unlabelled
+    videos = [video for video in everything if video.labels or keep_all]
+    skipped = len(everything) - len(videos)
+    if skipped:
+        log.info(
+            "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
+        )
+    return videos
+
+
+def _with_ambiguous(settings: InferenceSettings, annotations: AnnotationSet) -> InferenceSettings:
+    """``settings`` holding the dataset's Ambiguous spans, which a reference rule may read
+    (CO2-Net's and DELU's test removes detections on them)."""
+    if settings.rules == "reference":
+        settings.method.before_reference_test(annotations.ambiguous)
+    return dataclasses.replace(settings, ambiguous=annotations.ambiguous)

@@ -26,6 +26,9 @@ class InferenceSettings:
     tiou: list[float]
     localize: dict = field(repr=False)
     rules: str = "reference"  # localize.rules: the method's reference rule, or shared
+    snippet_grid_gt: bool = False  # eval.snippet_grid_gt
+    # the dataset's Ambiguous spans per video (seconds); None: not known (predict)
+    ambiguous: dict | None = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
@@ -49,6 +52,7 @@ def inference_settings(
         tiou=list(tiou or config.eval.tiou),
         localize=localize_kwargs(config),
         rules=config.localize.rules,
+        snippet_grid_gt=config.eval.snippet_grid_gt,
     )
 
 

@@ -165,8 +165,19 @@ class Method(ABC):
 
     def reference_detections(self, output: VideoOutput, classes: list[str], settings) -> list:
         """The detection rule of this method's reference code; default: the shared one
-        (HAM-Net's reference code is the shared localization)."""
+        (HAM-Net's reference code is the shared localization). ``settings.ambiguous``:
+        the dataset's Ambiguous spans per video, for a rule that filters them."""
         return shared_detections(output, classes, settings)
+
+    def before_reference_test(self, ambiguous: dict) -> None:
+        """Called once before a test under ``localize.rules=reference`` with the
+        dataset's Ambiguous spans; a rule that needs them says when they are missing."""
+        return None
+
+    def set_progress(self, step: int, total: int) -> None:
+        """The trainer's global step (0-based) before each optimizer step, and the run's
+        steps; for a loss that depends on them (DELU's curve). Default: ignored."""
+        return None
 
 
 def shared_detections(output: VideoOutput, classes: list[str], settings) -> list:

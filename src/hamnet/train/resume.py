@@ -46,7 +46,7 @@ def resume(session: Session) -> None:
 
 # settings that change neither the weights nor the training data: free to change on resume
 RESUME_FREE = {
-    "train": ("epochs", "num_workers", "device", "checkpoint_every"),
+    "train": ("epochs", "iterations", "num_workers", "device", "checkpoint_every"),
     "data": ("test_subset", "placement"),
 }
 

@@ -18,7 +18,7 @@ from hamnet.data.class_pairs import class_paired_epoch
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.precision import autocast
 from hamnet.train import distributed as dist_utils
-from hamnet.train import preflight
+from hamnet.train import iterations, preflight
 from hamnet.train.session import Session
 
 
@@ -44,6 +44,8 @@ def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float
     config, info = session.config, session.dist
     session.model.train()
     batches = epoch_batches(session, epoch)
+    per_epoch = len(batches)
+    batches = iterations.cut_epoch(config, epoch, batches)
     shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
         zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
@@ -54,7 +56,8 @@ def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float
         leave=False,
     )
     totals = EpochLosses()
-    for indices, share, batch in bar:
+    for step, (indices, share, batch) in enumerate(bar):
+        session.method.set_progress(*iterations.global_step(config, epoch, step, per_epoch))
         terms = train_step(session, batch, len(share), len(indices))
         totals.add(terms, len(batches), share)
     losses = read_losses(totals, epoch + 1, session.train_set)
