@@ -123,10 +123,15 @@ class TrainConfig:
     heldout_fraction: float = 0.1  # share of the training videos kept out with select_on=heldout
     # train on data.test_subset itself: refused unless set; such results are labelled
     allow_test_subset: bool = False
+    # optimiser steps; when set it replaces epochs (the trainer runs just enough epochs and
+    # stops the last one after this many steps; DELU's curve runs over it)
+    iterations: int | None = None
 
     def __post_init__(self) -> None:
         check_types(self, "train")
         check_count(self.epochs, "train.epochs")
+        if self.iterations is not None:
+            check_count(self.iterations, "train.iterations (or null: train.epochs)")
         check_count(self.batch_size, "train.batch_size")
         check(
             0 <= self.seed <= MAX_SEED,
@@ -167,6 +172,9 @@ class LocalizeConfig:
     max_detections: int | None = None
     reference_quirks: bool = True
     source: str = "auto"  # auto, attention, foreground
+    # reference: each method's own reference-code rule (hamnet.localize.reference_rules;
+    # HAM-Net's is the shared one); shared: the common localization for every method
+    rules: str = "reference"
 
     def __post_init__(self) -> None:
         check_types(self, "localize")
@@ -179,6 +187,7 @@ class LocalizeConfig:
         check(0 < self.nms_iou <= 1, f"localize.nms_iou must be in (0, 1], got {self.nms_iou}")
         if self.max_detections is not None:
             check_count(self.max_detections, "localize.max_detections (or null: no limit)")
+        check(self.rules in ("reference", "shared"), "localize.rules: reference or shared")
         check(self.nms in ("soft", "hard", "none"), "localize.nms: soft, hard or none")
         check(
             self.source in ("auto", "attention", "foreground"),
@@ -195,6 +204,8 @@ class LocalizeConfig:
 class EvalConfig:
     protocol: str = "anet"
     tiou: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    # round the ground truth to the snippet grid first, as CO2-Net's / DELU's evaluator does
+    snippet_grid_gt: bool = False
 
     def __post_init__(self) -> None:
         check_types(self, "eval")
@@ -330,6 +341,9 @@ def make_config(
         tree = _deep_merge(tree, method_presets(name).get(part, {}))
     tree["preset"], tree["variant"], tree["method"] = preset, variant, name
     tree["loss"]["losses"] = list(rows[variant])
+    # every option of the method can be set with --set method_options.KEY=VALUE
+    defaults = dataclasses.asdict(method_class(name).options_type())
+    tree["method_options"] = {**defaults, **tree["method_options"]}
     for item in overrides or []:
         _apply_override(tree, item)
     return config_from_dict(tree)

@@ -18,7 +18,7 @@ from hamnet.train.trainer import train
 from hamnet.weights.checkpoint import load_checkpoint, save_checkpoint
 from hamnet.weights.trained import load_trained
 
-BASELINES = ["stpn", "w-talc", "basnet"]
+BASELINES = ["stpn", "w-talc", "basnet", "co2net", "delu"]
 
 
 def _config(method, tiny_overrides, *extra):
@@ -87,10 +87,12 @@ def test_padded_batch_equals_videos_alone_and_losses_are_named(method, tiny_over
 
 @pytest.mark.parametrize("method", BASELINES)
 def test_baseline_resume_equals_straight_run(method, tiny_root, tiny_overrides, tmp_path):
-    straight = _config(method, tiny_overrides, "train.epochs=3")
+    # DELU's curve depends on the run's length, which this test changes: flatten it
+    flat = ["method_options.amplitude=0"] if method == "delu" else []
+    straight = _config(method, [*tiny_overrides, *flat], "train.epochs=3")
     train(straight, tiny_root, tmp_path / "straight", progress=False)
     train(
-        _config(method, tiny_overrides, "train.epochs=2"),
+        _config(method, [*tiny_overrides, *flat], "train.epochs=2"),
         tiny_root,
         tmp_path / "split",
         progress=False,
@@ -148,12 +150,15 @@ def test_baseline_train_test_predict_and_plot_through_the_cli(
     assert main([str(a) for a in argv]) == 0
     record = json.loads(result.read_text())
     assert record["method"] == method and len(record["mAP"]) == 7
+    assert record["rules"] == "reference" and "rules=reference" in capsys.readouterr().out
     npz = sorted(cas.glob("*.npz"))[0]
     assert main(["plot", "video", "--npz", str(npz), "--out", str(tmp_path / "v.png")]) == 0
     capsys.readouterr()
     features = tiny_root / "Synthetic-packed"
     argv = ["predict", "--checkpoint", run / "last.pt", "--features", features, "--format", "csv"]
-    argv += ["--set", "localize.class_thresh=0.0", "--top-k", "2"]
+    # the shared localization's class threshold (the reference rules have their own)
+    argv += ["--set", "localize.class_thresh=0.0", "--set", "localize.rules=shared"]
+    argv += ["--top-k", "2"]
     assert main([str(a) for a in argv]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
     assert rows[0] == "video,label,start,end,score" and len(rows) > 1
@@ -170,15 +175,18 @@ def test_test_set_refuses_training_settings(tiny_root, tiny_overrides, tmp_path,
     assert len(err) == 1 and "only localization and evaluation settings" in err[0]
 
 
-def test_ablate_across_methods_gives_one_table(tiny_root, tiny_overrides, tmp_path, capsys):
+@pytest.mark.parametrize("rules", ["reference", "shared"])
+def test_ablate_across_methods_gives_one_table(rules, tiny_root, tiny_overrides, tmp_path, capsys):
     sets = [a for item in [*tiny_overrides, "train.epochs=1"] for a in ("--set", item)]
-    argv = ["ablate", "--preset", "demo", "--methods", "hamnet,stpn,wtalc,basnet"]
-    argv += ["--data", tiny_root, "--out", tmp_path / "abl"]
+    argv = ["ablate", "--preset", "demo", "--methods", "hamnet,stpn,wtalc,basnet,co2net,delu"]
+    argv += ["--data", tiny_root, "--out", tmp_path / "abl", "--set", f"localize.rules={rules}"]
     assert main([str(a) for a in argv + sets]) == 0
     table = (tmp_path / "abl/ablation.md").read_text()
+    assert f"rules={rules}" in table.splitlines()[0]
     rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
-    assert rows == ["method", "HAM-Net", "STPN", "W-TALC", "BaS-Net"]
-    assert {p.name for p in (tmp_path / "abl").iterdir()} >= {"hamnet", "stpn", "w-talc", "basnet"}
+    assert rows == ["method", "HAM-Net", "STPN", "W-TALC", "BaS-Net", "CO2-Net", "DELU"]
+    made = {p.name for p in (tmp_path / "abl").iterdir()}
+    assert made >= {"hamnet", "stpn", "w-talc", "basnet", "co2net", "delu"}
     capsys.readouterr()
 
 

@@ -61,6 +61,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         print("trained on the subset it was tested on: not a test result")
     print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
     print(f"localization source: {evaluation.source}")
+    print(f"localization rules: rules={evaluation.rules}")
     print(f"detections written to {as_path(args.out)}")
     return 0
 

@@ -21,6 +21,12 @@ def add_import_checkpoint_parser(sub) -> None:
         help="default: inferred from the class count (20: thumos14, 100: activitynet12)",
     )
     p.add_argument("--data", help="dataset root whose class list to record (default: preset's)")
+    p.add_argument(
+        "--method",
+        default="hamnet",
+        help="whose checkpoint: hamnet (the HAM-Net release, default), or co2net / delu (an "
+        "official saved model, a .pkl state_dict)",
+    )
     p.set_defaults(func=cmd_import_checkpoint)
 
 
@@ -32,6 +38,7 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> int:
         as_path(args.out),
         preset=args.preset,
         classes_from=as_path(args.data),
+        method=args.method,
     )
     print(f"hamnet checkpoint written to {out}")
     return 0

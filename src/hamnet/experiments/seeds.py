@@ -32,6 +32,7 @@ class RunSummary:
     run_dirs: list[Path]
     selected_on: str = "none"  # how the reported model was chosen (see hamnet.train.selection)
     trained_on_test: bool = False  # trained on the subset it was tested on
+    rules: str = ""  # localize.rules of the detections ("" when the record predates it)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -103,7 +104,16 @@ def summarize(label: str, finals: list[dict], seeds: list[int], dirs: list[Path]
     if on_test:
         label = f"{label} {TRAINED_ON_TEST_TAG}"
     row = RunSummary(
-        label, finals[0]["protocol"], tiou, per_threshold, average, spread, seeds, dirs, selected_on
+        label,
+        finals[0]["protocol"],
+        tiou,
+        per_threshold,
+        average,
+        spread,
+        seeds,
+        dirs,
+        selected_on,
+        rules=finals[0].get("rules", ""),
     )
     return dataclasses.replace(row, trained_on_test=on_test)
 

@@ -30,7 +30,13 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
     if on_test:
         label = f"{label} {TRAINED_ON_TEST_TAG}"
     row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
-    return dataclasses.replace(row, selected_on=selected_on, trained_on_test=on_test)
+    rules = record.get("rules", "")
+    return dataclasses.replace(
+        row,
+        selected_on=selected_on,
+        trained_on_test=on_test,
+        rules=rules if isinstance(rules, str) else "",
+    )
 
 
 def _result_record(path: Path) -> dict:
@@ -38,7 +44,7 @@ def _result_record(path: Path) -> dict:
 
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
 
@@ -88,8 +94,10 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
     tiou = rows[0].tiou
     several = any(len(r.seeds) > 1 for r in rows)
     head = ["method"] + [f"{t:g}" for t in tiou] + ["AVG"]
+    rules = {r.rules for r in rows}
+    shared_rules = f", rules={rules.pop()}" if len(rules) == 1 and "" not in rules else ""
     lines = [
-        f"### {title} — protocol `{rows[0].protocol}`, mAP (%) at tIoU",
+        f"### {title} — protocol `{rows[0].protocol}`{shared_rules}, mAP (%) at tIoU",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -97,7 +105,8 @@ def markdown_table(rows: list[RunSummary], title: str) -> str:
     for row in rows:
         cells = [f"{100 * v:.1f}" for v in row.mAP]
         average = format_cell(row.average, row.average_std, several)
-        lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+        label = row.label if shared_rules or not row.rules else f"{row.label} (rules={row.rules})"
+        lines.append("| " + " | ".join([label, *cells, average]) + " |")
     lines += _selection_lines(rows)
     seeds = sorted({s for r in rows for s in r.seeds})
     if seeds:

@@ -10,6 +10,7 @@ time). One host copy per batch brings the outputs back, in the order of ``names`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from hamnet.data.annotations import AnnotationSet
 from hamnet.data.resident import ResidentFeatures
 from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
+from hamnet.evaluate.snippet_grid import ground_truth_on_snippet_grid
 from hamnet.infer.settings import InferenceSettings
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
-from hamnet.localize.proposals import localize_video
+from hamnet.localize.reference_rules import uniform_sample_indices
 from hamnet.methods.base import Method, VideoOutput
 from hamnet.precision import autocast
 
@@ -43,6 +45,7 @@ class Evaluation:
     selected_on: str = "none"  # how the tested checkpoint was chosen (hamnet.train.selection)
     trained_on_test: bool = False  # the checkpoint was trained on the subset tested
     epochs: tuple[int, int] | None = None  # (trained, planned) of the tested checkpoint
+    rules: str = "reference"  # localize.rules the detections were made under
 
 
 @torch.no_grad()
@@ -60,6 +63,17 @@ def forward_video(
     return {key: value[0].float().cpu().numpy() for key, value in outputs.items()}
 
 
+def infer_video(model, features: np.ndarray, name: str, device, settings) -> VideoOutput:
+    """One video's outputs, after the test-time sampling of ``settings`` (if any)."""
+    count, length = settings.test_snippets, int(features.shape[0])
+    if count is not None:
+        features = features[uniform_sample_indices(length, count)]
+    outputs = forward_video(model, features, device, settings.precision, settings.method)
+    output = settings.method.video_output(name, outputs)
+    output.source_length = length
+    return output
+
+
 def infer_videos(
     model: torch.nn.Module,
     store,
@@ -71,10 +85,8 @@ def infer_videos(
 ) -> Iterator[VideoOutput]:
     model.eval()
     names = list(names)
-    method = settings.method
     for name in tqdm(names, desc="test", unit="video", disable=not progress, leave=False):
-        outputs = forward_video(model, store.read(name), device, settings.precision, method)
-        yield method.video_output(name, outputs)
+        yield infer_video(model, store.read(name), name, device, settings)
 
 
 # padded snippets per batch: about 3 GiB of activations at D = 2048 on a GPU. On the CPU
@@ -151,21 +163,16 @@ def _forward_padded(
 
 
 def detect(output: VideoOutput, classes: list[str], settings: InferenceSettings) -> list[Detection]:
-    return localize_video(
-        output.name,
-        output.attended,
-        output.localization_signal,
-        output.video_scores,
-        classes,
-        snippet_seconds=settings.snippet_seconds,
-        **settings.localize,
-    )
+    """The method's detections under ``settings.rules`` (reference or shared)."""
+    return settings.method.detections(output, classes, settings)
 
 
 def save_outputs_npz(
     output: VideoOutput, classes: list[str], folder: Path, snippet_seconds: float
 ) -> Path:
     path = folder / f"{output.name}.npz"
+    if output.length != output.cas.shape[0]:  # sampled at test time: each row spans more
+        snippet_seconds = snippet_seconds * output.length / output.cas.shape[0]
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(
             handle,
@@ -197,16 +204,11 @@ def evaluate_model(
     ``resident`` (a :class:`hamnet.data.resident.ResidentFeatures` holding the subset):
     inference in padded batches on its device instead of video by video from ``store``.
     """
-    everything = annotations.subset(subset)
-    videos = [video for video in everything if video.labels]
-    skipped = len(everything) - len(videos)
-    if skipped:
-        log.info(
-            "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
-        )
+    videos = _test_videos(annotations, subset, settings)
+    settings = _with_ambiguous(settings, annotations)
     detections, scores = [], []
     names = [v.name for v in videos]
-    if resident is not None:
+    if resident is not None and settings.test_snippets is None:
         outputs = infer_resident(model, resident, names, settings=settings)
     else:
         outputs = infer_videos(
@@ -218,8 +220,11 @@ def evaluate_model(
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
+    truth = annotations
+    if settings.snippet_grid_gt:
+        truth = ground_truth_on_snippet_grid(annotations, settings.snippet_seconds)
     result = evaluate_detections(
-        annotations,
+        truth,
         detections,
         tiou=list(settings.tiou),
         protocol=settings.protocol,
@@ -228,4 +233,26 @@ def evaluate_model(
         snippet_seconds=settings.snippet_seconds,
     )
     cmap = classification_map(np.stack(scores), labels)
-    return Evaluation(result, cmap, detections, len(videos), settings.source)
+    return Evaluation(result, cmap, detections, len(videos), settings.source, rules=settings.rules)
+
+
+def _test_videos(annotations: AnnotationSet, subset: str, settings: InferenceSettings) -> list:
+    """The subset's videos the test scores: those with labels, or every one where the
+    method's reference test scores unlabelled videos too (W-TALC)."""
+    everything = annotations.subset(subset)
+    keep_all = settings.rules == "reference" and settings.method.reference_scores_unlabelled
+    videos = [video for video in everything if video.labels or keep_all]
+    skipped = len(everything) - len(videos)
+    if skipped:
+        log.info(
+            "skipped %d unlabelled video(s) of subset %r, as the reference does", skipped, subset
+        )
+    return videos
+
+
+def _with_ambiguous(settings: InferenceSettings, annotations: AnnotationSet) -> InferenceSettings:
+    """``settings`` holding the dataset's Ambiguous spans, which a reference rule may read
+    (CO2-Net's and DELU's test removes detections on them)."""
+    if settings.rules == "reference":
+        settings.method.before_reference_test(annotations.ambiguous)
+    return dataclasses.replace(settings, ambiguous=annotations.ambiguous)

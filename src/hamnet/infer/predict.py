@@ -13,7 +13,7 @@ from hamnet import argcheck
 from hamnet.data.features import open_feature_store
 from hamnet.devices import resolve_device
 from hamnet.errors import ConfigError, DataError
-from hamnet.infer.inference import detect, forward_video
+from hamnet.infer.inference import detect, infer_video
 from hamnet.infer.settings import inference_settings, with_inference_overrides
 from hamnet.io import atomic_write_text
 from hamnet.localize.detections import Detection, detections_json
@@ -49,10 +49,7 @@ def predict(
                 f"on width {config.data.feature_dim}"
             )
         for name in tqdm(store.names, desc=str(path), disable=not progress, leave=False):
-            outputs = forward_video(
-                trained.model, store.read(name), torch_device, settings.precision, settings.method
-            )
-            output = settings.method.video_output(name, outputs)
+            output = infer_video(trained.model, store.read(name), name, torch_device, settings)
             found = [d for d in detect(output, trained.classes, settings) if d.score >= min_score]
             found.sort(key=lambda d: -d.score)
             detections.extend(found if top_k is None else found[:top_k])

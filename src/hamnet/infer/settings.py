@@ -25,10 +25,19 @@ class InferenceSettings:
     protocol: str
     tiou: list[float]
     localize: dict = field(repr=False)
+    rules: str = "reference"  # localize.rules: the method's reference rule, or shared
+    snippet_grid_gt: bool = False  # eval.snippet_grid_gt
+    # the dataset's Ambiguous spans per video (seconds); None: not known (predict)
+    ambiguous: dict | None = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
         return self.method.localization_source()
+
+    @property
+    def test_snippets(self) -> int | None:
+        """Snippets each test video is uniformly sampled to (None: full length)."""
+        return self.method.reference_test_snippets() if self.rules == "reference" else None
 
 
 def inference_settings(
@@ -42,6 +51,8 @@ def inference_settings(
         protocol=protocol or config.eval.protocol,
         tiou=list(tiou or config.eval.tiou),
         localize=localize_kwargs(config),
+        rules=config.localize.rules,
+        snippet_grid_gt=config.eval.snippet_grid_gt,
     )
 
 

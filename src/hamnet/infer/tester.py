@@ -100,6 +100,7 @@ def result_record(evaluation: Evaluation, config, checkpoint: Path) -> dict:
     record.update(
         classification_mAP=evaluation.classification_map,
         localization_source=evaluation.source,
+        rules=evaluation.rules,
         num_videos=evaluation.num_videos,
         checkpoint=str(checkpoint),
         preset=config.preset,

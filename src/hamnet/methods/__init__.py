@@ -20,9 +20,11 @@ METHODS: dict[str, str | type] = {
     "stpn": "hamnet.methods.stpn:StpnMethod",
     "w-talc": "hamnet.methods.wtalc:WtalcMethod",
     "basnet": "hamnet.methods.basnet:BasNetMethod",
+    "co2net": "hamnet.methods.co2net.method:Co2NetMethod",
+    "delu": "hamnet.methods.co2net.delu:DeluMethod",
 }
 # spellings accepted on input; configs store the registry name
-ALIASES = {"wtalc": "w-talc", "bas-net": "basnet", "ham-net": "hamnet"}
+ALIASES = {"wtalc": "w-talc", "bas-net": "basnet", "ham-net": "hamnet", "co2-net": "co2net"}
 
 
 def register_method(name: str, target: str | type, aliases: tuple[str, ...] = ()) -> None:

@@ -25,6 +25,17 @@ import numpy as np
 from torch import Tensor, nn
 
 from hamnet.errors import ConfigError
+from hamnet.localize.proposals import localize_video
+
+
+@dataclass(frozen=True)
+class ClassPairs:
+    """Class-paired batches: ``pairs`` pairs of videos sharing a class first in each
+    batch, then videos drawn from all. ``distinct``: the two videos of a pair differ
+    (CO2-Net's and DELU's draw; W-TALC's may draw one video twice)."""
+
+    pairs: int
+    distinct: bool = False
 
 
 @dataclass
@@ -46,10 +57,17 @@ class VideoOutput:
     source: str
     attended: np.ndarray | None = None
     class_actionness: np.ndarray | None = None
+    # snippets of the video before test-time sampling (None: not recorded)
+    source_length: int | None = None
 
     def __post_init__(self) -> None:
         if self.attended is None:
             self.attended = self.cas * self.actionness[:, None]
+
+    @property
+    def length(self) -> int:
+        """Snippets of the video before any test-time sampling."""
+        return self.cas.shape[0] if self.source_length is None else self.source_length
 
     @property
     def localization_signal(self) -> np.ndarray:
@@ -110,6 +128,12 @@ class Method(ABC):
         model, data = self.config.model, self.config.data
         return data.feature_dim if model.hidden_dim is None else model.hidden_dim
 
+    def class_pairs(self) -> ClassPairs | None:
+        """How this method's training batches pair videos of one class (the trainer
+        draws them with :mod:`hamnet.data.class_pairs`), or None for the shuffled
+        batches (the default; W-TALC, CO2-Net and DELU pair)."""
+        return None
+
     def forward(self, network: nn.Module, features: Tensor, mask: Tensor | None) -> dict:
         """Named outputs; the networks of new methods return the dict themselves."""
         return network(features, mask)
@@ -123,6 +147,50 @@ class Method(ABC):
     def localization_source(self) -> str:
         """What ``VideoOutput.actionness`` is, for messages, result files and figures."""
         return "attention"
+
+    # Under ``localize.rules=reference``: whether videos with an empty label list are
+    # scored too (the reference code's choice).
+    reference_scores_unlabelled: ClassVar[bool] = False
+
+    def reference_test_snippets(self) -> int | None:
+        """Under ``localize.rules=reference``, the snippets each test video is uniformly
+        sampled to before the forward pass (None: full length, the default)."""
+        return None
+
+    def detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """One video's detections under ``settings.rules`` (reference or shared)."""
+        if settings.rules == "reference":
+            return self.reference_detections(output, classes, settings)
+        return shared_detections(output, classes, settings)
+
+    def reference_detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """The detection rule of this method's reference code; default: the shared one
+        (HAM-Net's reference code is the shared localization). ``settings.ambiguous``:
+        the dataset's Ambiguous spans per video, for a rule that filters them."""
+        return shared_detections(output, classes, settings)
+
+    def before_reference_test(self, ambiguous: dict) -> None:
+        """Called once before a test under ``localize.rules=reference`` with the
+        dataset's Ambiguous spans; a rule that needs them says when they are missing."""
+        return None
+
+    def set_progress(self, step: int, total: int) -> None:
+        """The trainer's global step (0-based) before each optimizer step, and the run's
+        steps; for a loss that depends on them (DELU's curve). Default: ignored."""
+        return None
+
+
+def shared_detections(output: VideoOutput, classes: list[str], settings) -> list:
+    """The common localization of every method (``localize.rules=shared``)."""
+    return localize_video(
+        output.name,
+        output.attended,
+        output.localization_signal,
+        output.video_scores,
+        classes,
+        snippet_seconds=settings.snippet_seconds,
+        **settings.localize,
+    )
 
 
 def parse_options(options_type: type, values: dict[str, Any], method: str) -> Any:
@@ -139,7 +207,11 @@ def parse_options(options_type: type, values: dict[str, Any], method: str) -> An
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"method_options.{key} must be a number, got {value!r}")
-        coerced[key] = float(value) if known[key].type in (float, "float") else value
+        kind = known[key].type
+        if kind in (int, "int") and float(value) != int(value):
+            raise ConfigError(f"method_options.{key} must be a whole number, got {value!r}")
+        coerced[key] = float(value) if kind in (float, "float") else value
+        coerced[key] = int(value) if kind in (int, "int") else coerced[key]
     return options_type(**coerced)
 
 

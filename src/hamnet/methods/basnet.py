@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hamnet.localize.reference_rules import basnet_rule
 from hamnet.methods.base import (
     BASELINE_ACTIVITYNET,
     Method,
@@ -163,6 +164,20 @@ class BasNetMethod(Method):
 
     def localization_source(self) -> str:
         return "suppression-cas"
+
+    def reference_test_snippets(self) -> int:
+        return self.config.data.num_segments  # thumos_features.py uniform_sampling
+
+    def reference_detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """test.py's rule on the suppression T-CAS of the uniformly sampled video."""
+        return basnet_rule(
+            output.name,
+            output.cas,
+            output.video_scores,
+            classes,
+            length=output.length,
+            snippet_seconds=settings.snippet_seconds,
+        )
 
     def video_output(self, name: str, outputs: dict[str, np.ndarray]) -> VideoOutput:
         cas = outputs["cas_supp"]

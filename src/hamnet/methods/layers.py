@@ -11,6 +11,16 @@ import torch
 from torch import Tensor, nn
 
 
+def xavier_init(network: nn.Module) -> None:
+    """Xavier-uniform weights and zero biases on every Linear / Conv layer (model.py
+    weights_init of W-TALC; tf.layers' glorot-uniform default of STPN)."""
+    for layer in network.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv1d)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 def topk_pool(scores: Tensor, ratio_inv: int, mask: Tensor | None = None) -> Tensor:
     """Video logits ``[B, K]``: per column, the mean of the k largest of ``scores [B, T, K]``.
 

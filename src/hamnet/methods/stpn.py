@@ -2,8 +2,10 @@
 
 Per snippet an attention weight ``a_t = sigmoid(FC(ReLU(FC(x_t))))``; the video feature
 is the attention-weighted temporal pooling ``x̄ = (1/T) Σ_t a_t x_t``; a linear
-classifier on ``x̄`` gives the video logits and, applied to each snippet, the T-CAS
-``s_t``. Losses: multi-label binary cross-entropy of the video logits plus
+classifier on ``x̄`` gives the video logits and, applied to each snippet without its
+bias, the T-CAS ``s_t = W x_t`` (the reference's get_tCAM; ``cas_bias=1``: with it).
+Init: glorot-uniform weights, zero biases (tf.layers' defaults; ``torch_init=1``:
+PyTorch's). Losses: multi-label binary cross-entropy of the video logits plus
 ``sparsity_weight * Σ_t a_t`` (L1 of the attention). Localization thresholds, per class,
 the weighted T-CAS ``ψ_t^c = a_t · sigmoid(s_t^c)`` (docs/methods.md).
 """
@@ -16,7 +18,9 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hamnet.localize.reference_rules import stpn_rule
 from hamnet.methods.base import BASELINE_ACTIVITYNET, Method, VideoOutput, enabled_terms, sigmoid
+from hamnet.methods.layers import xavier_init
 
 LOSS_TERMS = ("cls", "sparse")
 
@@ -28,7 +32,11 @@ PRESETS: dict[str, dict] = {
         "method_options": {"sparsity_weight": 1e-4},
         "localize": {"class_thresh": 0.1},
     },
-    "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
+    # code/utils.py: batch 6, lr 1e-4; tf.train.AdamOptimizer: no weight decay
+    "thumos14": {
+        "data": {"num_segments": 400},
+        "train": {"lr": 1e-4, "batch_size": 6, "weight_decay": 0.0},
+    },
     "activitynet12": {**BASELINE_ACTIVITYNET, "train": {"lr": 1e-4}},
     "demo": {"model": {"attention_dim": 32}},
 }
@@ -37,14 +45,25 @@ PRESETS: dict[str, dict] = {
 @dataclass
 class StpnOptions:
     sparsity_weight: float = 1e-4  # β of the paper
+    cas_bias: int = 0  # 1: the T-CAS keeps the classifier's bias (hamnet's earlier variant)
+    torch_init: int = 0  # 1: PyTorch's default init, not glorot-uniform with zero bias
 
 
 class StpnNetwork(nn.Module):
     """Attention module (two FC layers) and one linear classifier, per snippet."""
 
-    def __init__(self, feature_dim: int, num_classes: int, attention_dim: int) -> None:
+    def __init__(
+        self,
+        feature_dim: int,
+        num_classes: int,
+        attention_dim: int,
+        *,
+        cas_bias: bool = False,
+        glorot: bool = True,
+    ) -> None:
         super().__init__()
         self.feature_dim = feature_dim
+        self.cas_bias = cas_bias
         self.attention = nn.Sequential(
             nn.Linear(feature_dim, attention_dim),
             nn.ReLU(),
@@ -52,12 +71,15 @@ class StpnNetwork(nn.Module):
             nn.Sigmoid(),
         )
         self.classifier = nn.Linear(feature_dim, num_classes)
+        if glorot:
+            xavier_init(self)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         valid = _valid(x, mask)
         attention = self.attention(x)[..., 0] * valid
         pooled = (attention[..., None] * x).sum(dim=1) / valid.sum(dim=1, keepdim=True)
-        cas = self.classifier(x) * valid[..., None]
+        bias = self.classifier.bias if self.cas_bias else None
+        cas = F.linear(x, self.classifier.weight, bias) * valid[..., None]
         return {"cas": cas, "attention": attention, "video_logits": self.classifier(pooled)}
 
 
@@ -95,7 +117,28 @@ class StpnMethod(Method):
 
     def build_network(self, num_classes: int) -> StpnNetwork:
         model = self.config.model
-        return StpnNetwork(self.config.data.feature_dim, num_classes, model.attention_dim)
+        return StpnNetwork(
+            self.config.data.feature_dim,
+            num_classes,
+            model.attention_dim,
+            cas_bias=bool(self.options.cas_bias),
+            glorot=not self.options.torch_init,
+        )
+
+    def reference_test_snippets(self) -> int:
+        return self.config.data.num_segments  # utils.py processTestVid: uniform, 400
+
+    def reference_detections(self, output: VideoOutput, classes: list[str], settings) -> list:
+        """code/test.py's one-stream rule (a single joint-feature model: no fusion, no NMS)."""
+        return stpn_rule(
+            output.name,
+            output.cas,
+            output.attention,
+            output.video_scores,
+            classes,
+            length=output.length,
+            snippet_seconds=settings.snippet_seconds,
+        )
 
     def losses(self, outputs: dict, labels: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         return stpn_losses(

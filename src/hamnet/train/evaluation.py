@@ -101,4 +101,5 @@ def evaluate(session: Session, subset: str | None = None) -> dict:
         "tiou": result.tiou,
         "classification_mAP": evaluation.classification_map,
         "localization_source": evaluation.source,
+        "rules": evaluation.rules,
     }

@@ -83,7 +83,7 @@ def refuse_edited_config_file(
 
 # settings that change neither the weights nor the training data: free to change on resume
 RESUME_FREE = {
-    "train": ("epochs", "num_workers", "device", "checkpoint_every"),
+    "train": ("epochs", "iterations", "num_workers", "device", "checkpoint_every"),
     "data": ("test_subset", "placement"),
 }
 

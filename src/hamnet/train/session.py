@@ -19,7 +19,7 @@ from hamnet.errors import DataError
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
 from hamnet.train import distributed as dist_utils
-from hamnet.train import selection
+from hamnet.train import iterations, selection
 from hamnet.train.tensorboard import TrainingLog
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def open_session(
         sampling=config.data.sampling,
         seed=config.train.seed,
     )
+    config = iterations.with_iterations(config, len(train_set))
     torch.manual_seed(config.train.seed)
     method = make_method(config)
     model = method.build_network(annotations.num_classes).to(device)

@@ -14,10 +14,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hamnet.data.class_pairs import class_paired_epoch
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.precision import autocast
 from hamnet.train import distributed as dist_utils
-from hamnet.train import preflight
+from hamnet.train import iterations, preflight
 from hamnet.train.session import Session
 
 
@@ -27,12 +28,24 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
     return [order[i : i + batch_size] for i in range(0, num_videos, batch_size)]
 
 
+def epoch_batches(session: Session, epoch: int) -> list[list[int]]:
+    """The epoch's global batches: the method's class-paired ones, else shuffled."""
+    train = session.config.train
+    pairs = session.method.class_pairs()
+    if pairs is None:
+        return global_batches(len(session.train_set), train.batch_size, train.seed, epoch)
+    labels = session.train_set.labels
+    return class_paired_epoch(
+        labels, train.batch_size, pairs.pairs, train.seed, epoch, distinct=pairs.distinct
+    )
+
+
 def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
     config, info = session.config, session.dist
     session.model.train()
-    batches = global_batches(
-        len(session.train_set), config.train.batch_size, config.train.seed, epoch
-    )
+    batches = epoch_batches(session, epoch)
+    per_epoch = len(batches)
+    batches = iterations.cut_epoch(config, epoch, batches)
     shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
         zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
@@ -43,7 +56,8 @@ def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float
         leave=False,
     )
     totals = EpochLosses()
-    for indices, share, batch in bar:
+    for step, (indices, share, batch) in enumerate(bar):
+        session.method.set_progress(*iterations.global_step(config, epoch, step, per_epoch))
         terms = train_step(session, batch, len(share), len(indices))
         totals.add(terms, len(batches), share)
     losses = read_losses(totals, epoch + 1, session.train_set)

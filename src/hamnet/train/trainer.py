@@ -140,7 +140,7 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     if info.is_main:
         record.finish("finished", _epochs_done(session), {"result": _plain(final)})
     best = session.best if session.best > float("-inf") else None
-    return TrainResult(session.run_dir, config.train.epochs, final, best)
+    return TrainResult(session.run_dir, session.config.train.epochs, final, best)
 
 
 def _run_epochs(session: Session, hooks: list[HookBase], progress: bool) -> None:

@@ -1,4 +1,5 @@
-"""``hamnet import-checkpoint``: the authors' released checkpoints as hamnet checkpoints."""
+"""``hamnet import-checkpoint``: the authors' released checkpoints (HAM-Net; CO2-Net and
+DELU official saved models) as hamnet checkpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 from hamnet.config import make_config
 from hamnet.data.layout import find_dataset, load_annotations
-from hamnet.errors import CheckpointError
+from hamnet.errors import CheckpointError, ConfigError
+from hamnet.weights.authors_co2net import OFFICIAL_METHODS, load_official, official_shape
 from hamnet.weights.authors_hamnet import (
     infer_model_shape,
     load_authors_state_dict,
@@ -19,6 +21,9 @@ from hamnet.weights.checkpoint import save_checkpoint
 from hamnet.weights.trained import build_model
 
 log = logging.getLogger(__name__)
+
+# whose checkpoints import: the HAM-Net release, or an official CO2-Net / DELU saved model
+IMPORTABLE = ("hamnet", *OFFICIAL_METHODS)
 
 
 def preset_classes(preset: str) -> list[str]:
@@ -60,41 +65,49 @@ def choose_preset(original: Path, count: int, preset: str | None, data: Path | N
     return preset
 
 
+def _classes(original: Path, preset: str, classes_from: Path | None, count: int) -> list[str]:
+    if classes_from is not None:
+        classes = load_annotations(find_dataset(classes_from)).classes
+    else:
+        classes = preset_classes(preset)
+    if len(classes) != count:
+        raise CheckpointError(
+            f"{original}: has {count} classes, the data at {classes_from} "
+            f"{len(classes)}; pass --data with the matching dataset"
+        )
+    return list(classes)
+
+
 def import_authors_checkpoint(
     original: Path,
     out: Path,
     *,
     preset: str | None = None,
     classes_from: Path | None = None,
+    method: str = "hamnet",
 ) -> Path:
     """Map the authors' weights onto our network and save a complete hamnet checkpoint.
 
     ``preset`` None: inferred from the class count (20: thumos14, 100: activitynet12).
+    ``method``: hamnet (the HAM-Net release), co2net or delu (their official saved models).
     """
+    if method not in IMPORTABLE:
+        raise ConfigError(f"import-checkpoint --method: one of {', '.join(IMPORTABLE)}")
     state = read_authors_checkpoint(original)
-    shape = infer_model_shape(state)
+    official = method in OFFICIAL_METHODS
+    shape = official_shape(state, original) if official else infer_model_shape(state)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
-    if classes_from is not None:
-        files = find_dataset(classes_from)
-        classes = load_annotations(files).classes
-    else:
-        classes = preset_classes(preset)
-    if len(classes) != shape["num_classes"]:
-        raise CheckpointError(
-            f"{original}: has {shape['num_classes']} classes, the data at {classes_from} "
-            f"{len(classes)}; pass --data with the matching dataset"
-        )
-    config = make_config(
-        preset,
-        "all",
-        [
-            f"data.feature_dim={shape['feature_dim']}",
-            f"model.hidden_dim={shape['hidden_dim']}",
-            f"model.attention_dim={shape['attention_dim']}",
-        ],
-    )
+    classes = _classes(original, preset, classes_from, shape["num_classes"])
+    widths = [f"data.feature_dim={shape['feature_dim']}"]
+    widths += [f"model.attention_dim={shape['attention_dim']}"]
+    if not official:
+        widths.append(f"model.hidden_dim={shape['hidden_dim']}")
+    config = make_config(preset, "all", widths, method=method)
     model = build_model(config, len(classes))
-    load_authors_state_dict(state, model)
+    if official:
+        load_official(model, state, original)
+    else:
+        load_authors_state_dict(state, model)
     save_checkpoint(
         out,
         {

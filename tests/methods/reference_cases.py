@@ -1,0 +1,183 @@
+"""Seeded inputs and weights for the reference-parity fixtures (tests/methods/fixtures).
+
+Each case gives weights in the reference network's own state-dict layout (names and
+shapes of its released code) and features, all from ``numpy.random.RandomState(seed)``,
+so the fixture's recorded reference outputs can be checked against hamnet anywhere
+(the reference codes are not run in CI). ``*_to_hamnet`` maps the names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+SEED = 16
+
+
+def _normal(rng: np.random.RandomState, shape, scale: float) -> np.ndarray:
+    return (rng.randn(*shape) * scale).astype(np.float32)
+
+
+def _videos(rng, count: int, low: int, high: int, dim: int) -> list[np.ndarray]:
+    lengths = rng.randint(low, high, size=count)
+    return [(_normal(rng, (n, dim), 0.5) + _normal(rng, (1, dim), 1.0)) for n in lengths]
+
+
+def wtalc_case(seed: int = SEED) -> dict:
+    """W-TALC model.py Model(16, 5): fc, fc1 (unused by forward), classifier; 6 test
+    videos; a training batch laid out as released (3 class-sharing pairs first)."""
+    rng = np.random.RandomState(seed)
+    dim, classes = 16, 5
+    weights = {
+        "fc.weight": _normal(rng, (dim, dim), 0.4),
+        "fc.bias": _normal(rng, (dim,), 0.1),
+        "fc1.weight": _normal(rng, (dim, dim), 0.4),
+        "fc1.bias": _normal(rng, (dim,), 0.1),
+        "classifier.weight": _normal(rng, (classes, dim), 0.6),
+        "classifier.bias": _normal(rng, (classes,), 0.1),
+    }
+    videos = _videos(rng, 6, 12, 140, dim)
+    labels = np.zeros((10, classes), dtype=np.float32)
+    for pair in range(3):
+        shared = rng.randint(classes)
+        labels[2 * pair : 2 * pair + 2, shared] = 1
+        labels[2 * pair, rng.randint(classes)] = 1
+    for row in range(6, 10):
+        labels[row, rng.randint(classes)] = 1
+    lengths = rng.randint(20, 60, size=10)
+    batch = np.zeros((10, 60, dim), dtype=np.float32)
+    for row, n in enumerate(lengths):
+        batch[row, :n] = _normal(rng, (n, dim), 1.0)
+    return {
+        "weights": weights,
+        "videos": videos,
+        "batch": batch,
+        "labels": labels,
+        "lengths": lengths,
+        "classes": [f"class{c}" for c in range(classes)],
+    }
+
+
+def wtalc_to_hamnet(weights: dict) -> dict:
+    return {
+        "embed.0.weight": weights["fc.weight"],
+        "embed.0.bias": weights["fc.bias"],
+        "classifier.weight": weights["classifier.weight"],
+        "classifier.bias": weights["classifier.bias"],
+    }
+
+
+def basnet_case(seed: int = SEED) -> dict:
+    """BaS-Net model.py BaS_Net(8, 20, 750) (hidden 2048 and filter 512 fixed there);
+    3 test videos (sampled to 750 at test time); a training batch of 2 x 750."""
+    rng = np.random.RandomState(seed)
+    dim, classes = 8, 20
+    weights = {
+        "filter_module.conv_1.0.weight": _normal(rng, (512, dim, 1), 0.3),
+        "filter_module.conv_1.0.bias": _normal(rng, (512,), 0.1),
+        "filter_module.conv_2.0.weight": _normal(rng, (1, 512, 1), 0.05),
+        "filter_module.conv_2.0.bias": _normal(rng, (1,), 0.1),
+        "cas_module.conv_1.0.weight": _normal(rng, (2048, dim, 3), 0.2),
+        "cas_module.conv_1.0.bias": _normal(rng, (2048,), 0.05),
+        "cas_module.conv_2.0.weight": _normal(rng, (2048, 2048, 3), 0.015),
+        "cas_module.conv_2.0.bias": _normal(rng, (2048,), 0.05),
+        "cas_module.conv_3.0.weight": _normal(rng, (classes + 1, 2048, 1), 0.6),
+    }
+    videos = _videos(rng, 3, 300, 1400, dim)
+    labels = np.zeros((2, classes), dtype=np.float32)
+    labels[0, 3] = labels[1, 7] = labels[1, 11] = 1
+    batch = _normal(rng, (2, 750, dim), 1.0)
+    return {
+        "weights": weights,
+        "videos": videos,
+        "batch": batch,
+        "labels": labels,
+        "classes": BASNET_CLASSES,
+    }
+
+
+BASNET_MODULES = {
+    "filter.0": "filter_module.conv_1.0",
+    "filter.2": "filter_module.conv_2.0",
+    "classifier.0": "cas_module.conv_1.0",
+    "classifier.2": "cas_module.conv_2.0",
+    "classifier.5": "cas_module.conv_3.0",
+}
+
+
+def basnet_to_hamnet(weights: dict) -> dict:
+    out = {}
+    for ours, theirs in BASNET_MODULES.items():
+        for kind in ("weight", "bias"):
+            if f"{theirs}.{kind}" in weights:
+                out[f"{ours}.{kind}"] = weights[f"{theirs}.{kind}"]
+    return out
+
+
+def stpn_case(seed: int = SEED) -> dict:
+    """STPN model.py (TensorFlow variables, kernels [in, out]): 1024-wide features,
+    20 classes, 2 test videos (sampled to 400), a training batch of 3 x 400."""
+    rng = np.random.RandomState(seed)
+    dim, classes = 1024, 20
+    weights = {
+        "Attention/dense/kernel": _normal(rng, (dim, 256), 0.05),
+        "Attention/dense/bias": _normal(rng, (256,), 0.1),
+        "Attention/dense_1/kernel": _normal(rng, (256, 1), 0.1),
+        "Attention/dense_1/bias": np.float32([0.5]),
+        "Classification/class_weight/kernel": _normal(rng, (dim, classes), 0.08),
+        "Classification/class_weight/bias": _normal(rng, (classes,), 0.5),
+    }
+    videos = _videos(rng, 2, 100, 400, dim)
+    labels = np.zeros((3, classes), dtype=np.float32)
+    labels[0, 2] = labels[1, 5] = labels[2, 5] = labels[2, 9] = 1
+    batch = _normal(rng, (3, 400, dim), 0.5)
+    return {
+        "weights": weights,
+        "videos": videos,
+        "batch": batch,
+        "labels": labels,
+        "classes": BASNET_CLASSES,
+    }
+
+
+def stpn_to_hamnet(weights: dict) -> dict:
+    """TensorFlow kernels are [in, out]; torch Linear weights [out, in]."""
+    names = {
+        "attention.0": "Attention/dense",
+        "attention.2": "Attention/dense_1",
+        "classifier": "Classification/class_weight",
+    }
+    out = {}
+    for ours, theirs in names.items():
+        out[f"{ours}.weight"] = np.ascontiguousarray(weights[f"{theirs}/kernel"].T)
+        out[f"{ours}.bias"] = weights[f"{theirs}/bias"]
+    return out
+
+
+def as_tensors(weights: dict) -> dict:
+    return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in weights.items()}
+
+
+# THUMOS14's 20 classes in index order (the class names both references hard-code)
+BASNET_CLASSES = [
+    "BaseballPitch",
+    "BasketballDunk",
+    "Billiards",
+    "CleanAndJerk",
+    "CliffDiving",
+    "CricketBowling",
+    "CricketShot",
+    "Diving",
+    "FrisbeeCatch",
+    "GolfSwing",
+    "HammerThrow",
+    "HighJump",
+    "JavelinThrow",
+    "LongJump",
+    "PoleVault",
+    "Shotput",
+    "SoccerPenalty",
+    "TennisSwing",
+    "ThrowDiscus",
+    "VolleyballSpiking",
+]
