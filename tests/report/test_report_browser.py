@@ -114,3 +114,75 @@ def test_long_tables_draw_a_first_page_then_all(browser, tiny_report, tmp_path):
     browser.find_element(By.ID, "show-all").click()
     assert len(browser.find_elements(By.CSS_SELECTOR, "#video-table tbody tr")) == total
     assert console_errors(browser) == []
+
+
+HANDLER = "document.title='PWNED';window.pwned=1"
+HOSTILE = [
+    f'<img src=x onerror="{HANDLER}">',
+    f"__TITLE__/script><img src=x onerror={HANDLER}>",  # the first release's placeholder
+    f"{{{{TITLE}}}}{{{{DATA}}}}</script><svg onload={HANDLER}>",
+    "a&amp;b \u2028 <!-- <script>",
+]
+
+
+def _hostile_page(tiny_report, tmp_path):
+    """The tiny run's data with hostile class and video names, in a folder ending in '<'."""
+    import json
+    import re
+
+    from hamnet.report.build import render
+
+    text = tiny_report.read_text(encoding="utf-8")
+    raw = re.search(r'id="report-data">(.*?)</script>', text, re.S).group(1)
+    payload = json.loads(raw)
+    payload["classes"] = [
+        HOSTILE[i % len(HOSTILE)] + str(i) for i in range(len(payload["classes"]))
+    ]
+    for i, video in enumerate(payload["videos"]):
+        video["n"] = HOSTILE[i % len(HOSTILE)] + f"-{i}"
+    payload["run"] = f"run {HOSTILE[0]} x<"
+    payload["run_path"] = f"/tmp/{HOSTILE[2]}/x<"
+    folder = tmp_path / "x<"
+    folder.mkdir()
+    page = folder / "report.html"
+    page.write_text(render(payload), encoding="utf-8")
+    return page, payload
+
+
+def test_hostile_names_run_no_handler_and_render(browser, tiny_report, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    page, payload = _hostile_page(tiny_report, tmp_path)
+    browser.get(page.as_uri())
+    assert browser.execute_script("return window.pwned") is None
+    assert browser.title == f"hamnet report: {payload['run']}"
+    # every name is text, none became an element; a CSP violation would be logged as SEVERE
+    assert browser.find_elements(By.CSS_SELECTOR, "body img[src='x'], body svg[onload]") == []
+    assert console_errors(browser) == []
+    assert browser.find_element(By.ID, "title").text == f"hamnet report: {payload['run']}"
+    cells = browser.find_elements(By.CSS_SELECTOR, "#video-table tbody td:first-child")
+    names = sorted(v["n"] for v in payload["videos"])
+    assert sorted(c.get_attribute("textContent") for c in cells) == names
+    options = browser.find_elements(By.CSS_SELECTOR, "#video-select option")
+    assert sorted(o.get_attribute("textContent") for o in options) == names
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline rect.gt, #timeline rect.det")
+
+
+def test_policy_blocks_handlers_and_outside_scripts(browser, tiny_report, tmp_path):
+    """Even markup that reached the page could not run: the CSP allows only the page's script."""
+    from selenium.webdriver.common.by import By
+
+    page, _ = _hostile_page(tiny_report, tmp_path)
+    text = page.read_text(encoding="utf-8")
+    assert 'http-equiv="Content-Security-Policy"' in text
+    injected = text.replace(
+        "<main>",
+        f'<main><img src=x onerror="{HANDLER}"><script src="https://example.com/x.js">'
+        f"</script><script>{HANDLER}</script>",
+        1,
+    )
+    page.write_text(injected, encoding="utf-8")
+    browser.get(page.as_uri())
+    assert browser.execute_script("return window.pwned") is None
+    assert any("Content Security Policy" in m for m in console_errors(browser))
+    assert browser.find_elements(By.CSS_SELECTOR, "#video-table tbody tr")

@@ -9,8 +9,11 @@ so a page with thousands of videos stays small and quick.
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import json
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -200,13 +203,54 @@ def _bytes(values: np.ndarray) -> str:
 
 
 def render(payload: dict) -> str:
-    """The page: template + style + script + the data (``</`` escaped for the script tag)."""
+    """The page: template + style + script + the data, filled in one pass.
+
+    Each placeholder is replaced once and the inserted text is never searched again,
+    so a name holding a placeholder stays a name. The data is JSON with ``<``, ``>``,
+    ``&`` and U+2028/9 escaped (it cannot close its script tag), the title is escaped
+    as HTML text, and a Content-Security-Policy lets only the page's own script run.
+    """
     folder = resources.files("hamnet.report")
     template = folder.joinpath("template.html").read_text(encoding="utf-8")
-    data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    script = folder.joinpath("report.js").read_text(encoding="utf-8")
+    style = folder.joinpath("report.css").read_text(encoding="utf-8")
+    parts = {
+        "CSP": html.escape(content_security_policy(script, style), quote=True),
+        "TITLE": html.escape(f"hamnet report: {payload['run']}", quote=False),
+        "STYLE": style,
+        "SCRIPT": script,
+        "DATA": script_json(payload),
+    }
+    for name in ("STYLE", "SCRIPT"):  # our own files: a stray closing tag is a bug
+        if f"</{name.lower()}" in parts[name].lower():
+            raise AssertionError(f"report.{name.lower()} holds a closing </{name.lower()}> tag")
+    return PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
+
+
+PLACEHOLDER = re.compile(r"\{\{(CSP|TITLE|STYLE|SCRIPT|DATA)\}\}")
+_SCRIPT_UNSAFE = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def script_json(payload: dict) -> str:
+    """JSON safe inside ``<script>``: no character can end the element or the string."""
+    text = json.dumps(payload, separators=(",", ":"))
+    return re.sub("[<>&\u2028\u2029]", lambda match: _SCRIPT_UNSAFE[match.group(0)], text)
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """Nothing from outside; only the page's own script and style (by hash) run."""
     return (
-        template.replace("/*STYLE*/", folder.joinpath("report.css").read_text(encoding="utf-8"))
-        .replace("/*SCRIPT*/", folder.joinpath("report.js").read_text(encoding="utf-8"))
-        .replace("/*DATA*/", data)
-        .replace("__TITLE__", f"hamnet report: {payload['run']}")
+        f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
     )
+
+
+def _sha256(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")

@@ -178,7 +178,7 @@ function drawDiagnosis() {
   for (const [name, share] of Object.entries(fp.fractions.avg)) {
     const row = html("tr", {}, table);
     const cell = html("td", {}, row);
-    html("span", {style: `color:${ERROR_COLOURS[name]}`}, cell, "■ ");
+    html("span", {}, cell, "■ ").style.color = ERROR_COLOURS[name];  // CSSOM: allowed by the CSP
     cell.appendChild(document.createTextNode(name.replace("_", " ")));
     html("td", {}, row, pct(share));
     html("td", {}, row, name in fp.average_mAP_N_gain ? pct(fp.average_mAP_N_gain[name], 2) : "");
