@@ -78,8 +78,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from hamnet.data.features import convert_to_packed, open_feature_store
     from hamnet.data.layout import convert_dataset
+    from hamnet.io import input_files, refuse_overwriting_inputs
 
     out = _path(args.out)
+    written = [p for p in input_files(out) if not p.is_dir()]  # files it may replace
+    refuse_overwriting_inputs(written, input_files(_path(args.data), _path(args.features)))
     if args.data and args.format == "npy":
         from hamnet.data.layout import convert_dataset_npy
 
@@ -178,8 +181,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hamnet.evaluate.report import evaluate_files, format_table, parse_tiou
-    from hamnet.io import atomic_write_json
+    from hamnet.io import atomic_write_json, refuse_overwriting_inputs
 
+    refuse_overwriting_inputs(
+        [_path(args.json)], [_path(args.gt), _path(args.pred), _path(args.ambiguous)]
+    )
     result = evaluate_files(
         _path(args.gt),
         _path(args.pred),
@@ -201,7 +207,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hamnet.engine.predict import predict, write_detections
+    from hamnet.io import input_files, refuse_overwriting_inputs
 
+    inputs = [_path(args.checkpoint), *input_files(*_paths(args.features), depth=1)]
+    refuse_overwriting_inputs([_path(args.out)], inputs)
     detections = predict(
         _path(args.checkpoint),
         _paths(args.features),

@@ -18,7 +18,7 @@ import yaml
 
 from hamnet.errors import ConfigError
 from hamnet.evaluate.inputs import PROTOCOLS
-from hamnet.io import atomic_write_text
+from hamnet.io import atomic_write_text, parse_yaml
 from hamnet.methods import canonical_method, method_class
 from hamnet.model.losses import LOSS_TERMS as LOSS_NAMES
 from hamnet.precision import PRECISIONS
@@ -376,14 +376,12 @@ def load_config(path: str | Path) -> Config:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
-    except yaml.YAMLError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ConfigError(f"{path}: malformed YAML ({first})") from None
+    tree = parse_yaml(text, str(path), ConfigError)
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a mapping of config sections")
     try:
@@ -423,7 +421,7 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
 
 def _parse_value(text: str) -> Any:
     """YAML, except that ``1e-5`` is a number (YAML 1.1 reads it as a string)."""
-    value = yaml.safe_load(text)
+    value = parse_yaml(text, f"--set value {text!r:.60}", ConfigError)
     if isinstance(value, str):
         try:
             return float(value)

@@ -13,7 +13,7 @@ from pathlib import Path
 from hamnet.config import VARIANTS, Config
 from hamnet.engine.concurrent import TrainJob, run_trainings
 from hamnet.engine.distributed import is_main_process
-from hamnet.io import atomic_write_text
+from hamnet.io import atomic_write_text, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,9 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
 
 def _selected_on(path: Path) -> str:
     """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
-    import json
-
     try:
-        found = json.loads(path.read_text(encoding="utf-8")).get("selected_on", "none")
-    except (ValueError, AttributeError):
+        found = parse_json(path.read_bytes(), str(path), ValueError).get("selected_on", "none")
+    except (ValueError, AttributeError, OSError):
         return "none"
     from hamnet.engine.selection import NOTES
 

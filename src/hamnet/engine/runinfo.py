@@ -8,7 +8,6 @@ wall time. Each ``--resume`` appends a session; the data fingerprint must not ch
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ import torch
 
 from hamnet.devices import device_name
 from hamnet.errors import CheckpointError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, parse_json
 from hamnet.provenance import (
     command_line,
     dataset_fingerprint,
@@ -52,10 +51,10 @@ def read_run_info(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        info = parse_json(path.read_bytes(), str(path), ValueError)
+    except ValueError as error:
         raise CheckpointError(
-            f"{path}: malformed ({error}); move it away to resume without the data check"
+            f"{error}; move it away to resume without the data check"
         ) from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a hamnet run.json")

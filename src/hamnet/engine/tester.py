@@ -12,7 +12,7 @@ from hamnet.engine.inference import Evaluation, evaluate_model
 from hamnet.engine.model_io import load_trained
 from hamnet.engine.settings import inference_settings, with_inference_overrides
 from hamnet.errors import DataError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, input_files, refuse_overwriting_inputs
 from hamnet.localize.detections import save_detections
 from hamnet.provenance import command_line, file_fingerprint, software_versions
 
@@ -35,6 +35,10 @@ def test_checkpoint(
     """``overrides``: ``key=value`` settings (e.g. ``localize.class_thresh=0.1``) replacing
     the checkpoint config's for this test."""
     started = runinfo.now_iso(), time.monotonic()
+    refuse_overwriting_inputs(
+        [out, result_json, save_cas],
+        [checkpoint, *input_files(checkpoint.parent, depth=1), *input_files(data_root)],
+    )
     torch_device = pick_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = with_inference_overrides(trained.config, overrides or [])

@@ -48,7 +48,7 @@ from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.settings import inference_settings
 from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
-from hamnet.io import atomic_write_json, atomic_write_text
+from hamnet.io import atomic_write_json, atomic_write_text, parse_json
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
 from hamnet.weights import load_weights_strict
@@ -353,9 +353,9 @@ def _read_records(path: Path, epochs: int) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = parse_json(line, f"{path}: line {number}", ValueError)
             epoch = int(row["epoch"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             raise CheckpointError(
                 f"{path}: line {number} is not a metrics row (corrupt); fix or remove it to resume"
             ) from None

@@ -24,7 +24,13 @@ from hamnet.diagnose.matching import GroundTruthTable, class_rankings, match_by_
 from hamnet.diagnose.sources import TestOutputs, ensure_test_outputs, guess_subset
 from hamnet.errors import DataError
 from hamnet.evaluate.report import PROTOCOL_TITLES
-from hamnet.io import atomic_write_text, read_json
+from hamnet.io import (
+    atomic_write_text,
+    input_files,
+    parse_json,
+    read_json,
+    refuse_overwriting_inputs,
+)
 from hamnet.localize.detections import load_detections
 from hamnet.viz.colours import class_colour_list
 
@@ -39,9 +45,11 @@ def build_report(
     """Write the report of ``run_dir`` (default ``RUN_DIR/report.html``); return its path."""
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")
+    out = out or run_dir / "report.html"
+    inputs = input_files(run_dir, data)
+    refuse_overwriting_inputs([out], [p for p in inputs if Path(p) != run_dir / "report.html"])
     outputs = ensure_test_outputs(run_dir, data, device=device)
     payload = collect(run_dir, outputs, device=device)
-    out = out or run_dir / "report.html"
     atomic_write_text(out, render(payload))
     return out
 
@@ -78,10 +86,9 @@ def _metrics(path: Path) -> list[dict]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number}: malformed JSON ({error})") from None
+        record = parse_json(line, f"{path}: line {number}", DataError)
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: line {number}: not a metrics row (a JSON object)")
         rows.append({k: v for k, v in record.items() if isinstance(v, (int, float))})
     return rows
 
