@@ -230,10 +230,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_plot_video(args: argparse.Namespace) -> int:
     from hamnet.data.annotations import load_gt_json
+    from hamnet.io import refuse_overwriting_inputs
     from hamnet.localize.detections import load_detections
     from hamnet.viz.outputs import load_cas_npz
     from hamnet.viz.plots import plot_video
 
+    refuse_overwriting_inputs(_paths(args.out), [_path(args.npz), _path(args.gt), _path(args.pred)])
     outputs = load_cas_npz(_path(args.npz))
     name = _path(args.npz).stem
     truth = []
@@ -269,10 +271,12 @@ def _thresholds(text: str | None) -> list[float]:
 
 
 def cmd_plot_map(args: argparse.Namespace) -> int:
+    from hamnet.io import refuse_overwriting_inputs
     from hamnet.viz.outputs import load_result_json
     from hamnet.viz.plots import plot_map_vs_tiou
 
     paths = _paths(args.results)
+    refuse_overwriting_inputs(_paths(args.out), paths)
     labels = args.labels.split(",") if args.labels else [f"{p.parent.name}/{p.stem}" for p in paths]
     if len(labels) != len(paths) or len(set(labels)) != len(labels):
         raise ConfigError(f"--labels must name each of the {len(paths)} result files once")

@@ -173,3 +173,54 @@ def test_character_devices_are_written_into(tmp_path):
     atomic_write_json(node, {"a": 1})
     assert node.is_char_device()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]
+
+
+@pytest.fixture(scope="module")
+def cas_and_result(tiny_run, tiny_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cas")
+    argv = ["test", "--checkpoint", tiny_run / "last.pt", "--data", tiny_root]
+    argv += ["--out", out / "d.json", "--json", out / "result.json", "--save-cas", out / "cas"]
+    assert main([str(a) for a in argv]) == 0
+    return next(iter(sorted((out / "cas").glob("*.npz")))), out / "result.json", out / "d.json"
+
+
+def test_analyze_refuses_its_detections(capsys, tiny_root, cas_and_result, tmp_path):
+    _, _, detections = cas_and_result
+    folder = tmp_path / "diag"
+    folder.mkdir()
+    pred = folder / "diagnosis.json"
+    pred.write_bytes(detections.read_bytes())
+    before = _snapshot(pred)
+    gt = tiny_root / "Synthetic-gt.json"
+    code, err = run_cli(capsys, "analyze", "--gt", gt, "--pred", pred, "--out", folder)
+    assert code == 2 and "refusing to overwrite an input" in err, err
+    assert _snapshot(pred) == before
+
+
+def test_plots_and_table_refuse_their_inputs(capsys, cas_and_result, tmp_path):
+    npz, result, _ = cas_and_result
+    for argv, target in (
+        (["plot", "video", "--npz", npz, "--out", npz], npz),
+        (["plot", "map", result, "--out", tmp_path / "hard.json"], result),
+        (["table", result, "--out", tmp_path / "t"], result),
+    ):
+        if argv[0] == "plot" and argv[1] == "map":
+            os.link(result, tmp_path / "hard.json")
+        if argv[0] == "table":
+            (tmp_path / "t.md").symlink_to(result)
+        before = _snapshot(target)
+        code, err = run_cli(capsys, *argv)
+        assert code == 2 and "refusing to overwrite an input" in err, (argv, err)
+        assert _snapshot(target) == before
+
+
+def test_import_checkpoint_refuses_its_original(capsys, tmp_path):
+    from hamnet.io import refuse_overwriting_inputs
+
+    original = tmp_path / "authors.pkl"
+    original.write_bytes(b"not read")
+    with pytest.raises(Exception, match="refusing to overwrite an input"):
+        refuse_overwriting_inputs([tmp_path / "." / "authors.pkl"], [original])
+    code, err = run_cli(capsys, "import-checkpoint", original, original)
+    assert code == 2 and "refusing to overwrite an input" in err, err
+    assert original.read_bytes() == b"not read"

@@ -13,7 +13,7 @@ from pathlib import Path
 from hamnet.config import VARIANTS, Config
 from hamnet.engine.concurrent import TrainJob, run_trainings
 from hamnet.engine.distributed import is_main_process
-from hamnet.io import atomic_write_text, parse_json
+from hamnet.io import atomic_write_text, input_files, parse_json, refuse_overwriting_inputs
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,9 @@ def csv_table(rows: list[RunSummary]) -> str:
 
 def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
     md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    run_files = input_files(*{d for row in rows for d in row.run_dirs}, depth=1)
+    inputs = [p for p in run_files if p.suffix in (".json", ".jsonl", ".pt", ".yaml", ".npz")]
+    refuse_overwriting_inputs([md, table_csv], inputs)
     atomic_write_text(md, markdown_table(rows, title))
     atomic_write_text(table_csv, csv_table(rows))
     return md, table_csv

@@ -71,6 +71,9 @@ def import_authors_checkpoint(
 
     ``preset`` None: inferred from the class count (20: thumos14, 100: activitynet12).
     """
+    from hamnet.io import input_files, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
     state = read_authors_checkpoint(original)
     shape = infer_model_shape(state)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
