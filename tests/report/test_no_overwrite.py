@@ -224,3 +224,30 @@ def test_import_checkpoint_refuses_its_original(capsys, tmp_path):
     code, err = run_cli(capsys, "import-checkpoint", original, original)
     assert code == 2 and "refusing to overwrite an input" in err, err
     assert original.read_bytes() == b"not read"
+
+
+def test_synth_refuses_to_write_over_the_folder_it_copies(capsys, tiny_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_root, root)
+    folder = root / "Synthetic-Annotations"
+    before = {p.name: _snapshot(p) for p in folder.iterdir()}
+    code, err = run_cli(capsys, "synth", "--like", folder, "--out", root, "--dim", "4")
+    assert code == 2 and "refusing to overwrite an input" in err, err
+    assert {p.name: _snapshot(p) for p in folder.iterdir()} == before
+
+
+def test_train_refuses_a_run_file_that_is_a_data_file(capsys, tiny_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_root, root)
+    run = tmp_path / "run"
+    run.mkdir()
+    gt = root / "Synthetic-gt.json"
+    os.link(gt, run / "metrics.jsonl")
+    before = _snapshot(gt)
+    code, err = run_cli(capsys, "train", "--preset", "demo", "--data", root, "--run-dir", run)
+    assert code == 2 and "refusing to overwrite an input" in err, err
+    assert _snapshot(gt) == before

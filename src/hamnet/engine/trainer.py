@@ -48,7 +48,13 @@ from hamnet.engine.interrupt import stop_on_signals
 from hamnet.engine.settings import inference_settings
 from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import CheckpointError, DataError, TrainingError, TrainingInterrupted
-from hamnet.io import atomic_write_json, atomic_write_text, parse_json
+from hamnet.io import (
+    atomic_write_json,
+    atomic_write_text,
+    input_files,
+    parse_json,
+    refuse_overwriting_inputs,
+)
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
 from hamnet.weights import load_weights_strict
@@ -100,6 +106,9 @@ class TrainResult:
     best_average_mAP: float | None
 
 
+RUN_OUTPUTS = ("config.yaml", "last.pt", "best.pt", "metrics.jsonl", "metrics.csv", "run.json")
+
+
 def train(
     config: Config,
     data_root: str | Path,
@@ -113,6 +122,8 @@ def train(
     info = dist_utils.init_distributed(device)
     device = dist_utils.pick_device(config.train.device, info)
     run_dir = Path(run_dir)
+    written = [run_dir / name for name in RUN_OUTPUTS]
+    refuse_overwriting_inputs(written, input_files(Path(data_root)))
     try:
         with _run_folder(run_dir, info):
             return _train_locked(config, Path(data_root), run_dir, device, info, resume, progress)
