@@ -238,7 +238,7 @@ def test_synth_refuses_to_write_over_the_folder_it_copies(capsys, tiny_root, tmp
     assert {p.name: _snapshot(p) for p in folder.iterdir()} == before
 
 
-def test_train_refuses_a_run_file_that_is_a_data_file(capsys, tiny_root, tmp_path):
+def test_train_refuses_a_run_file_that_is_a_data_file(capsys, tiny_root, tiny_overrides, tmp_path):
     import shutil
 
     root = tmp_path / "root"
@@ -248,6 +248,9 @@ def test_train_refuses_a_run_file_that_is_a_data_file(capsys, tiny_root, tmp_pat
     gt = root / "Synthetic-gt.json"
     os.link(gt, run / "metrics.jsonl")
     before = _snapshot(gt)
-    code, err = run_cli(capsys, "train", "--preset", "demo", "--data", root, "--run-dir", run)
+    settings = [arg for item in tiny_overrides for arg in ("--set", item)]
+    code, err = run_cli(
+        capsys, "train", "--preset", "demo", "--data", root, "--run-dir", run, *settings
+    )
     assert code == 2 and "refusing to overwrite an input" in err, err
     assert _snapshot(gt) == before
