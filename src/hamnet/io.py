@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -80,7 +81,9 @@ def _tmp_dir(target: Path) -> Path:
 
 
 def _copy_into(source: Path, target: Path) -> None:
-    with open(source, "rb") as reader, open(target, "wb") as writer:
+    """Append: /dev/stdout redirected to a file keeps what was printed before."""
+    sys.stdout.flush()
+    with open(source, "rb") as reader, open(target, "ab") as writer:
         while chunk := reader.read(1 << 20):
             writer.write(chunk)
 

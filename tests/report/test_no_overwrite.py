@@ -254,3 +254,31 @@ def test_train_refuses_a_run_file_that_is_a_data_file(capsys, tiny_root, tiny_ov
     )
     assert code == 2 and "refusing to overwrite an input" in err, err
     assert _snapshot(gt) == before
+
+
+@pytest.mark.parametrize("into", ["pipe", "file"])
+def test_json_into_dev_stdout_follows_the_table(tiny_root, tested, tmp_path, into):
+    """``--json /dev/stdout``: the result follows the printed table, in a pipe or a file
+    the shell redirected to (before: a pipe was 'No such file', a file lost the table)."""
+    import subprocess
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "hamnet.cli",
+        "eval",
+        "--gt",
+        str(tiny_root / "Synthetic-gt.json"),
+    ]
+    argv += ["--pred", str(tested), "--json", "/dev/stdout"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    if into == "pipe":
+        text = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stdout
+    else:
+        with open(tmp_path / "out.txt", "w") as handle:
+            subprocess.run(argv, stdout=handle, stderr=subprocess.DEVNULL, env=env, check=True)
+        text = (tmp_path / "out.txt").read_text()
+    table, _, result = text.partition("\n{")
+    assert "mAP" in table
+    assert "average_mAP" in json.loads("{" + result)
