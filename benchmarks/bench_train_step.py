@@ -21,8 +21,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from hamnet.model.hamnet import HamNet
-from hamnet.model.losses import LOSS_TERMS, hamnet_losses
+from hamnet.methods.hamnet.losses import LOSS_TERMS, hamnet_losses
+from hamnet.methods.hamnet.network import HamNet
 
 THUMOS = dict(
     lm_1=1.0, lm_2=1.0, alpha=0.8, beta=0.8, drop_thres=0.2, drop_prob=0.2, topk_ratio_inv=10

@@ -1,8 +1,11 @@
-"""Typed configuration: named presets, ablation variants, YAML round trip, ``--set`` overrides.
+"""Typed configuration: dataset presets, YAML round trip, ``--set`` overrides, checks.
 
 Presets hold the values of ``docs/hamnet-reference.md`` §5; a dataset's differences are
-data here, not separate code paths. Everything below the trainer or a command takes
-plain arguments, never this object.
+data here, not separate code paths. What belongs to one method lives with it
+(:mod:`hamnet.methods`): its values per preset (``PRESETS``), its ablation rows
+(``Method.variants``) and the ``loss`` section's type (HAM-Net's
+:class:`~hamnet.methods.hamnet.losses.LossConfig`, which every method's config carries).
+The trainer and the commands turn this object into plain arguments for the code below.
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ import numpy as np
 import yaml
 
 from hamnet.errors import ConfigError
-from hamnet.evaluate.inputs import PROTOCOLS
+from hamnet.evaluate.protocols import PROTOCOLS
 from hamnet.io import atomic_write_text, parse_yaml
-from hamnet.methods import canonical_method, method_class
-from hamnet.model.losses import LOSS_TERMS as LOSS_NAMES
+from hamnet.methods import (
+    METHODS,
+    canonical_method,
+    method_class,
+    method_label,
+    method_presets,
+)
+from hamnet.methods.hamnet.losses import LossConfig
 from hamnet.precision import PRECISIONS
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
 
@@ -72,23 +81,6 @@ class ModelConfig:
             self.hidden_dim is None or self.hidden_dim > 0,
             "model.hidden_dim must be positive (or null: the feature width)",
         )
-
-
-@dataclass
-class LossConfig:
-    losses: list[str] = field(default_factory=lambda: list(LOSS_NAMES))
-    lm_1: float = 1.0
-    lm_2: float = 1.0
-    alpha: float = 0.8
-    beta: float = 0.8
-    drop_thres: float = 0.2
-    drop_prob: float = 0.2
-    topk_ratio_inv: int = 10
-    min_percent: float = 1.0
-
-    def __post_init__(self) -> None:
-        # which names are losses depends on the method: checked by Config
-        _check(self.topk_ratio_inv >= 1, "loss.topk_ratio_inv must be >= 1")
 
 
 @dataclass
@@ -238,80 +230,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-# The rows of the paper's ablation (THUMOS14 average mAP 24.6, 30.8, 28.9, 30.9, 34.8, 39.8).
-VARIANTS: dict[str, list[str]] = {
-    "bcl": ["bcl"],
-    "bcl+sal": ["bcl", "sal"],
-    "bcl+hal": ["bcl", "hal"],
-    "bcl+sal+hal+ssal+guide": ["bcl", "sal", "hal", "ssal", "guide"],
-    "bcl+sal+hal+ssal+sparse": ["bcl", "sal", "hal", "ssal", "sparse"],
-    "all": list(LOSS_NAMES),
-}
-
-
-# Each method's own values, merged over the dataset preset (``--preset thumos14 --method
-# basnet``): "*" for every dataset, then the preset's name. HAM-Net's are the presets
-# themselves. Sources and the choices where a paper is silent: docs/methods.md.
-_BASELINE_ANET = {"model": {"smoothing": False, "dropout": 0.7}, "loss": {"topk_ratio_inv": 8}}
-METHOD_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "hamnet": {},
-    "stpn": {
-        "*": {
-            "model": {"attention_dim": 256},
-            "method_options": {"sparsity_weight": 1e-4},
-            "localize": {"class_thresh": 0.1},
-        },
-        "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
-        "activitynet12": {**_BASELINE_ANET, "train": {"lr": 1e-4}},
-        "demo": {"model": {"attention_dim": 32}},
-    },
-    "w-talc": {
-        "*": {
-            "model": {"dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"mil_weight": 0.5, "margin": 0.5},
-            "localize": {
-                "thresholds": [0.5],
-                "outer_ratio": 0.0,
-                "video_score_weight": 0.0,
-                "nms": "none",
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
-        },
-        "demo": {},
-    },
-    "basnet": {
-        "*": {
-            "model": {"attention_dim": 512, "dropout": 0.7},
-            "loss": {"topk_ratio_inv": 8},
-            "method_options": {"norm_weight": 1e-4},
-            "localize": {
-                "class_thresh": 0.25,
-                # numpy.arange(0, 0.25, 0.025), the released code's thresholds
-                "thresholds": [float(x) for x in np.arange(0.0, 0.25, 0.025)],
-                "nms": "hard",
-                "nms_iou": 0.7,
-            },
-        },
-        "thumos14": {
-            "data": {"num_segments": 750},
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16, "epochs": 120},
-        },
-        "activitynet12": {
-            **_BASELINE_ANET,
-            "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16},
-        },
-        "demo": {"model": {"attention_dim": 32}},
-    },
-}
-
 
 def make_config(
     preset: str = "thumos14",
@@ -324,17 +242,29 @@ def make_config(
     else HAM-Net."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
     name = canonical_method(method or _method_override(overrides or []) or "hamnet")
+    rows = method_class(name).ablation_rows()
+    if variant not in rows:
+        raise ConfigError(_variant_problem(name, variant, rows))
     tree = _deep_merge(Config().to_dict(), PRESETS[preset])
     for part in ("*", preset):
-        tree = _deep_merge(tree, METHOD_PRESETS[name].get(part, {}))
+        tree = _deep_merge(tree, method_presets(name).get(part, {}))
     tree["preset"], tree["variant"], tree["method"] = preset, variant, name
-    tree["loss"]["losses"] = _variant_losses(name, variant)
+    tree["loss"]["losses"] = list(rows[variant])
     for item in overrides or []:
         _apply_override(tree, item)
     return config_from_dict(tree)
+
+
+def _variant_problem(method: str, variant: str, rows: dict) -> str:
+    """Why ``variant`` is not a row of ``method``: another method's row, or unknown."""
+    owner = next((m for m in METHODS if variant in method_class(m).ablation_rows()), None)
+    if owner is None:
+        return f"unknown variant {variant!r} (known for {method!r}: {', '.join(rows)})"
+    return (
+        f"variant {variant!r} is a {method_label(owner)} ablation row; method {method!r} has "
+        f"only {', '.join(rows)} (choose its losses with --set loss.losses=[...])"
+    )
 
 
 def _method_override(overrides: list[str]) -> str | None:
@@ -345,18 +275,6 @@ def _method_override(overrides: list[str]) -> str | None:
         if sep and key.strip() == "method":
             found = str(_parse_value(value))
     return found
-
-
-def _variant_losses(method: str, variant: str) -> list[str]:
-    """HAM-Net's ablation rows; the other methods have the row ``all`` (every loss term)."""
-    if method == "hamnet":
-        return list(VARIANTS[variant])
-    if variant != "all":
-        raise ConfigError(
-            f"variant {variant!r} is a HAM-Net ablation row; method {method!r} has only "
-            "'all' (choose its losses with --set loss.losses=[...])"
-        )
-    return list(method_class(method).loss_terms)
 
 
 def with_overrides(config: Config, overrides: list[str]) -> Config:

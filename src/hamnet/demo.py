@@ -14,8 +14,9 @@ from pathlib import Path
 
 from hamnet.config import make_config
 from hamnet.data.synthetic import make_synthetic
-from hamnet.engine.experiments import RunSummary, markdown_table, train_seeds, write_tables
-from hamnet.engine.tester import test_checkpoint
+from hamnet.experiments.seeds import RunSummary, train_seeds
+from hamnet.experiments.tables import markdown_table, write_tables
+from hamnet.infer.tester import evaluate_checkpoint
 
 # (classes, videos, epochs) of the full demo and of the reduced one used in CI
 FULL = {"num_classes": 8, "num_videos": 600, "epochs": 60}
@@ -84,7 +85,7 @@ def _figures(out: Path, root: Path, rows: list[RunSummary]) -> list[Path]:
     from hamnet.viz.plots import plot_map_vs_tiou, plot_video
 
     cas_dir = out / "cas"
-    evaluation = test_checkpoint(
+    evaluation = evaluate_checkpoint(
         rows[0].run_dirs[0] / "last.pt",
         root,
         out / "detections.json",

@@ -65,3 +65,8 @@ def device_name(device: torch.device) -> str:
     import platform
 
     return platform.processor() or platform.machine() or "cpu"
+
+
+def device_record(device: torch.device) -> dict:
+    """What run.json and result JSONs record about the device."""
+    return {"device": str(device), "device_name": device_name(device)}

@@ -1,7 +1,21 @@
-"""The compute precisions of training, inference and feature extraction (one list).
+"""The compute precisions of training, inference and feature extraction (one list), and
+the context that applies one.
 
 ``fp32``: everything in float32; ``bf16``: autocast to bfloat16 (losses, pooling and
 evaluation stay in float32).
 """
 
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
 PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

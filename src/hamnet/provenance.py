@@ -10,6 +10,7 @@ import hashlib
 import platform
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hamnet
@@ -137,3 +138,11 @@ def first_difference(saved, current, where: str = "") -> str | None:
                 return found
         return None
     return None if saved == current else where.lstrip(".") or "root"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def data_record(data_root: Path) -> dict:
+    return {"root": str(Path(data_root).resolve()), "fingerprint": dataset_fingerprint(data_root)}

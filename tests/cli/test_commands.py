@@ -17,7 +17,7 @@ from hamnet.cli import main
 def trained(tmp_path_factory, tiny_root, tiny_overrides):
     """One tiny trained run, shared by the commands that need a checkpoint."""
     from hamnet.config import make_config
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     run = tmp_path_factory.mktemp("run")
     train(make_config("demo", "all", tiny_overrides), tiny_root, run, progress=False)
@@ -58,7 +58,8 @@ def test_help_lists_every_command():
 
 
 def test_every_preset_and_variant_resolves(capsys):
-    from hamnet.config import PRESETS, VARIANTS
+    from hamnet.config import PRESETS
+    from hamnet.methods.hamnet.method import VARIANTS
 
     for preset in PRESETS:
         for variant in VARIANTS:
@@ -360,7 +361,7 @@ def test_predict_with_wrong_feature_width_is_one_line(capsys, trained, tmp_path)
 def test_import_checkpoint_from_authors_layout(capsys, tmp_path):
     import torch
 
-    from hamnet.engine.model_io import load_trained
+    from hamnet.weights.trained import load_trained
 
     torch.manual_seed(0)
     shapes = {

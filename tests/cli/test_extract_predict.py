@@ -17,8 +17,8 @@ pytest.importorskip("cv2")
 def test_extract_then_predict(tmp_path, capsys):
     from hamnet.config import make_config
     from hamnet.data.synthetic import make_synthetic
-    from hamnet.engine.trainer import train
     from hamnet.extract.i3d import write_random_i3d_weights
+    from hamnet.train.trainer import train
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "extract"))
     from testvideo import make_test_video

@@ -162,7 +162,7 @@ def test_save_cas_cannot_escape_with_a_crafted_name(
 ) -> None:
     """The original fault: a name like ../../x made ``test --save-cas`` write outside."""
     from hamnet.config import make_config
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     overrides = [*tiny_overrides, "train.epochs=1"]
     train(make_config("demo", "all", overrides), tiny_root, tmp_path / "run", progress=False)

@@ -10,8 +10,8 @@ import torch
 
 from hamnet.cli import main
 from hamnet.data.layout import convert_dataset_npy, find_dataset, open_dataset
-from hamnet.engine.checkpoint import load_checkpoint
 from hamnet.errors import DataError
+from hamnet.weights.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

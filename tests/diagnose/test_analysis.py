@@ -184,7 +184,7 @@ def test_unknown_label_is_one_clear_error():
 
 def test_plain_ap_agrees_with_the_activitynet_evaluator():
     """Same matching as the evaluator: the un-normalized AP is the official one."""
-    from hamnet.diagnose.matching import GroundTruthTable, class_rankings, match_by_class
+    from hamnet.diagnose.detection_matching import GroundTruthTable, class_rankings, match_by_class
 
     rng = np.random.default_rng(3)
     videos, dets = [], []

@@ -13,10 +13,11 @@ import torch
 
 from hamnet import cli
 from hamnet.config import make_config
-from hamnet.engine import trainer
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.trainer import train
 from hamnet.errors import TrainingInterrupted
+from hamnet.train import checkpointing
+from hamnet.train import step as training_step
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint
 
 STEPS_PER_EPOCH = 2  # tiny_root: 12 training videos, batch 6
 EVERY_2 = ["train.epochs=5", "train.checkpoint_every=2"]
@@ -25,19 +26,19 @@ EVERY_2 = ["train.epochs=5", "train.checkpoint_every=2"]
 def _saves(monkeypatch) -> list[tuple[str, int]]:
     """Record (file name, epoch) of every checkpoint the trainer writes."""
     written = []
-    real = trainer.save_checkpoint
+    real = checkpointing.save_checkpoint
 
     def recording(path, payload):
         written.append((path.name, payload["epoch"]))
         real(path, payload)
 
-    monkeypatch.setattr(trainer, "save_checkpoint", recording)
+    monkeypatch.setattr(checkpointing, "save_checkpoint", recording)
     return written
 
 
 def _stop_at_step(monkeypatch, step: int, action) -> None:
     """Run ``action()`` at the start of optimizer step ``step`` (1-based, whole run)."""
-    real, calls = trainer._train_step, []
+    real, calls = training_step.train_step, []
 
     def counting(*args):
         calls.append(1)
@@ -45,7 +46,7 @@ def _stop_at_step(monkeypatch, step: int, action) -> None:
             action()
         return real(*args)
 
-    monkeypatch.setattr(trainer, "_train_step", counting)
+    monkeypatch.setattr(training_step, "train_step", counting)
 
 
 def _rows(run_dir):
@@ -136,7 +137,7 @@ def test_cli_reports_the_interrupt_in_one_line_and_exits_nonzero(
 
 
 def _session(epochs=100, every=0, spent=0.0, writes=0, startup=5.0, per_epoch=0.25, done=10):
-    """What _checkpoint_due reads, after ``done`` epochs of ``per_epoch`` seconds."""
+    """What checkpoint_due reads, after ``done`` epochs of ``per_epoch`` seconds."""
     now = time.perf_counter()
     loop_started = now - per_epoch * done
     config = make_config(
@@ -156,7 +157,7 @@ def _session(epochs=100, every=0, spent=0.0, writes=0, startup=5.0, per_epoch=0.
 def test_adaptive_cadence_keeps_writing_under_5_percent_with_room_for_the_last_write(
     monkeypatch,
 ):
-    due = trainer._checkpoint_due
+    due = checkpointing.checkpoint_due
     # projected wall: 5 s start-up + 100 epochs x 0.25 s = 30 s; 5 % of it = 1.5 s
     assert due(_session(spent=0.0, writes=0), 10)  # guess: 12 MB at 0.3 GB/s, 0.04 s
     assert due(_session(spent=0.4, writes=1), 10)  # 0.4 + 2 x 0.4 = 1.2 <= 1.5
@@ -166,12 +167,12 @@ def test_adaptive_cadence_keeps_writing_under_5_percent_with_room_for_the_last_w
     # a longer run affords more writes: 5 + 1000 x 0.25 s, 5 % = 12.75 s
     assert due(_session(epochs=1000, spent=3.0, writes=3), 10)
     # the THUMOS14 preset on a GPU: ~340 MB of weights and moments (guessed 1.1 s a write)
-    monkeypatch.setattr(trainer, "_state_bytes", lambda session: 340e6)
+    monkeypatch.setattr(checkpointing, "state_bytes", lambda session: 340e6)
     assert not due(_session(spent=0.0, writes=0), 10)
 
 
 def test_fixed_cadence_ignores_the_clock():
-    due = trainer._checkpoint_due
+    due = checkpointing.checkpoint_due
     assert due(_session(every=3, spent=100.0, writes=1), 3)
     assert not due(_session(every=3, spent=0.0, writes=0), 4)
     assert due(_session(epochs=5, every=3), 5)

@@ -9,11 +9,12 @@ import torch
 
 from hamnet import cli
 from hamnet.config import make_config
-from hamnet.engine import concurrent
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.concurrent import TrainJob, default_concurrency, run_trainings
-from hamnet.engine.experiments import ablate, train_seeds
 from hamnet.errors import HamnetError
+from hamnet.experiments import concurrent
+from hamnet.experiments.ablation import ablate
+from hamnet.experiments.concurrent import TrainJob, default_concurrency, run_trainings
+from hamnet.experiments.seeds import train_seeds
+from hamnet.weights.checkpoint import load_checkpoint
 
 
 def _weights(run_dir):

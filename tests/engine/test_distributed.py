@@ -9,10 +9,10 @@ import sys
 import pytest
 import torch
 
-from hamnet.engine import distributed as dist_module
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.distributed import DistInfo, shard
-from hamnet.engine.trainer import train
+from hamnet.train import distributed as dist_module
+from hamnet.train.distributed import DistInfo, shard
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint
 
 # Dropout is off so that both runs draw no per-rank randomness; gradients then differ only
 # by the order of floating-point sums (all-reduce), hence the tolerance.

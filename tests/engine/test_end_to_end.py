@@ -15,10 +15,10 @@ import torch
 from hamnet.config import make_config
 from hamnet.data.layout import open_dataset
 from hamnet.data.synthetic import make_synthetic
-from hamnet.engine.inference import evaluate_model
-from hamnet.engine.model_io import build_model
-from hamnet.engine.settings import inference_settings
-from hamnet.engine.trainer import train
+from hamnet.infer.inference import evaluate_model
+from hamnet.infer.settings import inference_settings
+from hamnet.train.trainer import train
+from hamnet.weights.trained import build_model
 
 SETTINGS = ["data.name=Thumos14reduced", "data.num_segments=200", "train.epochs=30"]
 

@@ -13,13 +13,13 @@ from hamnet.data import resident
 from hamnet.data.dataset import VideoDataset, collate_videos
 from hamnet.data.layout import open_dataset
 from hamnet.data.resident import ResidentFeatures, ResidentTrainSet, choose_placement
-from hamnet.engine.batched_inference import infer_resident, length_batches
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.inference import detect, infer_videos
-from hamnet.engine.model_io import build_model
-from hamnet.engine.settings import inference_settings
-from hamnet.engine.trainer import global_batches, train
 from hamnet.errors import ConfigError
+from hamnet.infer.inference import detect, infer_resident, infer_videos, length_batches
+from hamnet.infer.settings import inference_settings
+from hamnet.train.step import global_batches
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint
+from hamnet.weights.trained import build_model
 
 CPU = torch.device("cpu")
 

@@ -23,10 +23,10 @@ from hamnet.config import make_config
 from hamnet.data.layout import open_dataset
 from hamnet.data.released import save_released_annotations
 from hamnet.devices import resolve_device
-from hamnet.engine.checkpoint import load_checkpoint, save_checkpoint
-from hamnet.engine.selection import heldout_names
-from hamnet.engine.trainer import train
 from hamnet.errors import CheckpointError, ConfigError
+from hamnet.train.selection import heldout_names
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint, save_checkpoint
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -260,7 +260,7 @@ def test_select_on_heldout_keeps_videos_out_and_says_so(
     assert info["selection"]["heldout_videos"] >= 1
     assert info["result"]["selected_on"] == "heldout" and info["result"]["epoch"] == epoch
     # the training set lacks the held-out videos
-    from hamnet.engine.selection import split_heldout
+    from hamnet.train.selection import split_heldout
 
     annotations, _, _ = open_dataset(tiny_root)
     _, held = split_heldout(annotations, "validation", 0.25)
@@ -394,7 +394,7 @@ def test_flipped_bits_in_last_pt_are_one_line_for_test_and_resume(
 
 
 def test_checkpoints_without_checksum_still_load(tmp_path):
-    from hamnet.engine.checkpoint import CHECKSUM_KEY
+    from hamnet.weights.checkpoint import CHECKSUM_KEY
 
     save_checkpoint(
         tmp_path / "new.pt",
@@ -507,8 +507,8 @@ def test_non_utf8_config_is_one_line(capsys, tiny_root, tmp_path):
 def test_last_epoch_is_saved_before_a_failing_final_evaluation(
     tiny_root, tiny_overrides, tmp_path, monkeypatch
 ):
-    from hamnet.engine import trainer
     from hamnet.errors import DataError
+    from hamnet.train import evaluation
 
     def broken(session, subset=None):
         raise DataError("evaluation failed on purpose")
@@ -516,7 +516,7 @@ def test_last_epoch_is_saved_before_a_failing_final_evaluation(
     run = tmp_path / "run"
     config = make_config("demo", "all", tiny_overrides)
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "_evaluate", broken)
+        patch.setattr(evaluation, "evaluate", broken)
         with pytest.raises(DataError, match="on purpose"):
             train(config, tiny_root, run, progress=False)
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
@@ -595,7 +595,7 @@ def test_os_errors_are_one_line_naming_the_path(
             raise OSError(28, "No space left on device", str(path))
         return real(path)
 
-    monkeypatch.setattr("hamnet.engine.checkpoint.atomic_path", full_disk)
+    monkeypatch.setattr("hamnet.weights.checkpoint.atomic_path", full_disk)
     run = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(tiny_root, run, tiny_overrides))
     line = one_error_line(err)
@@ -656,7 +656,7 @@ def _authors_checkpoint(path: Path, num_classes: int) -> Path:
 
 
 def test_import_infers_the_preset_from_the_class_count(capsys, tmp_path):
-    from hamnet.engine.model_io import load_trained
+    from hamnet.weights.trained import load_trained
 
     original = _authors_checkpoint(tmp_path / "anet.ckpt", 100)
     code, _, err = run_cli(capsys, "import-checkpoint", original, tmp_path / "anet.pt")

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from hamnet.engine import tensorboard_log
-from hamnet.engine.tensorboard_log import TrainingLog, open_training_log
 from hamnet.errors import MissingDependencyError
+from hamnet.train import tensorboard as tensorboard_log
+from hamnet.train.tensorboard import TrainingLog, open_training_log
 
 
 class FakeWriter:
@@ -73,7 +73,7 @@ def test_required_but_missing_package_is_one_clear_error(monkeypatch, tmp_path):
 def test_training_writes_event_files(tiny_root, tiny_config, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     config = tiny_config("all", "train.epochs=2", "train.eval_every=1")
     train(config, tiny_root, tmp_path / "run", progress=False)
@@ -91,7 +91,7 @@ def test_training_writes_event_files(tiny_root, tiny_config, tmp_path):
 
 
 def test_tensorboard_false_writes_nothing(tiny_root, tiny_config, tmp_path):
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     train(tiny_config("all", "train.epochs=1", "train.tensorboard=false"), tiny_root, tmp_path)
     assert not (tmp_path / "tensorboard").exists()

@@ -7,10 +7,11 @@ import json
 import pytest
 import torch
 
-from hamnet.engine.checkpoint import load_checkpoint
-from hamnet.engine.model_io import load_trained, localization_source
-from hamnet.engine.trainer import global_batches, train
 from hamnet.errors import CheckpointError
+from hamnet.train.step import global_batches
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint
+from hamnet.weights.trained import load_trained, localization_source
 
 
 def _weights(path):
@@ -140,8 +141,7 @@ def test_loss_config_fields_are_the_loss_function_arguments():
     import dataclasses
     import inspect
 
-    from hamnet.config import LossConfig
-    from hamnet.model.losses import hamnet_losses
+    from hamnet.methods.hamnet.losses import LossConfig, hamnet_losses
 
     keyword_only = [
         name
@@ -153,10 +153,11 @@ def test_loss_config_fields_are_the_loss_function_arguments():
 
 def test_data_loading_leaves_the_global_rng_alone(tiny_root, tiny_config, tmp_path):
     # dropout draws from the global RNG: loading batches must not shift its stream
-    from hamnet.engine.distributed import DistInfo
-    from hamnet.engine.trainer import _loader, _open_session
+    from hamnet.train.distributed import DistInfo
+    from hamnet.train.session import open_session
+    from hamnet.train.step import loader
 
-    session = _open_session(tiny_config(), tiny_root, tmp_path, torch.device("cpu"), DistInfo())
+    session = open_session(tiny_config(), tiny_root, tmp_path, torch.device("cpu"), DistInfo())
     before = torch.get_rng_state()
-    batches = list(_loader(session, global_batches(len(session.train_set), 6, 0, 0)))
+    batches = list(loader(session, global_batches(len(session.train_set), 6, 0, 0)))
     assert len(batches) == 2 and torch.equal(torch.get_rng_state(), before)

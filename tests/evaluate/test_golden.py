@@ -11,7 +11,7 @@ import pytest
 
 from hamnet.data.annotations import load_gt_json
 from hamnet.evaluate.detection_map import evaluate_detections, load_ambiguous
-from hamnet.evaluate.report import evaluate_files
+from hamnet.evaluate.files import evaluate_files
 from hamnet.localize.detections import load_detections
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

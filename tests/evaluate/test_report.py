@@ -13,7 +13,7 @@ from hamnet.data.annotations import save_gt_json
 from hamnet.errors import ConfigError, EvaluationInputError
 from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, load_ambiguous
-from hamnet.evaluate.report import evaluate_files, format_table, parse_tiou
+from hamnet.evaluate.files import evaluate_files, format_table, parse_tiou
 from hamnet.localize.detections import save_detections
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

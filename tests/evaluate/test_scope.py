@@ -13,7 +13,7 @@ import pytest
 from hamnet.cli import main
 from hamnet.data.annotations import AnnotationSet, Segment, Video, save_gt_json
 from hamnet.errors import EvaluationInputError
-from hamnet.evaluate.report import evaluate_files
+from hamnet.evaluate.files import evaluate_files
 from hamnet.localize.detections import Detection, save_detections
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -11,12 +11,12 @@ import torch
 
 from hamnet.cli import main
 from hamnet.config import config_from_dict, make_config
-from hamnet.engine.checkpoint import load_checkpoint, save_checkpoint
-from hamnet.engine.model_io import load_trained
-from hamnet.engine.trainer import train
 from hamnet.errors import ConfigError
 from hamnet.methods import METHODS, canonical_method, make_method
-from hamnet.model.hamnet import HamNet
+from hamnet.methods.hamnet.network import HamNet
+from hamnet.train.trainer import train
+from hamnet.weights.checkpoint import load_checkpoint, save_checkpoint
+from hamnet.weights.trained import load_trained
 
 BASELINES = ["stpn", "w-talc", "basnet"]
 

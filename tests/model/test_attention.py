@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hamnet.model.attention import (
+from hamnet.methods.hamnet.attention import (
     apply_attention,
     hard_attention,
     hybrid_attentions,

@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from hamnet.errors import CheckpointError
-from hamnet.model.authors_weights import (
+from hamnet.methods.hamnet.network import HamNet
+from hamnet.weights.authors_hamnet import (
     infer_model_shape,
     load_authors_state_dict,
     read_authors_checkpoint,
 )
-from hamnet.model.hamnet import HamNet
 
 D, C, A = 12, 4, 6
 

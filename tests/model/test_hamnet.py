@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hamnet.model.hamnet import HamNet, smoothing_kernel_for
+from hamnet.methods.hamnet.network import HamNet, smoothing_kernel_for
 
 D, H, A, C = 12, 10, 6, 3
 

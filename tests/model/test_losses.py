@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hamnet.config import LOSS_NAMES, VARIANTS
-from hamnet.model.hamnet import HamNet
-from hamnet.model.losses import (
+from hamnet.methods.hamnet.losses import (
     LOSS_TERMS,
     guide_loss,
     hamnet_losses,
@@ -19,6 +17,9 @@ from hamnet.model.losses import (
     sparsity_loss,
     topk_pool,
 )
+from hamnet.methods.hamnet.losses import LOSS_TERMS as LOSS_NAMES
+from hamnet.methods.hamnet.method import VARIANTS
+from hamnet.methods.hamnet.network import HamNet
 
 P, LM1, LM2, ALPHA, BETA, GAMMA, R = 0.2, 1.5, 0.5, 0.8, 0.3, 0.4, 4
 HPARAMS = dict(

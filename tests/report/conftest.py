@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, tiny_root, tiny_overrides) -> Path:
     from hamnet.config import make_config
-    from hamnet.engine.trainer import train
+    from hamnet.train.trainer import train
 
     run = tmp_path_factory.mktemp("run") / "demo-all"
     config = make_config("demo", "all", [*tiny_overrides, "train.tensorboard=false"])

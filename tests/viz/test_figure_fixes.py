@@ -12,7 +12,7 @@ import pytest
 
 from hamnet.data.annotations import Segment
 from hamnet.viz.colours import class_colour
-from hamnet.viz.outputs import VideoOutputs
+from hamnet.viz.outputs import SavedVideoOutputs as VideoOutputs
 from hamnet.viz.plots import _Bar, _class_colours, _mark_hits, _pack_rows, plot_video
 
 CLASSES = ("BaseballPitch", "HighJump", "LongJump", "Diving")

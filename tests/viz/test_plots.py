@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 from hamnet.data.annotations import Segment
 from hamnet.errors import ConfigError, DataError
 from hamnet.viz import (
-    VideoOutputs,
+    SavedVideoOutputs as VideoOutputs,
+)
+from hamnet.viz import (
     load_cas_npz,
     load_result_json,
     plot_map_vs_tiou,

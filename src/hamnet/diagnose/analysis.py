@@ -21,9 +21,9 @@ import numpy as np
 
 from hamnet.data.annotations import AnnotationSet
 from hamnet.diagnose.characteristics import BIN_SETS, CHARACTERISTICS, bin_index
-from hamnet.diagnose.matching import GroundTruthTable, class_rankings, match_by_class
+from hamnet.diagnose.detection_matching import GroundTruthTable, class_rankings, match_by_class
 from hamnet.errors import EvaluationInputError
-from hamnet.evaluate.matching import interpolated_ap
+from hamnet.evaluate.ap_primitives import interpolated_ap
 from hamnet.localize.detections import Detection
 
 ERROR_TYPES = (

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hamnet.evaluate.protocols import REGISTRY
+
 INF = math.inf
 
 
@@ -61,4 +63,4 @@ def default_bin_set(protocol: str | None, preset: str | None = None) -> str:
     """THUMOS14 bins for the thumos14 preset or protocols, ActivityNet's otherwise."""
     if preset in ("thumos14", "activitynet12"):
         return "thumos14" if preset == "thumos14" else "activitynet"
-    return "thumos14" if protocol in ("thumos14", "wtalc") else "activitynet"
+    return REGISTRY[protocol].bins if protocol in REGISTRY else "activitynet"

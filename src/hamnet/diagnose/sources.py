@@ -66,9 +66,9 @@ def ensure_test_outputs(
             "to make them (runs 'hamnet test' once)"
         )
     from hamnet.data.layout import open_dataset
-    from hamnet.engine.tester import test_checkpoint
+    from hamnet.infer.tester import evaluate_checkpoint
 
-    evaluation = test_checkpoint(
+    evaluation = evaluate_checkpoint(
         checkpoint,
         data_root,
         outputs.detections,

@@ -7,7 +7,6 @@ ActivityNet evaluator's ``activity_index``, the THUMOS kit's ``npos > 0``, W-TAL
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,8 +16,8 @@ import numpy as np
 
 from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
-from hamnet.evaluate import anet, thumos14, wtalc
-from hamnet.evaluate.inputs import PROTOCOLS, EvalInput
+from hamnet.evaluate.inputs import EvalInput
+from hamnet.evaluate.protocols import PROTOCOLS, REGISTRY
 from hamnet.evaluate.scope import describe_scope
 from hamnet.localize.detections import Detection, DetectionColumns
 from hamnet.timing import RELEASED_SNIPPET_SECONDS
@@ -80,9 +79,7 @@ def evaluate_detections(
     defaults to the ground truth's own. ``snippet_seconds``: the feature stride the
     ``wtalc`` protocol counts in.
     """
-    runners = {"anet": anet.average_precision, "thumos14": thumos14.average_precision}
-    runners["wtalc"] = functools.partial(wtalc.average_precision, snippet_seconds=snippet_seconds)
-    if protocol not in runners:
+    if protocol not in REGISTRY:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
     check_thresholds(tiou)
     columns = (
@@ -94,7 +91,8 @@ def evaluate_detections(
     spans = ground_truth.ambiguous if ambiguous is None else ambiguous
     data = prepare(ground_truth, columns, scope.subset, spans)
     thresholds = np.asarray(tiou, dtype=np.float64)
-    ap = runners[protocol](data, thresholds) if data.classes else np.zeros((len(tiou), 0))
+    evaluator = REGISTRY[protocol].average_precision
+    ap = evaluator(data, thresholds, snippet_seconds) if data.classes else np.zeros((len(tiou), 0))
     result = make_result(protocol, [float(t) for t in tiou], ap, data.classes)
     result.scope = scope.record(data)
     return result

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOLS = ("anet", "thumos14", "wtalc")
-
 
 @dataclass
 class EvalInput:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hamnet.errors import CheckpointError
-from hamnet.weights import load_weights_strict, read_weight_file
+from hamnet.weights.files import load_weights_strict, read_weight_file
 
 FEATURE_DIM = 1024
 BN_EPS = 1e-3

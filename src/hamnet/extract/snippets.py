@@ -9,7 +9,6 @@ snippet boundary is the missing last field replaced by a copy of the one before 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from hamnet.extract.flow import FlowEstimator, scale_flow
 from hamnet.extract.video import center_crop
+from hamnet.precision import autocast
 
 SNIPPET_FRAMES = 16
 
@@ -74,10 +74,6 @@ def flow_clips(snippets: list[Snippet]) -> torch.Tensor:
 @torch.no_grad()
 def encode(model: torch.nn.Module, clips: torch.Tensor, device: str, precision: str) -> np.ndarray:
     """Run I3D on clips [B, C, 16, S, S]: features [B, 1024] float32 (numpy)."""
-    device_type = torch.device(device).type
-    autocast = (
-        torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    )
-    with autocast:
+    with autocast(torch.device(device), precision):
         features = model(clips.to(device, non_blocking=True))
     return features.float().cpu().numpy()

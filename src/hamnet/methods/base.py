@@ -1,13 +1,14 @@
 """What every WTAL method provides: its network, named outputs, loss terms, video outputs.
 
-The engine (training, checkpoints, resume, DDP, test, predict, ablate, plots) speaks only
-this interface, so a method is one module plus one line in :mod:`hamnet.methods`.
+Training, inference and experiments (checkpoints, resume, DDP, test, predict, ablate,
+plots) speak only this interface, so a method is one module plus one line in
+:mod:`hamnet.methods` (or a :func:`hamnet.methods.register_method` call).
 
 - ``build_network(num_classes)``: an ``nn.Module`` taking ``(features [B, T, D], mask)``.
 - ``forward(network, features, mask)``: the network's outputs by name (tensors whose
   first two axes are [B, T], or [B] for per-video values).
 - ``losses(outputs, labels, mask)``: each enabled loss term (scalar) and ``"total"``,
-  the weighted sum the engine back-propagates.
+  the weighted sum training back-propagates.
 - ``video_output(name, outputs)``: one video's outputs (numpy, batch axis removed) as a
   :class:`VideoOutput`: what localization thresholds and how the video is scored.
 """
@@ -56,6 +57,14 @@ class VideoOutput:
         return self.actionness if self.class_actionness is None else self.class_actionness
 
 
+# What the baselines' papers set on ActivityNet-1.2 (docs/methods.md): one dict their
+# presets share.
+BASELINE_ACTIVITYNET = {
+    "model": {"smoothing": False, "dropout": 0.7},
+    "loss": {"topk_ratio_inv": 8},
+}
+
+
 @dataclass
 class NoOptions:
     """A method without options of its own."""
@@ -65,7 +74,10 @@ class Method(ABC):
     """One weakly-supervised temporal action localization method, bound to a config."""
 
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # its name in tables (empty: ``name``)
     loss_terms: ClassVar[tuple[str, ...]]
+    # ablation rows (name -> enabled loss terms); None: the one row "all"
+    variants: ClassVar[dict[str, list[str]] | None] = None
     options_type: ClassVar[type] = NoOptions
 
     def __init__(self, config) -> None:
@@ -86,8 +98,9 @@ class Method(ABC):
         parse_options(cls.options_type, config.method_options, cls.name)
 
     @classmethod
-    def default_options(cls) -> dict[str, Any]:
-        return dataclasses.asdict(cls.options_type())
+    def ablation_rows(cls) -> dict[str, list[str]]:
+        """The method's ablation rows: ``variants``, else ``all`` (every loss term)."""
+        return cls.variants or {"all": list(cls.loss_terms)}
 
     @abstractmethod
     def build_network(self, num_classes: int) -> nn.Module: ...

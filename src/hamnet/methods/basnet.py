@@ -25,11 +25,43 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
-from hamnet.model.hamnet import _padding, _run_branch
-from hamnet.model.losses import topk_pool
+from hamnet.methods.base import (
+    BASELINE_ACTIVITYNET,
+    Method,
+    VideoOutput,
+    enabled_terms,
+    softmax,
+    topk_video_scores,
+)
+from hamnet.methods.layers import padding_mask, run_branch, topk_pool
 
 LOSS_TERMS = ("base", "supp", "norm")
+
+# Values merged over the dataset preset (``--preset thumos14 --method basnet``): "*" for
+# every dataset, then the preset's name. Sources and choices: docs/methods.md.
+PRESETS: dict[str, dict] = {
+    "*": {
+        "model": {"attention_dim": 512, "dropout": 0.7},
+        "loss": {"topk_ratio_inv": 8},
+        "method_options": {"norm_weight": 1e-4},
+        "localize": {
+            "class_thresh": 0.25,
+            # numpy.arange(0, 0.25, 0.025), the released code's thresholds
+            "thresholds": [float(x) for x in np.arange(0.0, 0.25, 0.025)],
+            "nms": "hard",
+            "nms_iou": 0.7,
+        },
+    },
+    "thumos14": {
+        "data": {"num_segments": 750},
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16, "epochs": 120},
+    },
+    "activitynet12": {
+        **BASELINE_ACTIVITYNET,
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 16},
+    },
+    "demo": {"model": {"attention_dim": 32}},
+}
 
 
 @dataclass
@@ -65,11 +97,11 @@ class BasNetNetwork(nn.Module):
         )
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        pad = _padding(mask, x.device)
+        pad = padding_mask(mask, x.device)
         h = x.transpose(1, 2)
-        weights = _run_branch(self.filter, h, pad)  # [B, 1, T]
-        cas_base = _run_branch(self.classifier, h, pad)
-        cas_supp = _run_branch(self.classifier, h * weights, pad)
+        weights = run_branch(self.filter, h, pad)  # [B, 1, T]
+        cas_base = run_branch(self.classifier, h, pad)
+        cas_supp = run_branch(self.classifier, h * weights, pad)
         return {
             "cas_base": cas_base.transpose(1, 2),
             "cas_supp": cas_supp.transpose(1, 2),
@@ -105,6 +137,7 @@ def basnet_losses(
 
 class BasNetMethod(Method):
     name = "basnet"
+    label = "BaS-Net"
     loss_terms = LOSS_TERMS
     options_type = BasNetOptions
 

@@ -16,9 +16,22 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, enabled_terms, sigmoid
+from hamnet.methods.base import BASELINE_ACTIVITYNET, Method, VideoOutput, enabled_terms, sigmoid
 
 LOSS_TERMS = ("cls", "sparse")
+
+# Values merged over the dataset preset (``--preset thumos14 --method stpn``): "*" for
+# every dataset, then the preset's name. Sources and choices: docs/methods.md.
+PRESETS: dict[str, dict] = {
+    "*": {
+        "model": {"attention_dim": 256},
+        "method_options": {"sparsity_weight": 1e-4},
+        "localize": {"class_thresh": 0.1},
+    },
+    "thumos14": {"data": {"num_segments": 400}, "train": {"lr": 1e-4}},
+    "activitynet12": {**BASELINE_ACTIVITYNET, "train": {"lr": 1e-4}},
+    "demo": {"model": {"attention_dim": 32}},
+}
 
 
 @dataclass
@@ -76,6 +89,7 @@ def stpn_losses(
 
 class StpnMethod(Method):
     name = "stpn"
+    label = "STPN"
     loss_terms = LOSS_TERMS
     options_type = StpnOptions
 

@@ -26,9 +26,41 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hamnet.methods.base import Method, VideoOutput, enabled_terms, softmax, topk_video_scores
+from hamnet.methods.base import (
+    BASELINE_ACTIVITYNET,
+    Method,
+    VideoOutput,
+    enabled_terms,
+    softmax,
+    topk_video_scores,
+)
 
 LOSS_TERMS = ("mil", "casl")
+
+# Values merged over the dataset preset (``--preset thumos14 --method w-talc``): "*" for
+# every dataset, then the preset's name. Sources and choices: docs/methods.md.
+PRESETS: dict[str, dict] = {
+    "*": {
+        "model": {"dropout": 0.7},
+        "loss": {"topk_ratio_inv": 8},
+        "method_options": {"mil_weight": 0.5, "margin": 0.5},
+        "localize": {
+            "thresholds": [0.5],
+            "outer_ratio": 0.0,
+            "video_score_weight": 0.0,
+            "nms": "none",
+        },
+    },
+    "thumos14": {
+        "data": {"num_segments": 750},
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
+    },
+    "activitynet12": {
+        **BASELINE_ACTIVITYNET,
+        "train": {"lr": 1e-4, "weight_decay": 5e-4, "batch_size": 10},
+    },
+    "demo": {},
+}
 
 
 @dataclass
@@ -120,6 +152,7 @@ def _lengths(cas: Tensor, mask: Tensor | None) -> Tensor:
 
 class WtalcMethod(Method):
     name = "w-talc"
+    label = "W-TALC"
     loss_terms = LOSS_TERMS
     options_type = WtalcOptions
 

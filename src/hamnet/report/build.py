@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.data.annotations import AnnotationSet, load_gt_json
-from hamnet.diagnose.matching import GroundTruthTable, class_rankings, match_by_class
+from hamnet.diagnose.detection_matching import GroundTruthTable, class_rankings, match_by_class
 from hamnet.diagnose.sources import TestOutputs, ensure_test_outputs, guess_subset
 from hamnet.errors import DataError
-from hamnet.evaluate.report import PROTOCOL_TITLES
+from hamnet.evaluate.protocols import protocol_title
 from hamnet.io import (
     atomic_write_text,
     input_files,
@@ -66,7 +66,7 @@ def collect(run_dir: Path, outputs: TestOutputs, *, device: str = "auto") -> dic
         "run_path": str(run_dir),
         "info": info,
         "protocol": result.get("protocol"),
-        "protocol_title": PROTOCOL_TITLES.get(result.get("protocol"), result.get("protocol")),
+        "protocol_title": protocol_title(result.get("protocol")),
         "result": {k: result.get(k) for k in ("tiou", "mAP", "average_mAP", "per_class")}
         | {"classification_mAP": result.get("classification_mAP")},
         "classes": list(annotations.classes),
@@ -96,13 +96,14 @@ def _metrics(path: Path) -> list[dict]:
 def _diagnosis(run_dir: Path, device: str) -> dict | None:
     """The run's diagnosis (made once in RUN_DIR/diagnosis), charts as data URIs."""
     from hamnet.diagnose.command import AnalysisRequest, analyze
+    from hamnet.viz.diagnosis import DIAGNOSIS_CHARTS
 
     folder = run_dir / "diagnosis"
     if not (folder / "diagnosis.json").is_file():
         analyze(AnalysisRequest(out=folder, run_dir=run_dir, device=device))
     summary = read_json(folder / "diagnosis.json", DataError)
     charts = {}
-    for stem in ("false_positives", "false_negatives", "sensitivity"):
+    for stem in DIAGNOSIS_CHARTS:
         svg = folder / f"{stem}.svg"
         if svg.is_file():
             encoded = base64.b64encode(svg.read_bytes()).decode("ascii")

@@ -140,13 +140,17 @@ def _per_characteristic(paths, section, key, *, ylabel, title, baseline) -> list
         return _save(figure, paths)
 
 
+# the one list of diagnosis charts: file stem -> how it is drawn (the HTML report reads it)
+DIAGNOSIS_CHARTS = {
+    "false_positives": plot_false_positives,
+    "false_negatives": plot_false_negatives,
+    "sensitivity": plot_sensitivity,
+}
+
+
 def plot_diagnosis(diagnosis: dict, out_dir: Path) -> list[Path]:
-    """The three charts, each as PNG and SVG, under ``out_dir``."""
+    """Every chart of :data:`DIAGNOSIS_CHARTS`, each as PNG and SVG, under ``out_dir``."""
     written = []
-    for stem, draw in (
-        ("false_positives", plot_false_positives),
-        ("false_negatives", plot_false_negatives),
-        ("sensitivity", plot_sensitivity),
-    ):
+    for stem, draw in DIAGNOSIS_CHARTS.items():
         written += draw(diagnosis, [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"])
     return written

@@ -30,8 +30,9 @@ NPZ_KEYS = (
 
 
 @dataclass(frozen=True)
-class VideoOutputs:
-    """Per-video network outputs (T snippets, C classes).
+class SavedVideoOutputs:
+    """One video's outputs as saved by `hamnet test --save-cas` (T snippets, C classes);
+    :class:`hamnet.methods.base.VideoOutput` is what a method makes of them in memory.
 
     cas: [T, C+1] raw T-CAS logits, last column background ([T, C] for methods without
     one); attention: [T] in [0, 1]; actionness: [T], the signal localization thresholds;
@@ -86,7 +87,7 @@ class VideoOutputs:
         return weights / weights.sum(axis=1, keepdims=True)
 
 
-def load_cas_npz(path: str | Path) -> VideoOutputs:
+def load_cas_npz(path: str | Path) -> SavedVideoOutputs:
     """Read one video's outputs saved by ``hamnet test --save-cas`` (no pickle)."""
     path = Path(path)
     if not path.is_file():
@@ -102,7 +103,7 @@ def load_cas_npz(path: str | Path) -> VideoOutputs:
     return _outputs_from_arrays(arrays, str(path))
 
 
-def _outputs_from_arrays(arrays: dict[str, np.ndarray], where: str) -> VideoOutputs:
+def _outputs_from_arrays(arrays: dict[str, np.ndarray], where: str) -> SavedVideoOutputs:
     numeric = {}
     for key in ("cas", "attention", "actionness", "video_scores"):
         if arrays[key].dtype.kind not in "fiu":
@@ -116,7 +117,7 @@ def _outputs_from_arrays(arrays: dict[str, np.ndarray], where: str) -> VideoOutp
         raise DataError(f"{where}: 'snippet_seconds' must be one number")
     if source.size != 1 or source.dtype.kind not in "US":
         raise DataError(f"{where}: 'source' must be one string")
-    return VideoOutputs(
+    return SavedVideoOutputs(
         classes=tuple(_as_str(name) for name in classes),
         snippet_seconds=float(seconds.reshape(())),
         source=_as_str(source.reshape(())[()]),

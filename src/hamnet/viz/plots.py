@@ -24,7 +24,7 @@ from hamnet.data.annotations import Segment
 from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_path
 from hamnet.viz.colours import class_colour
-from hamnet.viz.outputs import VideoOutputs
+from hamnet.viz.outputs import SavedVideoOutputs
 
 FORMATS = ("png", "svg", "pdf")
 # Text stays text in SVG (searchable, editable); a fixed salt makes SVG ids reproducible.
@@ -60,7 +60,7 @@ def _as_bar(index: int, detection: Any) -> _Bar:
 
 
 def select_classes(
-    outputs: VideoOutputs,
+    outputs: SavedVideoOutputs,
     ground_truth: Sequence[Segment] = (),
     classes_to_show: Sequence[str] | None = None,
     max_classes: int = 3,
@@ -91,7 +91,7 @@ def select_classes(
 
 
 def plot_video(
-    outputs: VideoOutputs,
+    outputs: SavedVideoOutputs,
     out: str | Path | Sequence[str | Path],
     *,
     title: str,
@@ -162,7 +162,7 @@ def _mark_hits(bars: list[_Bar], ground_truth: list[Segment], tiou: float) -> li
 
 
 def _timeline_figure(
-    outputs: VideoOutputs,
+    outputs: SavedVideoOutputs,
     title: str,
     ground_truth: list[Segment],
     bars: list[_Bar],
@@ -206,7 +206,7 @@ def _draw_ground_truth(ax: Any, ground_truth: list[Segment], colours: dict[str, 
 
 
 def _draw_attention(
-    ax: Any, outputs: VideoOutputs, times: np.ndarray, thresholds: Sequence[float]
+    ax: Any, outputs: SavedVideoOutputs, times: np.ndarray, thresholds: Sequence[float]
 ) -> None:
     ax.plot(times, outputs.attention, color="black", linewidth=1.0, label="attention")
     if not np.allclose(outputs.actionness, outputs.attention, atol=1e-6):
@@ -222,7 +222,7 @@ def _draw_attention(
 
 def _draw_cas(
     ax: Any,
-    outputs: VideoOutputs,
+    outputs: SavedVideoOutputs,
     times: np.ndarray,
     shown: list[str],
     colours: dict[str, Any],

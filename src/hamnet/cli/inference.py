@@ -1,0 +1,98 @@
+"""Inference commands: test a checkpoint on a split, predict on new features."""
+
+from __future__ import annotations
+
+import argparse
+
+from hamnet.cli.common import (
+    add_inference_set,
+    add_pickle_option,
+    as_path,
+    as_paths,
+)
+from hamnet.evaluate.protocols import PROTOCOLS
+
+
+def add_test_parser(sub) -> None:
+    p = sub.add_parser("test", help="evaluate a checkpoint on the test split")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="detections JSON (ActivityNet style)")
+    p.add_argument("--save-cas", help="folder for per-video T-CAS / attention .npz files")
+    p.add_argument("--protocol", choices=PROTOCOLS)
+    p.add_argument("--tiou", help="e.g. 0.1:0.7:0.1 (default: the preset's)")
+    add_inference_set(p)
+    p.add_argument("--subset", help="default: the preset's test subset")
+    p.add_argument("--json", help="write the result (mAP per tIoU, average) here")
+    p.add_argument("--per-class", action="store_true")
+    p.add_argument("--device", default="auto")
+    add_pickle_option(p)
+    p.set_defaults(func=cmd_test)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from hamnet.evaluate.files import format_table, parse_tiou
+    from hamnet.infer.tester import evaluate_checkpoint
+
+    evaluation = evaluate_checkpoint(
+        as_path(args.checkpoint),
+        as_path(args.data),
+        as_path(args.out),
+        save_cas=as_path(args.save_cas),
+        protocol=args.protocol,
+        tiou=parse_tiou(args.tiou) if args.tiou else None,
+        subset=args.subset,
+        result_json=as_path(args.json),
+        device=args.device,
+        overrides=args.set,
+    )
+    print(format_table(evaluation.result, per_class=args.per_class))
+    if evaluation.selected_on != "none":
+        from hamnet.train.selection import NOTES
+
+        print(f"model selection: {NOTES[evaluation.selected_on]}")
+    print(f"classification mAP: {100 * evaluation.classification_map:.2f}")
+    print(f"localization source: {evaluation.source}")
+    print(f"detections written to {as_path(args.out)}")
+    return 0
+
+
+def add_predict_parser(sub) -> None:
+    p = sub.add_parser("predict", help="localize actions in new videos' features")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--features",
+        required=True,
+        nargs="+",
+        help="packed store, folder of .npy files, or single [T, D] .npy files",
+    )
+    p.add_argument("--out", help="output file (default: standard output)")
+    p.add_argument("--format", default="json", choices=["json", "csv"])
+    p.add_argument("--min-score", type=float, default=0.0)
+    p.add_argument("--top-k", type=int, help="at most K detections per video")
+    add_inference_set(p)
+    p.add_argument("--device", default="auto")
+    add_pickle_option(p)
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hamnet.infer.predict import predict, write_detections
+    from hamnet.io import input_files, refuse_overwriting_inputs
+
+    inputs = [as_path(args.checkpoint), *input_files(*as_paths(args.features), depth=1)]
+    refuse_overwriting_inputs([as_path(args.out)], inputs)
+    detections = predict(
+        as_path(args.checkpoint),
+        as_paths(args.features),
+        min_score=args.min_score,
+        top_k=args.top_k,
+        device=args.device,
+        overrides=args.set,
+    )
+    text = write_detections(detections, as_path(args.out), args.format)
+    if args.out:
+        print(f"{len(detections)} detections written to {as_path(args.out)}")
+    else:
+        print(text, end="")
+    return 0

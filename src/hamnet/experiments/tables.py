@@ -1,0 +1,116 @@
+"""The tables of several runs: markdown (the paper's shape) and CSV, and a row read
+back from a result JSON."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from pathlib import Path
+
+from hamnet.experiments.seeds import RunSummary
+from hamnet.io import atomic_write_text, input_files, parse_json, refuse_overwriting_inputs
+
+
+def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
+    """One row from a result JSON written by ``hamnet test --json`` or ``hamnet eval --json``."""
+    from hamnet.viz.outputs import load_result_json
+
+    tiou, values, protocol = load_result_json(path)
+    average = sum(values) / len(values)
+    selected_on = _selected_on(path)
+    label = label or path.stem
+    if selected_on == "test":
+        label = f"{label} [selected on test]"
+    row = RunSummary(label, protocol, tiou, values, average, 0.0, [], [path.parent])
+    return dataclasses.replace(row, selected_on=selected_on)
+
+
+def _selected_on(path: Path) -> str:
+    """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
+    try:
+        found = parse_json(path.read_bytes(), str(path), ValueError).get("selected_on", "none")
+    except (ValueError, AttributeError, OSError):
+        return "none"
+    from hamnet.train.selection import NOTES
+
+    return found if found in NOTES else "none"
+
+
+def format_cell(mean: float, std: float, several: bool) -> str:
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if several else f"{100 * mean:.1f}"
+
+
+def markdown_table(rows: list[RunSummary], title: str) -> str:
+    """The paper's table shape: mAP (%) at each tIoU, then the true average."""
+    tiou = rows[0].tiou
+    several = any(len(r.seeds) > 1 for r in rows)
+    head = ["method"] + [f"{t:g}" for t in tiou] + ["AVG"]
+    lines = [
+        f"### {title} — protocol `{rows[0].protocol}`, mAP (%) at tIoU",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in rows:
+        cells = [f"{100 * v:.1f}" for v in row.mAP]
+        average = format_cell(row.average, row.average_std, several)
+        lines.append("| " + " | ".join([row.label, *cells, average]) + " |")
+    lines += _selection_lines(rows)
+    seeds = sorted({s for r in rows for s in r.seeds})
+    if seeds:
+        lines += ["", f"seeds: {', '.join(map(str, seeds))} (AVG: mean ± sample std over seeds)"]
+    else:
+        lines += ["", "AVG: the mean of the mAP values of the row"]
+    return "\n".join(lines) + "\n"
+
+
+def _selection_lines(rows: list[RunSummary]) -> list[str]:
+    """How each row's model was chosen, when any row was selected on some split."""
+    from hamnet.train.selection import NOTES
+
+    chosen = sorted({r.selected_on for r in rows if r.selected_on != "none"})
+    if not chosen:
+        return []
+    notes = [f"{r.label}: {NOTES[r.selected_on]}" for r in rows if r.selected_on != "none"]
+    return ["", "model selection: " + "; ".join(notes)]
+
+
+def csv_table(rows: list[RunSummary]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    tiou = rows[0].tiou
+    writer.writerow(
+        [
+            "method",
+            "protocol",
+            *[f"mAP@{t:g}" for t in tiou],
+            "average_mAP",
+            "average_mAP_std",
+            "seeds",
+            "selected_on",
+        ]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                r.label,
+                r.protocol,
+                *[f"{v:.6f}" for v in r.mAP],
+                f"{r.average:.6f}",
+                f"{r.average_std:.6f}",
+                " ".join(map(str, r.seeds)),
+                r.selected_on,
+            ]
+        )
+    return buffer.getvalue()
+
+
+def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
+    md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    run_files = input_files(*{d for row in rows for d in row.run_dirs}, depth=1)
+    inputs = [p for p in run_files if p.suffix in (".json", ".jsonl", ".pt", ".yaml", ".npz")]
+    refuse_overwriting_inputs([md, table_csv], inputs)
+    atomic_write_text(md, markdown_table(rows, title))
+    atomic_write_text(table_csv, csv_table(rows))
+    return md, table_csv

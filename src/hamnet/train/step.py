@@ -1,0 +1,136 @@
+"""One epoch of optimizer steps: the global batches, this rank's share, the loss terms.
+
+Loss values stay on the device during an epoch and are read once at its end
+(:func:`read_losses`, which also stops at a non-finite loss)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.precision import autocast
+from hamnet.train import distributed as dist_utils
+from hamnet.train import preflight
+from hamnet.train.session import Session
+
+
+def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The shuffled global batches of one epoch, the same on every rank."""
+    order = np.random.default_rng([seed, epoch, 7]).permutation(num_videos).tolist()
+    return [order[i : i + batch_size] for i in range(0, num_videos, batch_size)]
+
+
+def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
+    config, info = session.config, session.dist
+    session.model.train()
+    batches = global_batches(
+        len(session.train_set), config.train.batch_size, config.train.seed, epoch
+    )
+    shares = [dist_utils.shard(indices, info) for indices in batches]
+    bar = tqdm(
+        zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
+        total=len(batches),
+        desc=f"epoch {epoch + 1}/{config.train.epochs}",
+        unit="batch",
+        disable=not (progress and info.is_main),
+        leave=False,
+    )
+    totals = EpochLosses()
+    for indices, share, batch in bar:
+        terms = train_step(session, batch, len(share), len(indices))
+        totals.add(terms, len(batches), share)
+    losses = read_losses(totals, epoch + 1, session.train_set)
+    session.tensorboard.steps_losses(totals.names, totals.step_values)
+    return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
+
+
+@dataclass
+class EpochLosses:
+    """Running epoch means of the loss terms, kept on the device (no host sync per step),
+    and each step's total (to name the batch of a non-finite loss once it is read).
+
+    float64, divided per step as the per-step float reads once were: the epoch means
+    are the same numbers to the last bit.
+    """
+
+    names: list[str] = field(default_factory=list)
+    running: torch.Tensor | None = None
+    step_totals: list[torch.Tensor] = field(default_factory=list)
+    step_items: list[list[int]] = field(default_factory=list)
+    step_values: list[torch.Tensor] = field(default_factory=list)  # for TensorBoard
+
+    def add(self, terms: dict[str, torch.Tensor], num_batches: int, items: list[int]) -> None:
+        values = torch.stack([value.detach().float() for value in terms.values()]).double()
+        step = values / num_batches
+        self.names = list(terms)
+        self.running = step if self.running is None else self.running + step
+        self.step_totals.append(terms["total"].detach())
+        self.step_items.append(items)
+        self.step_values.append(values)
+
+
+def read_losses(totals: EpochLosses, epoch: int, dataset: VideoDataset) -> dict[str, float]:
+    """The one place where loss values come to the host (once per epoch); a non-finite
+    loss stops the run here, naming the first batch that had one."""
+    if totals.running is None:
+        return {}
+    means = dict(zip(totals.names, totals.running.tolist(), strict=True))
+    if not math.isfinite(means["total"]):
+        steps = torch.stack(totals.step_totals).tolist()
+        first = next(i for i, value in enumerate(steps) if not math.isfinite(value))
+        names = [dataset.videos[i].name for i in totals.step_items[first]]
+        preflight.check_finite_loss(steps[first], epoch, names)
+    return means
+
+
+def _epoch_batches(session: Session, epoch: int, shares: list[list[int]]) -> Iterator:
+    """This rank's batches of the epoch, on the device: ``features``, ``labels``, ``mask``."""
+    if session.resident is not None:
+        return session.resident.epoch_batches(epoch, shares)
+    session.train_set.set_epoch(epoch)
+    non_blocking = session.device.type == "cuda"
+    return (batch.to(session.device, non_blocking) for batch in loader(session, shares))
+
+
+def loader(session: Session, shares: list[list[int]]) -> DataLoader:
+    """This rank's shares of the global batches, read by ``train.num_workers`` processes."""
+    return DataLoader(
+        session.train_set,
+        batch_sampler=shares,
+        collate_fn=collate_videos,
+        num_workers=session.config.train.num_workers,
+        pin_memory=session.device.type == "cuda",
+        # its own generator: creating the iterator draws a seed, which must not advance
+        # the global RNG that dropout uses (results then do not depend on the loader)
+        generator=torch.Generator().manual_seed(session.config.train.seed),
+    )
+
+
+def train_step(session: Session, batch, share_size: int, global_size: int) -> dict:
+    """One optimizer step on this rank's share (``batch``) of a global batch."""
+    terms = batch_losses(session, batch.features, batch.labels, batch.mask)
+    # DDP averages gradients over ranks; weight by this rank's share of the global batch
+    # so that uneven shards still give the gradient of the global mean.
+    share = share_size * session.dist.world_size / global_size
+    session.optimizer.zero_grad(set_to_none=True)
+    (terms["total"] * share).backward()
+    session.optimizer.step()
+    return {key: value.detach() for key, value in terms.items()}
+
+
+def batch_losses(session: Session, features, labels, mask) -> dict[str, torch.Tensor]:
+    """The method's loss terms (and ``total``) of one batch of device tensors.
+
+    Every training item has exactly ``data.num_segments`` rows, so the network needs no
+    mask (an all-true one is the same computation, plus a host sync to find that out).
+    """
+    with autocast(session.device, session.config.train.precision):
+        outputs = session.method.forward(session.model, features, None)
+    return session.method.losses(outputs, labels, mask)

@@ -1,0 +1,111 @@
+"""``hamnet import-checkpoint``: the authors' released checkpoints as hamnet checkpoints."""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+from hamnet.config import make_config
+from hamnet.data.layout import find_dataset, load_annotations
+from hamnet.errors import CheckpointError
+from hamnet.weights.authors_hamnet import (
+    infer_model_shape,
+    load_authors_state_dict,
+    read_authors_checkpoint,
+)
+from hamnet.weights.checkpoint import save_checkpoint
+from hamnet.weights.trained import build_model
+
+log = logging.getLogger(__name__)
+
+
+def preset_classes(preset: str) -> list[str]:
+    """The class list of a benchmark, in the order of its released ``classlist.npy``."""
+    text = resources.files("hamnet.data").joinpath("classlists.json").read_text()
+    return json.loads(text)[preset]
+
+
+def preset_for_classes(count: int) -> str | None:
+    """The benchmark preset whose class list has ``count`` classes (None: no such preset)."""
+    text = resources.files("hamnet.data").joinpath("classlists.json").read_text()
+    matches = [name for name, classes in json.loads(text).items() if len(classes) == count]
+    return matches[0] if len(matches) == 1 else None
+
+
+def choose_preset(original: Path, count: int, preset: str | None, data: Path | None) -> str:
+    """The preset of the checkpoint: given, or inferred from its class count; a preset
+    that contradicts the class count is refused (its config would not fit the data)."""
+    inferred = preset_for_classes(count)
+    if preset is None:
+        if inferred is None:
+            raise CheckpointError(
+                f"{original}: has {count} classes, which matches no preset's class list; "
+                "pass --preset (thumos14 or activitynet12) and --data with its dataset"
+            )
+        log.info("%s: %d classes: preset %s", original, count, inferred)
+        return inferred
+    expected = len(preset_classes(preset))
+    if expected != count and data is None:
+        hint = f"--preset {inferred}" if inferred else "--data with the matching dataset"
+        raise CheckpointError(
+            f"{original}: has {count} classes, the {preset} class list {expected}; pass {hint}"
+        )
+    if expected != count and inferred is not None:
+        raise CheckpointError(
+            f"{original}: has {count} classes, the {preset} preset {expected}; its settings "
+            f"(smoothing, top-k, tIoU) would contradict the data: pass --preset {inferred}"
+        )
+    return preset
+
+
+def import_authors_checkpoint(
+    original: Path,
+    out: Path,
+    *,
+    preset: str | None = None,
+    classes_from: Path | None = None,
+) -> Path:
+    """Map the authors' weights onto our network and save a complete hamnet checkpoint.
+
+    ``preset`` None: inferred from the class count (20: thumos14, 100: activitynet12).
+    """
+    from hamnet.io import input_files, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
+    state = read_authors_checkpoint(original)
+    shape = infer_model_shape(state)
+    preset = choose_preset(original, shape["num_classes"], preset, classes_from)
+    if classes_from is not None:
+        files = find_dataset(classes_from)
+        classes = load_annotations(files).classes
+    else:
+        classes = preset_classes(preset)
+    if len(classes) != shape["num_classes"]:
+        raise CheckpointError(
+            f"{original}: has {shape['num_classes']} classes, the data at {classes_from} "
+            f"{len(classes)}; pass --data with the matching dataset"
+        )
+    config = make_config(
+        preset,
+        "all",
+        [
+            f"data.feature_dim={shape['feature_dim']}",
+            f"model.hidden_dim={shape['hidden_dim']}",
+            f"model.attention_dim={shape['attention_dim']}",
+        ],
+    )
+    model = build_model(config, len(classes))
+    load_authors_state_dict(state, model)
+    save_checkpoint(
+        out,
+        {
+            "model": model.state_dict(),
+            "config": config.to_dict(),
+            "classes": list(classes),
+            "epoch": 0,
+            "imported_from": str(original),
+        },
+    )
+    return out
