@@ -113,9 +113,9 @@ def test_packed_index_with_a_field_twice(capsys, root, tmp_path):
 
 
 def test_run_files_with_a_key_twice(tmp_path):
-    from hamnet.train.runinfo import read_run_info
     from hamnet.errors import CheckpointError, DataError
     from hamnet.report.build import _metrics
+    from hamnet.train.runinfo import read_run_info
 
     (tmp_path / "run.json").write_text('{"format": "a", "format": "b"}')
     with pytest.raises(CheckpointError, match="key 'format' appears twice"):

@@ -32,6 +32,7 @@ from hamnet.io import (
     refuse_overwriting_inputs,
 )
 from hamnet.localize.detections import load_detections
+from hamnet.report.run_record import page_title, run_summary
 from hamnet.viz.colours import class_colour_list
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def collect(run_dir: Path, outputs: TestOutputs, *, device: str = "auto") -> dic
         "diagnosis": _diagnosis(run_dir, device),
         "videos": _videos(annotations, detections, subset, tiou, outputs.cas_dir),
         "tiou": tiou,
+        "run_summary": run_summary(run_dir, result),
     }
 
 
@@ -218,13 +220,15 @@ def render(payload: dict) -> str:
     ``&`` and U+2028/9 escaped (it cannot close its script tag), the title is escaped
     as HTML text, and a Content-Security-Policy lets only the page's own script run.
     """
+    title = page_title(payload)
+    payload = {**payload, "title": title}
     folder = resources.files("hamnet.report")
     template = folder.joinpath("template.html").read_text(encoding="utf-8")
     script = folder.joinpath("report.js").read_text(encoding="utf-8")
     style = folder.joinpath("report.css").read_text(encoding="utf-8")
     parts = {
         "CSP": html.escape(content_security_policy(script, style), quote=True),
-        "TITLE": html.escape(f"hamnet report: {payload['run']}", quote=False),
+        "TITLE": html.escape(title, quote=False),
         "STYLE": style,
         "SCRIPT": script,
         "DATA": script_json(payload),
