@@ -12,14 +12,6 @@ import pytest
 from hamnet.cli import main
 
 
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    lines = [line for line in err.strip().splitlines() if not line.startswith(("INFO", "WARN"))]
-    assert len(lines) == 1, err
-    return code, lines[0]
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     from hamnet.data.synthetic import make_synthetic
@@ -47,25 +39,25 @@ def test_the_files_are_valid_without_the_duplicate(capsys, root, tmp_path):
     assert main(["eval", "--gt", str(root / "Synthetic-gt.json"), "--pred", str(path)]) == 0
 
 
-def test_detections_with_a_video_twice(capsys, root, tmp_path):
+def test_detections_with_a_video_twice(cli_line, root, tmp_path):
     text, videos = _detections(_gt(root))
     path = tmp_path / "det.json"
     # the video listed first with detections, then again empty: a plain parser keeps []
     path.write_text(text.replace('}, "external_data"', f', "{videos[0]}": []}}, "external_data"'))
-    code, line = run_cli(capsys, "eval", "--gt", root / "Synthetic-gt.json", "--pred", path)
+    code, line = cli_line("eval", "--gt", root / "Synthetic-gt.json", "--pred", path)
     assert code == 2
     assert str(path) in line and f"key '{videos[0]}' appears twice" in line
 
 
-def test_detection_entry_with_a_field_twice(capsys, root, tmp_path):
+def test_detection_entry_with_a_field_twice(cli_line, root, tmp_path):
     text, _ = _detections(_gt(root))
     path = tmp_path / "det.json"
     path.write_text(text.replace('"score": 0.9,', '"score": 0.9, "score": 0.1,', 1))
-    code, line = run_cli(capsys, "eval", "--gt", root / "Synthetic-gt.json", "--pred", path)
+    code, line = cli_line("eval", "--gt", root / "Synthetic-gt.json", "--pred", path)
     assert code == 2 and "key 'score' appears twice" in line
 
 
-def test_ground_truth_with_a_video_twice(capsys, root, tmp_path):
+def test_ground_truth_with_a_video_twice(cli_line, root, tmp_path):
     raw = (root / "Synthetic-gt.json").read_text()
     name = next(iter(_gt(root)["database"]))
     at = raw.index('"database": {') + len('"database": {')
@@ -74,14 +66,14 @@ def test_ground_truth_with_a_video_twice(capsys, root, tmp_path):
     text, _ = _detections(_gt(root))
     det = tmp_path / "det.json"
     det.write_text(text)
-    code, line = run_cli(capsys, "eval", "--gt", gt, "--pred", det)
+    code, line = cli_line("eval", "--gt", gt, "--pred", det)
     assert code == 2 and str(gt) in line and f"key '{name}' appears twice" in line
 
 
-def test_config_with_a_key_twice(capsys, tmp_path):
+def test_config_with_a_key_twice(cli_line, tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("train:\n  epochs: 5\n  lr: 0.1\n  epochs: 50\n")
-    code, line = run_cli(capsys, "config", "--config", path)
+    code, line = cli_line("config", "--config", path)
     assert code == 2 and str(path) in line and "key 'epochs' appears twice" in line
 
 
@@ -89,26 +81,26 @@ def test_config_with_a_key_twice(capsys, tmp_path):
     "text, fragment",
     [("[" * 50000, "nested too deeply"), ("train:\n  epochs: " + "9" * 5000, "malformed YAML")],
 )
-def test_config_too_deep_or_too_long_is_one_line(capsys, tmp_path, text, fragment):
+def test_config_too_deep_or_too_long_is_one_line(cli_line, tmp_path, text, fragment):
     path = tmp_path / "config.yaml"
     path.write_text(text)
-    code, line = run_cli(capsys, "config", "--config", path)
+    code, line = cli_line("config", "--config", path)
     assert code == 2 and str(path) in line and fragment in line
 
 
-def test_set_value_with_a_key_twice(capsys):
-    code, line = run_cli(capsys, "config", "--set", "eval.tiou={a: 1, a: 2}")
+def test_set_value_with_a_key_twice(cli_line):
+    code, line = cli_line("config", "--set", "eval.tiou={a: 1, a: 2}")
     assert code == 2 and "appears twice" in line
 
 
-def test_packed_index_with_a_field_twice(capsys, root, tmp_path):
+def test_packed_index_with_a_field_twice(cli_line, root, tmp_path):
     import shutil
 
     copy = tmp_path / "root"
     shutil.copytree(root, copy)
     index = copy / "Synthetic-packed" / "index.json"
     index.write_text(index.read_text().replace('"dim": 4,', '"dim": 4, "dim": 3,', 1))
-    code, line = run_cli(capsys, "check", copy)
+    code, line = cli_line("check", copy)
     assert code == 2 and str(index) in line and "key 'dim' appears twice" in line
 
 

@@ -10,21 +10,13 @@ import numpy as np
 from hamnet.cli import main
 
 
-def run_cli(capsys, *argv) -> tuple[int, str]:
-    code = main([str(a) for a in argv])
-    _, err = capsys.readouterr()
-    lines = [line for line in err.strip().splitlines() if not line.startswith(("INFO", "WARN"))]
-    assert len(lines) == 1, err
-    return code, lines[0]
-
-
-def test_predict_refuses_one_video_name_from_two_sources(capsys, tiny_run, tmp_path):
+def test_predict_refuses_one_video_name_from_two_sources(cli_line, tiny_run, tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         np.save(tmp_path / folder / "clip.npy", np.zeros((20, 16), dtype=np.float32))
     first, second = tmp_path / "a" / "clip.npy", tmp_path / "b" / "clip.npy"
-    code, line = run_cli(
-        capsys, "predict", "--checkpoint", tiny_run / "last.pt", "--features", first, second
+    code, line = cli_line(
+        "predict", "--checkpoint", tiny_run / "last.pt", "--features", first, second
     )
     assert code == 2 and "'clip'" in line and str(first) in line and str(second) in line
     # each source alone is fine
@@ -33,7 +25,7 @@ def test_predict_refuses_one_video_name_from_two_sources(capsys, tiny_run, tmp_p
     )
 
 
-def test_ambiguous_file_of_another_dataset_is_refused(capsys, tiny_root, tmp_path):
+def test_ambiguous_file_of_another_dataset_is_refused(cli_line, tiny_root, tmp_path):
     gt = tiny_root / "Synthetic-gt.json"
     database = json.loads(gt.read_text())["database"]
     test_videos = [n for n, v in database.items() if v["subset"] == "test"]
@@ -44,7 +36,7 @@ def test_ambiguous_file_of_another_dataset_is_refused(capsys, tiny_root, tmp_pat
     other = tmp_path / "Ambiguous_test.txt"
     other.write_text("video_test_0000004 1.0 2.0\nvideo_test_0000006 3.0 4.0\n")
     argv = ["eval", "--gt", gt, "--pred", pred, "--protocol", "thumos14", "--ambiguous"]
-    code, line = run_cli(capsys, *argv, other)
+    code, line = cli_line(*argv, other)
     assert code == 2 and str(other) in line and "video_test_0000004" in line
     assert "names none of the ground truth's videos" in line
     mine = tmp_path / "mine.txt"
@@ -53,7 +45,7 @@ def test_ambiguous_file_of_another_dataset_is_refused(capsys, tiny_root, tmp_pat
 
 
 def test_check_and_test_refuse_a_gt_json_that_disagrees_with_the_folder(
-    capsys, tiny_root, tmp_path
+    capsys, cli_line, tiny_root, tmp_path
 ):
     root = tmp_path / "root"
     shutil.copytree(tiny_root, root)
@@ -66,7 +58,7 @@ def test_check_and_test_refuse_a_gt_json_that_disagrees_with_the_folder(
         {"label": raw["class-list"][0], "segment": [0.0, 1.0]}
     ]
     gt.write_text(json.dumps(raw))
-    code, line = run_cli(capsys, "check", root)
+    code, line = cli_line("check", root)
     assert code == 2 and "disagree" in line and repr(name) in line and str(gt) in line
     from hamnet.data.layout import open_dataset
     from hamnet.errors import DataError
