@@ -85,3 +85,19 @@ def tiny_config():
         return make_config("demo", variant, [*TINY_OVERRIDES, *overrides])
 
     return build
+
+
+@pytest.fixture
+def cli_line(capsys):
+    """``cli_line(*argv)``: run the CLI; its exit code and its one stderr line (INFO and
+    WARNING lines aside). Fails when it printed more than one."""
+    from hamnet.cli import main
+
+    def run(*argv) -> tuple[int, str]:
+        code = main([str(a) for a in argv])
+        _, err = capsys.readouterr()
+        lines = [x for x in err.strip().splitlines() if not x.startswith(("INFO", "WARN"))]
+        assert len(lines) == 1, err
+        return code, lines[0]
+
+    return run

@@ -32,7 +32,7 @@ from hamnet.config_checks import (
 )
 from hamnet.errors import ConfigError
 from hamnet.evaluate.protocols import PROTOCOLS
-from hamnet.io import atomic_write_text
+from hamnet.io import atomic_write_text, parse_yaml
 from hamnet.methods import (
     METHODS,
     canonical_method,
@@ -392,7 +392,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(
             f"{path}: not UTF-8 text ({error.reason} at byte {error.start})"
         ) from None
-    tree = _read_yaml(text, str(path))
+    tree = parse_yaml(text, str(path), ConfigError)
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: not a mapping of config sections")
     try:
@@ -432,26 +432,13 @@ def _apply_override(tree: dict[str, Any], item: str) -> None:
 
 def _parse_value(text: str, where: str = "--set") -> Any:
     """YAML, except that ``1e-5`` is a number (YAML 1.1 reads it as a string)."""
-    value = _read_yaml(text, where)
+    value = parse_yaml(text, where, ConfigError)
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             return value
     return value
-
-
-def _read_yaml(text: str, where: str) -> Any:
-    """``yaml.safe_load`` with its failures as one ConfigError line naming ``where``."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ConfigError(f"{where}: malformed YAML ({first})") from None
-    except RecursionError:
-        raise ConfigError(f"{where}: malformed YAML (nested too deeply)") from None
-    except ValueError as error:  # e.g. an integer beyond Python's digit limit
-        raise ConfigError(f"{where}: unreadable value ({error})") from None
 
 
 def _build(cls: type, tree: Any, prefix: str) -> Any:

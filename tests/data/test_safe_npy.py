@@ -122,6 +122,7 @@ def test_wrong_entry_types_are_one_error(kind: str, tiny_root: Path, tmp_path: P
     """An annotation file replaced by a numeric array of the right length."""
     root = tmp_path / "root"
     shutil.copytree(tiny_root, root)
+    (root / "Synthetic-gt.json").unlink()  # the folder alone (with it: "disagree")
     path = root / "Synthetic-Annotations" / f"{kind}.npy"
     np.save(path, np.arange(1, 25))
     if kind in ("duration", "subset"):

@@ -216,7 +216,7 @@ def test_python_api_argument_types(tiny_root, tiny_config, tmp_path):
         ("train.epochs=[1", "malformed YAML"),
         ("train.epochs={a: [", "malformed YAML"),
         ("train.epochs=" + "[" * 20000 + "]" * 20000, "nested too deeply"),
-        ("train.epochs=" + "9" * 5000, "unreadable value"),
+        ("train.epochs=" + "9" * 5000, "integer string conversion"),
         ("train.seed=" + "9" * 400, "train.seed must be in"),
         ("train.lr=1" + "0" * 400, "too large for a number"),
         ("localize.thresholds=" + "[" * 500 + "]" * 500, "--set localize.thresholds="),

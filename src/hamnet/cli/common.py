@@ -14,7 +14,10 @@ def as_paths(values: list[str] | None) -> list[Path]:
 
 
 def as_path(value: str | None) -> Path | None:
-    return Path(value).expanduser().resolve() if value else None
+    if not value:
+        return None
+    path = Path(value).expanduser()  # /dev/stdout stays itself: hamnet.io writes into it
+    return path if str(path).startswith(("/dev/", "/proc/")) else path.resolve()
 
 
 def parse_seeds(text: str | None) -> list[int] | None:

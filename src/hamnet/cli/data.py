@@ -98,8 +98,11 @@ def add_convert_parser(sub) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     from hamnet.data.features import convert_to_packed, open_feature_store
     from hamnet.data.layout import convert_dataset
+    from hamnet.io import input_files, refuse_overwriting_inputs
 
     out = as_path(args.out)
+    written = [p for p in input_files(out) if not p.is_dir()]  # files it may replace
+    refuse_overwriting_inputs(written, input_files(as_path(args.data), as_path(args.features)))
     if args.data and args.format == "npy":
         from hamnet.data.layout import convert_dataset_npy
 

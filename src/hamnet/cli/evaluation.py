@@ -51,8 +51,11 @@ def add_eval_parser(sub) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from hamnet.evaluate.files import evaluate_files, format_table, parse_tiou
-    from hamnet.io import atomic_write_json
+    from hamnet.io import atomic_write_json, refuse_overwriting_inputs
 
+    refuse_overwriting_inputs(
+        [as_path(args.json)], [as_path(args.gt), as_path(args.pred), as_path(args.ambiguous)]
+    )
     result = evaluate_files(
         as_path(args.gt),
         as_path(args.pred),

@@ -42,10 +42,14 @@ def add_plot_parser(sub) -> None:
 
 def cmd_plot_video(args: argparse.Namespace) -> int:
     from hamnet.data.annotations import load_gt_json
+    from hamnet.io import refuse_overwriting_inputs
     from hamnet.localize.detections import load_detections
     from hamnet.viz.outputs import load_cas_npz
     from hamnet.viz.plots import plot_video
 
+    refuse_overwriting_inputs(
+        as_paths(args.out), [as_path(args.npz), as_path(args.gt), as_path(args.pred)]
+    )
     outputs = load_cas_npz(as_path(args.npz))
     name = as_path(args.npz).stem
     truth = []
@@ -81,10 +85,12 @@ def _thresholds(text: str | None) -> list[float]:
 
 
 def cmd_plot_map(args: argparse.Namespace) -> int:
+    from hamnet.io import refuse_overwriting_inputs
     from hamnet.viz.outputs import load_result_json
     from hamnet.viz.plots import plot_map_vs_tiou
 
     paths = as_paths(args.results)
+    refuse_overwriting_inputs(as_paths(args.out), paths)
     labels = args.labels.split(",") if args.labels else [f"{p.parent.name}/{p.stem}" for p in paths]
     if len(labels) != len(paths) or len(set(labels)) != len(labels):
         raise ConfigError(f"--labels must name each of the {len(paths)} result files once")

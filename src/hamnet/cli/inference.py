@@ -109,7 +109,10 @@ def add_predict_parser(sub) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hamnet.infer.predict import predict, write_detections
+    from hamnet.io import input_files, refuse_overwriting_inputs
 
+    inputs = [as_path(args.checkpoint), *input_files(*as_paths(args.features), depth=1)]
+    refuse_overwriting_inputs([as_path(args.out)], inputs)
     detections = predict(
         as_path(args.checkpoint),
         as_paths(args.features),

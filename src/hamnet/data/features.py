@@ -10,7 +10,6 @@ converting it once with ``hamnet convert`` gives a packed store that needs no pi
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from hamnet.data.annotations import check_video_name
 from hamnet.data.safe_npy import load_npy
 from hamnet.errors import DataError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +186,7 @@ def read_packed_index(path: Path) -> dict:
     index_path, data_path = path / INDEX_FILE, path / DATA_FILE
     if not index_path.is_file() or not data_path.is_file():
         raise DataError(f"{path}: not a packed feature store (needs {INDEX_FILE} and {DATA_FILE})")
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{index_path}: malformed JSON ({error})") from None
-    except RecursionError:
-        raise DataError(f"{index_path}: malformed JSON (nested too deeply)") from None
+    index = parse_json(index_path.read_bytes(), str(index_path), DataError)
     if not isinstance(index, dict) or index.get("format") != PACKED_FORMAT:
         raise DataError(f"{index_path}: not a {PACKED_FORMAT!r} index")
     if index.get("version") != PACKED_VERSION:

@@ -120,9 +120,32 @@ def _converted_root(root: Path) -> DatasetFiles | None:
 
 def load_annotations(files: DatasetFiles) -> AnnotationSet:
     """The root's annotations: the released folder, else the converted root's GT JSON."""
-    if files.annotations_dir is not None:
-        return load_released_annotations(files.annotations_dir)
-    return load_gt_json(files.gt_json)
+    if files.annotations_dir is None:
+        return load_gt_json(files.gt_json)
+    annotations = load_released_annotations(files.annotations_dir)
+    if files.gt_json is not None:  # both: eval reads the JSON, train and test the folder
+        check_same_annotations(files, annotations, load_gt_json(files.gt_json))
+    return annotations
+
+
+def check_same_annotations(files: DatasetFiles, folder: AnnotationSet, gt: AnnotationSet) -> None:
+    """DataError naming the first difference between a root's two annotation sources."""
+    where = f"{files.annotations_dir} and {files.gt_json} disagree"
+    if folder.classes != gt.classes:
+        raise DataError(
+            f"{where}: class lists differ ({folder.classes[:3]} ... vs {gt.classes[:3]} ...)"
+        )
+    ours, theirs = {v.name: v for v in folder.videos}, {v.name: v for v in gt.videos}
+    only = sorted(set(ours) ^ set(theirs))
+    if only:
+        raise DataError(
+            f"{where}: {len(only)} video(s) in only one of them ({', '.join(only[:3])} ...)"
+        )
+    for name, video in ours.items():
+        other = theirs[name]
+        for field in ("subset", "duration", "labels", "segments"):
+            if getattr(video, field) != getattr(other, field):
+                raise DataError(f"{where}: video {name!r} has another {field}")
 
 
 def open_dataset(

@@ -26,7 +26,7 @@ from hamnet.data.annotations import AnnotationSet, Segment, Video, save_gt_json
 from hamnet.data.features import INDEX_FILE, PackedFeatureWriter, read_packed_index
 from hamnet.data.released import load_released_annotations, save_released_annotations
 from hamnet.errors import DataError
-from hamnet.io import atomic_path
+from hamnet.io import atomic_path, input_files, refuse_overwriting_inputs
 from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
 
 SNIPPETS_PER_SECOND = snippets_per_second(RELEASED_SNIPPET_SECONDS)
@@ -81,6 +81,9 @@ def make_synthetic(
             raise DataError("make_synthetic: need 0 < duration low <= high, >= 1 class, video")
         annotations = _random_annotations(num_classes, num_videos, (low, high), seed, test_fraction)
         duration_2d, name = False, name or "Synthetic"
+    if like is not None:  # e.g. --out the real root: its annotation files would be rewritten
+        written = [p for p in input_files(out) if not p.is_dir()]
+        refuse_overwriting_inputs(written, input_files(Path(like), depth=1))
     _clear_previous(out, name)
     save_released_annotations(annotations, out / f"{name}-Annotations", duration_2d)
     world = _make_world(annotations.num_classes, feature_dim, seed)

@@ -9,7 +9,7 @@ from hamnet.diagnose.analysis import Diagnosis, diagnose
 from hamnet.diagnose.characteristics import default_bin_set
 from hamnet.diagnose.sources import ensure_test_outputs, guess_subset, load_inputs
 from hamnet.errors import ConfigError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, input_files, refuse_overwriting_inputs
 
 # DETAD's thresholds: 0.5 on THUMOS14, 0.5:0.95:0.05 on ActivityNet
 DEFAULT_TIOU = {
@@ -34,6 +34,8 @@ class AnalysisRequest:
 def analyze(request: AnalysisRequest) -> tuple[Diagnosis, list[Path]]:
     """Run the diagnosis; write ``diagnosis.json`` and the charts (PNG + SVG) to ``out``."""
     gt, pred, subset, hint = _resolve(request)
+    written = [request.out / "diagnosis.json", *input_files(request.out, depth=1)]
+    refuse_overwriting_inputs(written, [gt, pred, *input_files(request.run_dir, depth=1)])
     annotations, detections = load_inputs(gt, pred)
     if subset is None:
         subset = guess_subset(annotations, detections)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hamnet import argcheck
 from hamnet.data.annotations import AnnotationSet, load_gt_json
-from hamnet.errors import ConfigError
+from hamnet.errors import ConfigError, EvaluationInputError
 from hamnet.evaluate.detection_map import (
     MAX_THRESHOLDS,
     DetectionResult,
@@ -49,6 +49,8 @@ def evaluate_files(
     argcheck.check_number(snippet_seconds, "snippet_seconds", positive=True)
     ground_truth, detections = read_eval_files(gt_path, pred_path)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
+    if ambiguous:
+        check_ambiguous_belongs(ambiguous_path, ambiguous, ground_truth)
     result = evaluate_detections(
         ground_truth,
         detections,
@@ -60,6 +62,19 @@ def evaluate_files(
     )
     result.inputs = input_record(gt_path, pred_path, ambiguous_path)
     return result
+
+
+def check_ambiguous_belongs(path, ambiguous: dict, ground_truth: AnnotationSet) -> None:
+    """An ambiguous-spans file naming none of the GT's videos belongs to another dataset
+    (its spans would silently do nothing)."""
+    known = {video.name for video in ground_truth.videos}
+    if known.isdisjoint(ambiguous):
+        theirs = ", ".join(sorted(ambiguous)[:3])
+        ours = ", ".join(sorted(known)[:3])
+        raise EvaluationInputError(
+            f"{path}: names none of the ground truth's videos (it names {theirs} ...; the "
+            f"ground truth holds {ours} ...); is it the file of another dataset?"
+        )
 
 
 def read_eval_files(

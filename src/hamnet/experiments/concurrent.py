@@ -12,7 +12,6 @@ save their last finished epoch (see :mod:`hamnet.train.interrupt`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -25,7 +24,8 @@ from pathlib import Path
 import torch
 
 from hamnet.config import Config, load_config, save_config
-from hamnet.errors import RESUME_HINT, HamnetError, TrainingInterrupted
+from hamnet.errors import RESUME_HINT, DataError, HamnetError, TrainingInterrupted
+from hamnet.io import parse_json
 from hamnet.train.distributed import pick_device
 from hamnet.train.interrupt import stop_on_signals
 
@@ -166,7 +166,7 @@ def final_record(run_dir: Path) -> dict:
     """The last row of a finished run's metrics.jsonl (what ``train`` returns as final)."""
     path = run_dir / "metrics.jsonl"
     rows = [line for line in path.read_text().splitlines() if line.strip()]
-    return json.loads(rows[-1]) if rows else {}
+    return parse_json(rows[-1], f"{path}: line {len(rows)}", DataError) if rows else {}
 
 
 def _child_main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 
 from hamnet.experiments.seeds import TRAINED_ON_TEST_TAG, RunSummary
-from hamnet.io import atomic_write_text
+from hamnet.io import atomic_write_text, input_files, parse_json, refuse_overwriting_inputs
 
 
 def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
@@ -40,10 +40,8 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
 
 
 def _result_record(path: Path) -> dict:
-    import json
-
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = parse_json(path.read_bytes(), str(path), ValueError)
     except (OSError, ValueError, RecursionError):
         return {}
     return record if isinstance(record, dict) else {}
@@ -74,11 +72,9 @@ def run_status(epochs) -> str | None:
 
 def _selected_on(path: Path) -> str:
     """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
-    import json
-
     try:
-        found = json.loads(path.read_text(encoding="utf-8")).get("selected_on", "none")
-    except (ValueError, AttributeError, RecursionError):
+        found = parse_json(path.read_bytes(), str(path), ValueError).get("selected_on", "none")
+    except (ValueError, AttributeError, OSError):
         return "none"
     from hamnet.train.selection import NOTES
 
@@ -162,6 +158,9 @@ def csv_table(rows: list[RunSummary]) -> str:
 
 def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
     md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
+    run_files = input_files(*{d for row in rows for d in row.run_dirs}, depth=1)
+    inputs = [p for p in run_files if p.suffix in (".json", ".jsonl", ".pt", ".yaml", ".npz")]
+    refuse_overwriting_inputs([md, table_csv], inputs)
     atomic_write_text(md, markdown_table(rows, title))
     atomic_write_text(table_csv, csv_table(rows))
     return md, table_csv

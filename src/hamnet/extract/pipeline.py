@@ -24,6 +24,7 @@ from hamnet.errors import DataError, HamnetError
 from hamnet.extract import shards
 from hamnet.extract.extractor import FeatureExtractor, Recipe, fingerprint, load_stream_models
 from hamnet.extract.store_meta import check_recipe, read_empty, write_empty
+from hamnet.io import input_files, refuse_overwriting_inputs
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def extract_videos(
     dist = shards.DistContext.from_env()
     device = shards.rank_device(device, dist)  # first: a wrong device fails before any work
     named = video_names(videos)
+    written = [p for p in input_files(Path(out)) if not p.is_dir()]
+    refuse_overwriting_inputs([Path(out), *written], videos)
     settings = Recipe(tuple(streams), flow, precision, short_side=short_side, crop=crop)
     if models is None:
         weights = {"rgb": rgb_weights, "flow": flow_weights}

@@ -6,12 +6,11 @@ for it).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hamnet.data.features import INDEX_FILE, PackedFeatureStore
 from hamnet.errors import DataError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, parse_json
 
 EMPTY_FILE = "empty_videos.json"
 
@@ -24,7 +23,8 @@ def read_empty(store: Path) -> dict[str, int]:
     if not path.is_file():
         return {}
     try:
-        return {str(k): int(v) for k, v in json.loads(path.read_text())["videos"].items()}
+        listing = parse_json(path.read_bytes(), str(path), DataError)
+        return {str(k): int(v) for k, v in listing["videos"].items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DataError(f"{path}: malformed list of zero-snippet videos ({exc!r})") from None
 

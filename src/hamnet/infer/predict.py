@@ -41,8 +41,7 @@ def predict(
     config = with_inference_overrides(trained.config, overrides or [])
     settings = inference_settings(config)
     detections: list[Detection] = []
-    for path in feature_paths:
-        store = open_feature_store(Path(path))
+    for path, store in _open_sources(feature_paths):
         if store.dim != config.data.feature_dim:
             raise DataError(
                 f"{path}: features have width {store.dim}, but {checkpoint} was trained "
@@ -54,6 +53,24 @@ def predict(
             found.sort(key=lambda d: -d.score)
             detections.extend(found if top_k is None else found[:top_k])
     return detections
+
+
+def _open_sources(feature_paths: list[Path]) -> list[tuple[Path, object]]:
+    """Every source opened; a video named in two of them is refused (the detections of
+    one would be listed under the other's name)."""
+    sources, owner = [], {}
+    for path in feature_paths:
+        store = open_feature_store(Path(path))
+        clashes = sorted(name for name in store.names if name in owner)
+        if clashes:
+            shown = ", ".join(repr(n) for n in clashes[:5]) + (" ..." if len(clashes) > 5 else "")
+            raise DataError(
+                f"{path}: {len(clashes)} video name(s) also in {owner[clashes[0]]}: {shown}; "
+                f"give each video once"
+            )
+        owner.update(dict.fromkeys(store.names, path))
+        sources.append((Path(path), store))
+    return sources
 
 
 def check_filters(min_score: float, top_k: int | None) -> None:

@@ -11,7 +11,7 @@ from hamnet.devices import device_record, resolve_device
 from hamnet.errors import DataError
 from hamnet.infer.inference import Evaluation, evaluate_model
 from hamnet.infer.settings import inference_settings, with_inference_overrides
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, input_files, refuse_overwriting_inputs
 from hamnet.localize.detections import save_detections
 from hamnet.provenance import (
     command_line,
@@ -42,6 +42,10 @@ def evaluate_checkpoint(
     _check_arguments(checkpoint, data_root, out, save_cas, result_json, protocol, tiou, subset)
     argcheck.check_overrides(overrides)
     started = now_iso(), time.monotonic()
+    refuse_overwriting_inputs(
+        [out, result_json, save_cas],
+        [checkpoint, *input_files(checkpoint.parent, depth=1), *input_files(data_root)],
+    )
     torch_device = resolve_device(device)
     trained = load_trained(checkpoint, torch_device)
     config = with_inference_overrides(trained.config, overrides or [])

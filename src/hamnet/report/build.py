@@ -9,8 +9,11 @@ so a page with thousands of videos stays small and quick.
 from __future__ import annotations
 
 import base64
+import hashlib
+import html
 import json
 import logging
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -21,8 +24,15 @@ from hamnet.diagnose.detection_matching import GroundTruthTable, class_rankings,
 from hamnet.diagnose.sources import TestOutputs, ensure_test_outputs, guess_subset
 from hamnet.errors import DataError
 from hamnet.evaluate.protocols import protocol_title
-from hamnet.io import atomic_write_text, read_json
+from hamnet.io import (
+    atomic_write_text,
+    input_files,
+    parse_json,
+    read_json,
+    refuse_overwriting_inputs,
+)
 from hamnet.localize.detections import load_detections
+from hamnet.report.run_record import page_title, run_summary
 from hamnet.viz.colours import class_colour_list
 
 log = logging.getLogger(__name__)
@@ -36,9 +46,11 @@ def build_report(
     """Write the report of ``run_dir`` (default ``RUN_DIR/report.html``); return its path."""
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: run folder not found")
+    out = out or run_dir / "report.html"
+    inputs = input_files(run_dir, data)
+    refuse_overwriting_inputs([out], [p for p in inputs if Path(p) != run_dir / "report.html"])
     outputs = ensure_test_outputs(run_dir, data, device=device)
     payload = collect(run_dir, outputs, device=device)
-    out = out or run_dir / "report.html"
     atomic_write_text(out, render(payload))
     return out
 
@@ -64,6 +76,7 @@ def collect(run_dir: Path, outputs: TestOutputs, *, device: str = "auto") -> dic
         "diagnosis": _diagnosis(run_dir, device),
         "videos": _videos(annotations, detections, subset, tiou, outputs.cas_dir),
         "tiou": tiou,
+        "run_summary": run_summary(run_dir, result),
     }
 
 
@@ -79,12 +92,7 @@ def _metrics(path: Path) -> list[dict]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as error:  # also an integer of too many digits
-            raise DataError(f"{path}: line {number}: malformed JSON ({error})") from None
-        except RecursionError:
-            raise DataError(f"{path}: line {number}: malformed JSON (nested too deeply)") from None
+        record = parse_json(line, f"{path}: line {number}", DataError)
         if not isinstance(record, dict) or not _finite_number(record.get("epoch")):
             raise DataError(f"{path}: line {number} is not a metrics row (no epoch number)")
         rows.append({k: v for k, v in record.items() if _finite_number(v)})
@@ -216,13 +224,56 @@ def _bytes(values: np.ndarray) -> str:
 
 
 def render(payload: dict) -> str:
-    """The page: template + style + script + the data (``</`` escaped for the script tag)."""
+    """The page: template + style + script + the data, filled in one pass.
+
+    Each placeholder is replaced once and the inserted text is never searched again,
+    so a name holding a placeholder stays a name. The data is JSON with ``<``, ``>``,
+    ``&`` and U+2028/9 escaped (it cannot close its script tag), the title is escaped
+    as HTML text, and a Content-Security-Policy lets only the page's own script run.
+    """
+    title = page_title(payload)
+    payload = {**payload, "title": title}
     folder = resources.files("hamnet.report")
     template = folder.joinpath("template.html").read_text(encoding="utf-8")
-    data = json.dumps(payload, separators=(",", ":")).replace("</", "<\\/")
+    script = folder.joinpath("report.js").read_text(encoding="utf-8")
+    style = folder.joinpath("report.css").read_text(encoding="utf-8")
+    parts = {
+        "CSP": html.escape(content_security_policy(script, style), quote=True),
+        "TITLE": html.escape(title, quote=False),
+        "STYLE": style,
+        "SCRIPT": script,
+        "DATA": script_json(payload),
+    }
+    for name in ("STYLE", "SCRIPT"):  # our own files: a stray closing tag is a bug
+        if f"</{name.lower()}" in parts[name].lower():
+            raise AssertionError(f"report.{name.lower()} holds a closing </{name.lower()}> tag")
+    return PLACEHOLDER.sub(lambda match: parts[match.group(1)], template)
+
+
+PLACEHOLDER = re.compile(r"\{\{(CSP|TITLE|STYLE|SCRIPT|DATA)\}\}")
+_SCRIPT_UNSAFE = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def script_json(payload: dict) -> str:
+    """JSON safe inside ``<script>``: no character can end the element or the string."""
+    text = json.dumps(payload, separators=(",", ":"))
+    return re.sub("[<>&\u2028\u2029]", lambda match: _SCRIPT_UNSAFE[match.group(0)], text)
+
+
+def content_security_policy(script: str, style: str) -> str:
+    """Nothing from outside; only the page's own script and style (by hash) run."""
     return (
-        template.replace("/*STYLE*/", folder.joinpath("report.css").read_text(encoding="utf-8"))
-        .replace("/*SCRIPT*/", folder.joinpath("report.js").read_text(encoding="utf-8"))
-        .replace("/*DATA*/", data)
-        .replace("__TITLE__", f"hamnet report: {payload['run']}")
+        f"default-src 'none'; script-src '{_sha256(script)}'; style-src '{_sha256(style)}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
     )
+
+
+def _sha256(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")

@@ -30,16 +30,24 @@ function decodeBytes(text) {
   for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i) / 255;
   return out;
 }
-function niceTicks(low, high, count) {
+function niceTicks(low, high, count, minStep) {
   const span = high - low || 1;
   const step0 = span / count, power = Math.pow(10, Math.floor(Math.log10(step0)));
-  const step = [1, 2, 5, 10].map(m => m * power).find(s => span / s <= count) || power * 10;
+  const nice = [1, 2, 5, 10].map(m => m * power).find(s => span / s <= count) || power * 10;
+  const step = Math.max(nice, minStep || 0);
   const ticks = [];
   for (let v = Math.ceil(low / step) * step; v <= high + 1e-9; v += step) ticks.push(Math.round(v / step) * step);
   return ticks;
 }
 
 // --- generic charts -------------------------------------------------------------------
+// ticks from 0 (or low) to the first tick at or above the highest value: the axis ends on a tick
+function ticksCovering(low, high, count) {
+  const ticks = niceTicks(low, Math.max(high, low + 1e-6), count);
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+  if (ticks[ticks.length - 1] < high) ticks.push(ticks[ticks.length - 1] + step);
+  return ticks;
+}
 function lineChart(container, spec) {
   container.innerHTML = "";
   const width = 520, height = 300, m = {l: 52, r: 130, t: 24, b: 40};
@@ -49,13 +57,11 @@ function lineChart(container, spec) {
   if (!xs.length || !ys.length) { el("text", {x: m.l, y: 60}, svg, "no data"); return svg; }
   const x0 = Math.min(...xs), x1 = Math.max(...xs);
   const y0 = spec.ymin !== undefined ? spec.ymin : Math.min(...ys);
-  const yticks = niceTicks(y0, Math.max(...ys, y0 + 1e-6), 5);
-  const ystep = yticks.length > 1 ? yticks[1] - yticks[0] : 1;
-  if (yticks[yticks.length - 1] < Math.max(...ys)) yticks.push(yticks[yticks.length - 1] + ystep);
-  const y1 = Math.max(yticks[yticks.length - 1], y0 + 1e-6);  // the axis ends on a tick
+  const yticks = ticksCovering(y0, Math.max(...ys), 5);
+  const y1 = Math.max(yticks[yticks.length - 1], y0 + 1e-6);
   const sx = v => m.l + (x1 > x0 ? (v - x0) / (x1 - x0) : 0.5) * (width - m.l - m.r);
   const sy = v => height - m.b - (v - y0) / (y1 - y0) * (height - m.t - m.b);
-  axes(svg, sx, sy, niceTicks(x0, x1, 6), yticks, spec, width, height, m);
+  axes(svg, sx, sy, niceTicks(x0, x1, 6, spec.xstep), yticks, spec, width, height, m);
   spec.series.forEach((s, k) => {
     const points = s.x.map((x, i) => [x, s.y[i]]).filter(p => p[1] !== null);
     el("polyline", {points: points.map(p => `${sx(p[0])},${sy(p[1])}`).join(" "), fill: "none",
@@ -74,11 +80,11 @@ function axes(svg, sx, sy, xticks, yticks, spec, width, height, m) {
   el("line", {x1: m.l, y1: m.t, x2: m.l, y2: height - m.b, stroke: "#333"}, svg);
   for (const t of xticks) {
     el("line", {x1: sx(t), x2: sx(t), y1: height - m.b, y2: height - m.b + 4, stroke: "#333"}, svg);
-    el("text", {x: sx(t), y: height - m.b + 16, "text-anchor": "middle", "font-size": 11}, svg, fmt(t));
+    el("text", {x: sx(t), y: height - m.b + 16, "text-anchor": "middle", "font-size": 11, class: "xtick"}, svg, fmt(t));
   }
   for (const t of yticks) {
     el("line", {x1: m.l, x2: width - m.r, y1: sy(t), y2: sy(t), stroke: "#eee"}, svg);
-    el("text", {x: m.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11}, svg, fmt(t));
+    el("text", {x: m.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11, class: "ytick"}, svg, fmt(t));
   }
   el("text", {x: (m.l + width - m.r) / 2, y: height - 6, "text-anchor": "middle"}, svg, spec.xlabel);
   el("text", {x: 14, y: (m.t + height - m.b) / 2, transform: `rotate(-90 14 ${(m.t + height - m.b) / 2})`,
@@ -91,12 +97,13 @@ function barChart(container, spec) {
   const svg = el("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", "font-size": 12}, container);
   if (width > 900) svg.style.width = `${width}px`;  // many classes: scroll, keep labels legible
   el("text", {x: m.l, y: 15, "font-weight": "bold"}, svg, spec.title);
-  const top = Math.max(100, ...bars.map(b => b.value));
+  const yticks = ticksCovering(0, Math.max(0, ...bars.map(b => b.value)), 5);
+  const top = yticks[yticks.length - 1];
   const sy = v => height - m.b - v / top * (height - m.t - m.b);
   const step = (width - m.l - m.r) / Math.max(bars.length, 1);
-  for (const t of niceTicks(0, top, 5)) {
+  for (const t of yticks) {
     el("line", {x1: m.l, x2: width - m.r, y1: sy(t), y2: sy(t), stroke: "#eee"}, svg);
-    el("text", {x: m.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11}, svg, fmt(t));
+    el("text", {x: m.l - 6, y: sy(t) + 4, "text-anchor": "end", "font-size": 11, class: "ytick"}, svg, fmt(t));
   }
   bars.forEach((b, i) => {
     const x = m.l + i * step + step * 0.1;
@@ -112,7 +119,8 @@ function barChart(container, spec) {
 
 // --- sections ----------------------------------------------------------------------------
 function drawHeader() {
-  document.getElementById("title").textContent = `hamnet report: ${DATA.run}`;
+  document.getElementById("title").textContent = DATA.title;
+  drawRunLine();
   const info = DATA.info || {};
   const parts = [`protocol: ${DATA.protocol_title}`];
   if (info.preset) parts.push(`preset ${info.preset}`);
@@ -127,6 +135,13 @@ function drawHeader() {
   select.value = state.tiouIndex;
   select.addEventListener("change", () => { state.tiouIndex = Number(select.value); refresh(); });
 }
+function drawRunLine() {
+  const run = DATA.run_summary || {}, parts = [];
+  if (run.status) parts.push(`status: ${run.status}`);
+  if (run.command) parts.push(`command: ${run.command}`);
+  if (run.commit) parts.push(`commit ${run.commit.slice(0, 12)}`);
+  document.getElementById("run-line").textContent = parts.join(" · ");
+}
 function drawResults() {
   const r = DATA.result, box = document.getElementById("results-table");
   const table = html("table", {id: "results-main"}, box);
@@ -136,7 +151,7 @@ function drawResults() {
   html("th", {}, head, "AVG");
   if (r.classification_mAP !== null && r.classification_mAP !== undefined) html("th", {}, head, "classification mAP");
   const row = html("tr", {}, html("tbody", {}, table));
-  html("td", {}, row, "HAM-Net");
+  html("td", {}, row, (DATA.run_summary || {}).method || DATA.run);
   r.mAP.forEach(v => html("td", {}, row, pct(v)));
   html("td", {}, row, pct(r.average_mAP));
   if (r.classification_mAP !== null && r.classification_mAP !== undefined) html("td", {}, row, pct(r.classification_mAP));
@@ -155,10 +170,10 @@ function drawTraining() {
   const epochs = rows.map(r => r.epoch);
   const lossKeys = [...new Set(rows.flatMap(r => Object.keys(r)))].filter(k => k.startsWith("loss_"));
   const palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
-  lineChart(document.getElementById("loss-chart"), {title: "losses per epoch (mean over steps)", xlabel: "epoch", ylabel: "loss",
+  lineChart(document.getElementById("loss-chart"), {title: "losses per epoch (mean over steps)", xlabel: "epoch", xstep: 1, ylabel: "loss",
     series: lossKeys.map((k, i) => ({name: k.slice(5), x: epochs, y: rows.map(r => k in r ? r[k] : null), colour: palette[i % 10]}))});
   const evals = rows.filter(r => "average_mAP" in r);
-  lineChart(document.getElementById("eval-chart"), {title: "evaluations", xlabel: "epoch", ylabel: "%", ymin: 0,
+  lineChart(document.getElementById("eval-chart"), {title: "evaluations", xlabel: "epoch", xstep: 1, ylabel: "%", ymin: 0,
     series: [
       {name: "average mAP", x: evals.map(r => r.epoch), y: evals.map(r => 100 * r.average_mAP), colour: "#1f77b4"},
       {name: "classification mAP", x: evals.map(r => r.epoch), y: evals.map(r => "classification_mAP" in r ? 100 * r.classification_mAP : null), colour: "#ff7f0e"},
@@ -178,7 +193,7 @@ function drawDiagnosis() {
   for (const [name, share] of Object.entries(fp.fractions.avg)) {
     const row = html("tr", {}, table);
     const cell = html("td", {}, row);
-    html("span", {style: `color:${ERROR_COLOURS[name]}`}, cell, "■ ");
+    html("span", {}, cell, "■ ").style.color = ERROR_COLOURS[name];  // CSSOM: allowed by the CSP
     cell.appendChild(document.createTextNode(name.replace("_", " ")));
     html("td", {}, row, pct(share));
     html("td", {}, row, name in fp.average_mAP_N_gain ? pct(fp.average_mAP_N_gain[name], 2) : "");
@@ -225,6 +240,9 @@ function drawTimeline() {
   for (const [s, e, c] of v.g) {
     const r = el("rect", {x: sx(s), y: gtTop, width: Math.max(sx(e) - sx(s), 1), height: gtHeight, fill: DATA.colours[c], class: "gt"}, svg);
     el("title", {}, r, `${DATA.classes[c]} [${s.toFixed(1)}, ${e.toFixed(1)}] s`);
+    const room = Math.floor((sx(e) - sx(s) - 6) / 7), name = DATA.classes[c];  // ~7 px a letter
+    if (room >= 3) el("text", {x: sx(s) + 3, y: gtTop + 15, "font-size": 11, "pointer-events": "none",
+      class: "gt-label"}, svg, name.length <= room ? name : `${name.slice(0, room - 1)}…`);
   }
   const scores = v.p.map(p => p[3]), low = Math.min(...scores), high = Math.max(...scores);
   lanes.forEach((lane, k) => {
@@ -267,9 +285,19 @@ function packLanes(detections) {
 }
 function drawSignals(svg, v, sx, top, height, width, m) {
   const sy = value => top + height - value * height;
-  el("text", {x: m.l - 8, y: top + height / 2, "text-anchor": "end"}, svg, "attention, T-CAS");
-  el("rect", {x: m.l, y: top, width: width - m.l - m.r, height: height, fill: "none", stroke: "#ddd"}, svg);
+  el("text", {x: m.l - 8, y: top + height / 4 + 5, "text-anchor": "end"}, svg, "attention, T-CAS");  // clear of the ticks
+  el("rect", {x: m.l, y: top, width: width - m.l - m.r, height: height, fill: "none", stroke: "#ddd", class: "signal-panel"}, svg);
   if (!v.a) { el("text", {x: m.l + 8, y: top + 20}, svg, "no saved T-CAS for this video"); return; }
+  for (const tick of [0, 0.5, 1]) {
+    el("line", {x1: m.l - 4, x2: m.l, y1: sy(tick), y2: sy(tick), stroke: "#333"}, svg);
+    el("text", {x: m.l - 6, y: sy(tick) + 4, "text-anchor": "end", "font-size": 11, class: "sig-tick"}, svg, fmt(tick));
+  }
+  const thresholds = (DATA.run_summary || {}).thresholds || [];
+  for (const level of thresholds) {
+    const line = el("line", {x1: m.l, x2: width - m.r, y1: sy(level), y2: sy(level), stroke: "#1f77b4",
+      "stroke-opacity": 0.6, "stroke-dasharray": "1 3", class: "threshold"}, svg);
+    el("title", {}, line, `localization threshold ${fmt(level)}`);
+  }
   v._signals = v._signals || {a: decodeBytes(v.a), c: v.c.map(([c, b]) => [c, decodeBytes(b)])};
   const line = (values, colour, dash) => {
     const pts = Array.from(values, (y, i) => `${sx((i + 0.5) * v.s).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
@@ -282,7 +310,8 @@ function drawSignals(svg, v, sx, top, height, width, m) {
   const legend = (text, colour) => { el("text", {x: x, y: top - 6, "font-size": 11, fill: colour}, svg, text); x += 6 * text.length + 18; };
   legend("— attention", "#000");
   for (const [c] of v._signals.c) legend(`- - T-CAS ${DATA.classes[c]}`, DATA.colours[c]);
-  legend("(T-CAS: softmax probability per snippet)", "#666");
+  if (thresholds.length) legend(`··· localization thresholds (${thresholds.length})`, "#1f77b4");
+  legend("(T-CAS: softmax probability)", "#666");
 }
 function attachHover(svg, v, sx, end, width, m, top, bottom) {
   const tip = document.getElementById("tooltip");

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from hamnet.config import Config, config_differences, config_from_dict, load_config
 from hamnet.errors import CheckpointError, ConfigError, DataError
+from hamnet.io import parse_json
 from hamnet.provenance import file_fingerprint
 from hamnet.train.session import Session
 from hamnet.weights.checkpoint import load_checkpoint, restore_rng
@@ -117,7 +117,7 @@ def read_records(path: Path, epochs: int) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = parse_json(line, f"{path}: line {number}", ValueError)
             epoch = int(row["epoch"])
         except (KeyError, TypeError, ValueError, OverflowError, RecursionError):
             raise CheckpointError(

@@ -1,5 +1,5 @@
 """One training process per run folder, the clean-up of what a killed one left, and no
-training over a finished run.
+training over a finished run or over the data's own files.
 
 ``train`` holds an exclusive ``flock`` on ``RUN/.lock`` for the run's life. The kernel
 drops the lock when the holder dies (kill -9 included), so a stale lock file from a
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hamnet.errors import CheckpointError, TrainingError
+from hamnet.io import input_files, refuse_overwriting_inputs
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,25 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
-def refuse_overwrite(run_dir: Path) -> None:
-    """A finished or interrupted run is the user's work: never train over it silently."""
-    if (run_dir / "last.pt").exists():
+# what train writes into the run folder (compared with the data's files before it starts)
+RUN_OUTPUTS = (
+    "config.yaml",
+    "last.pt",
+    "best.pt",
+    "metrics.jsonl",
+    "metrics.csv",
+    "run.json",
+    "timing.json",
+)
+
+
+def refuse_overwrite(run_dir: Path, data_root: Path, resume: bool) -> None:
+    """Training never replaces what a user made: none of its run files may be one of the
+    data's files (same file, through links too), and a finished or interrupted run is
+    continued only with ``resume``."""
+    written = [run_dir / name for name in RUN_OUTPUTS]
+    refuse_overwriting_inputs(written, input_files(data_root))
+    if not resume and (run_dir / "last.pt").exists():
         raise CheckpointError(
             f"{run_dir}: already holds a run (last.pt); pass --resume to continue it, "
             "or choose another --run-dir"

@@ -8,7 +8,6 @@ wall time. Each ``--resume`` appends a session; the data fingerprint must not ch
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -18,7 +17,7 @@ import torch
 
 from hamnet.devices import device_record
 from hamnet.errors import CheckpointError
-from hamnet.io import atomic_write_json
+from hamnet.io import atomic_write_json, parse_json
 from hamnet.provenance import (
     command_line,
     first_difference,
@@ -39,11 +38,9 @@ def read_run_info(run_dir: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CheckpointError(
-            f"{path}: malformed ({error}); move it away to resume without the data check"
-        ) from None
+        info = parse_json(path.read_bytes(), str(path), ValueError)
+    except ValueError as error:
+        raise CheckpointError(f"{error}; move it away to resume without the data check") from None
     except RecursionError:
         raise CheckpointError(
             f"{path}: malformed (nested too deeply); move it away to resume without the data check"

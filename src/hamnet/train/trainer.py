@@ -109,11 +109,10 @@ def _train_locked(config, data_root, run_dir, device, info, resume, progress) ->
     session = open_session(config, data_root, run_dir, device, info)
     saved = runinfo.read_run_info(run_dir) if resume else None
     data = data_record(data_root)
+    run_safety.refuse_overwrite(session.run_dir, data_root, resume)
     if resume:
         runinfo.check_same_data(run_dir, saved, data)
         resume_session(session, written_config_sha(saved))
-    else:
-        run_safety.refuse_overwrite(session.run_dir)
     preflight.check_before_training(
         session.config, session.annotations, session.store, check_features=info.is_main
     )

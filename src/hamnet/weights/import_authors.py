@@ -93,6 +93,9 @@ def import_authors_checkpoint(
     """
     if method not in IMPORTABLE:
         raise ConfigError(f"import-checkpoint --method: one of {', '.join(IMPORTABLE)}")
+    from hamnet.io import input_files, refuse_overwriting_inputs
+
+    refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
     state = read_authors_checkpoint(original)
     official = method in OFFICIAL_METHODS
     shape = official_shape(state, original) if official else infer_model_shape(state)
