@@ -270,6 +270,8 @@ def test_import_of_an_official_state_dict(method, tmp_path, capsys):
     trained = load_trained(out)
     assert trained.config.method == method and trained.config.data.feature_dim == 64
     assert trained.config.model.attention_dim == 16 and len(trained.classes) == 20
+    # what `hamnet test` reads to say it is no unfinished hamnet run
+    assert trained.imported_from == str(tmp_path / "best_model.pkl")
     weights = trained.model.state_dict()
     assert set(weights) == {k for k in state if not k.startswith("feat_encoder.")}
     assert all(torch.equal(weights[k], state[k]) for k in weights)
@@ -453,3 +455,28 @@ def test_iterations_resume_equals_a_straight_run(tiny_root, tiny_overrides, tmp_
     a = load_checkpoint(tmp_path / "straight/last.pt")["model"]
     b = load_checkpoint(tmp_path / "split/last.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_snippet_grid_matches_in_whole_snippets():
+    """(0, 3) against (1, 4) snippets is a tIoU of exactly 0.5, as the official evaluator
+    counts it; the same segments in seconds give 0.4999999999999999 and missed the hit."""
+    from hamnet.data.annotations import AnnotationSet, Segment, Video
+    from hamnet.evaluate.detection_map import evaluate_detections
+    from hamnet.evaluate.snippet_grid import in_snippet_units
+    from hamnet.localize.detections import Detection
+
+    ss = 0.64
+    gt = AnnotationSet(["a"], [Video("v", "test", 10.0, ("a",), (Segment(0.0, 3 * ss, "a"),))])
+    found = [Detection("v", "a", 0.9, 1 * ss, 4 * ss)]
+
+    def mean_ap(truth, detections, unit):
+        result = evaluate_detections(
+            truth, detections, tiou=[0.5], subset="test", snippet_seconds=unit
+        )
+        return result
+
+    assert mean_ap(gt, found, ss).mAP[0] == 0.0  # in seconds the hit is lost
+    truth, counted = in_snippet_units(gt, found, ss)
+    assert (counted[0].start, counted[0].end) == (1.0, 4.0)
+    assert [(s.start, s.end) for s in truth.videos[0].segments] == [(0.0, 3.0)]
+    assert mean_ap(truth, counted, 1.0).mAP[0] == 1.0

@@ -24,7 +24,7 @@ from hamnet.data.annotations import AnnotationSet
 from hamnet.data.resident import ResidentFeatures
 from hamnet.evaluate.classification import classification_map
 from hamnet.evaluate.detection_map import DetectionResult, evaluate_detections
-from hamnet.evaluate.snippet_grid import ground_truth_on_snippet_grid
+from hamnet.evaluate.snippet_grid import in_snippet_units
 from hamnet.infer.settings import InferenceSettings
 from hamnet.io import atomic_path
 from hamnet.localize.detections import Detection
@@ -220,17 +220,18 @@ def evaluate_model(
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
-    truth = annotations
-    if settings.snippet_grid_gt:
-        truth = ground_truth_on_snippet_grid(annotations, settings.snippet_seconds)
+    truth, scored, unit = annotations, detections, settings.snippet_seconds
+    if settings.snippet_grid_gt:  # matched in whole snippets, as the official evaluator
+        truth, scored = in_snippet_units(annotations, detections, settings.snippet_seconds)
+        unit = 1.0
     result = evaluate_detections(
         truth,
-        detections,
+        scored,
         tiou=list(settings.tiou),
         protocol=settings.protocol,
         subset=subset,
-        ambiguous=annotations.ambiguous or None,
-        snippet_seconds=settings.snippet_seconds,
+        ambiguous=truth.ambiguous or None,
+        snippet_seconds=unit,
     )
     cmap = classification_map(np.stack(scores), labels)
     return Evaluation(result, cmap, detections, len(videos), settings.source, rules=settings.rules)

@@ -73,7 +73,9 @@ def evaluate_checkpoint(
     )
     save_detections(out, evaluation.detections)
     evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
-    evaluation.epochs = (trained.epoch, trained.config.train.epochs)
+    # an imported checkpoint was trained elsewhere: no epochs of a hamnet run to report
+    imported = trained.imported_from is not None
+    evaluation.epochs = None if imported else (trained.epoch, trained.config.train.epochs)
     evaluation.trained_on_test = trained.config.data.train_subset == (
         subset or config.data.test_subset
     )
@@ -82,7 +84,10 @@ def evaluate_checkpoint(
         record.update(
             selected_on=evaluation.selected_on,
             trained_on_test=evaluation.trained_on_test,
-            epochs={"trained": trained.epoch, "planned": trained.config.train.epochs},
+            epochs=None
+            if imported
+            else {"trained": trained.epoch, "planned": trained.config.train.epochs},
+            imported_from=trained.imported_from,
             provenance=result_provenance(trained, data_root, torch_device, started),
         )
         atomic_write_json(result_json, record, indent=1)

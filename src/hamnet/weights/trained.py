@@ -32,6 +32,7 @@ class TrainedModel:
     epoch: int
     path: Path
     selection: dict | None = None  # how best.pt was chosen (None: last.pt, imported)
+    imported_from: str | None = None  # the authors' file of an imported checkpoint
 
 
 def load_trained(path: str | Path, device: torch.device | None = None) -> TrainedModel:
@@ -51,4 +52,6 @@ def load_trained(path: str | Path, device: torch.device | None = None) -> Traine
     if device is not None:
         model.to(device)
     selection = record.get("selection") if isinstance(record.get("selection"), dict) else None
-    return TrainedModel(model, config, classes, int(record["epoch"]), path, selection)
+    imported = record.get("imported_from")
+    imported = imported if isinstance(imported, str) else None
+    return TrainedModel(model, config, classes, int(record["epoch"]), path, selection, imported)
