@@ -18,8 +18,8 @@ def summary_from_result(path: Path, label: str | None = None) -> RunSummary:
 
     tiou, values, protocol = load_result_json(path)
     average = sum(values) / len(values)
-    selected_on = _selected_on(path)
     record = _result_record(path)
+    selected_on = _selected_on(record)
     on_test = record.get("trained_on_test") is True
     label = label or _run_name(path, record)
     status = run_status(record.get("epochs"))
@@ -70,15 +70,12 @@ def run_status(epochs) -> str | None:
     return f"{trained} of {planned} epochs, unfinished"
 
 
-def _selected_on(path: Path) -> str:
+def _selected_on(record: dict) -> str:
     """How the result's checkpoint was chosen, as ``hamnet test --json`` records it."""
-    try:
-        found = parse_json(path.read_bytes(), str(path), ValueError).get("selected_on", "none")
-    except (ValueError, AttributeError, OSError):
-        return "none"
+    found = record.get("selected_on", "none")
     from hamnet.train.selection import NOTES
 
-    return found if found in NOTES else "none"
+    return found if isinstance(found, str) and found in NOTES else "none"
 
 
 def format_cell(mean: float, std: float, several: bool) -> str:
