@@ -11,17 +11,33 @@ plots) speak only this interface, so a method is one module plus one line in
   the weighted sum training back-propagates.
 - ``video_output(name, outputs)``: one video's outputs (numpy, batch axis removed) as a
   :class:`VideoOutput`: what localization thresholds and how the video is scored.
+
+A method whose reference code trains otherwise owns that too (each hook's default is the
+house's own behaviour, so a method overrides only what its code does differently):
+
+- its training data (``owns_training_data``): the epoch's batches of :class:`TrainItem`
+  (``epoch_batches``), the rows fed of each video (``training_rows``), per-item targets
+  beyond the video labels (``video_targets``: counts, proposals, pseudo ground truth);
+- its optimisation: ``make_optimizer`` (several optimizers: :class:`OptimizerSet`) and
+  ``train_step`` (one optimizer step on a batch, e.g. alternating phases);
+- its test inputs: ``forward_test`` with the video's ``video_targets`` (P-MIL's
+  proposals);
+- a second stage (``stage_input``): the file a teacher's detections become (proposals,
+  pseudo labels), given to the method by ``bind_inputs`` (:mod:`hamnet.train.stages`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from hamnet.errors import ConfigError
@@ -36,6 +52,72 @@ class ClassPairs:
 
     pairs: int
     distinct: bool = False
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """One item of a training batch: the video's row in the training set and a tag the
+    method gives it (CMCS: which label of a multi-label video; DGAM: the phase)."""
+
+    index: int
+    tag: int = 0
+
+
+@dataclass
+class StepContext:
+    """What :meth:`Method.train_step` works with: the (possibly DDP-wrapped) network, the
+    method's optimizer, ``scale`` (this rank's share of the global batch: multiply the
+    loss before ``backward``), the global step and the run's steps, and ``autocast`` (a
+    callable giving the precision context for forward passes)."""
+
+    network: nn.Module
+    optimizer: Any
+    scale: float
+    step: int
+    total: int
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+
+class OptimizerSet:
+    """Several named optimizers acting as one for checkpoints and logs (3C-Net's centres,
+    DGAM's two models and two VAEs): ``state_dict`` holds each by name, ``param_groups``
+    chains theirs (the first is the main one, whose learning rate TensorBoard logs)."""
+
+    def __init__(self, **optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    def __getitem__(self, name: str) -> torch.optim.Optimizer:
+        return self.optimizers[name]
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [group for opt in self.optimizers.values() for group in opt.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {name: opt.state_dict() for name, opt in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state) != set(self.optimizers):
+            raise KeyError(f"optimizers {sorted(state)} saved, {sorted(self.optimizers)} here")
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
+
+
+def adam(parameters, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam; the fused kernel where this torch has it (3-5x faster steps on the CPU)."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # torch < 2.4 has no fused Adam on the CPU
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
 
 
 @dataclass
@@ -59,6 +141,8 @@ class VideoOutput:
     class_actionness: np.ndarray | None = None
     # snippets of the video before test-time sampling (None: not recorded)
     source_length: int | None = None
+    # what else the method's rule reads (P-MIL: proposal scores; a detector: its segments)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.attended is None:
@@ -178,6 +262,76 @@ class Method(ABC):
         """The trainer's global step (0-based) before each optimizer step, and the run's
         steps; for a loss that depends on them (DELU's curve). Default: ignored."""
         return None
+
+    # ---- what a method may own beyond its network and losses (defaults: the house's) ----
+
+    # True: the trainer asks the hooks below for the epoch's batches, each video's rows
+    # and targets; features then stream from the store (no device-resident sampling) and
+    # inference runs video by video with ``forward_test``.
+    owns_training_data: ClassVar[bool] = False
+    # a second stage's input ("proposals", "pseudo_labels"): a teacher's detections made
+    # into a file (``stage_input_from_detections``), given by ``bind_inputs``
+    stage_input: ClassVar[str | None] = None
+
+    def epoch_batches(
+        self, labels: np.ndarray, epoch: int, seed: int, batch_size: int
+    ) -> list[list[TrainItem]] | None:
+        """The epoch's global batches (``labels``: the training videos' multi-hot [N, C]);
+        None: the house's (shuffled, or class-paired by ``class_pairs``). Draws must be
+        a pure function of (seed, epoch), so that resume and DDP ranks agree."""
+        return None
+
+    def training_rows(
+        self, length: int, item: TrainItem, rng: np.random.Generator, step: int
+    ) -> np.ndarray | None:
+        """Rows of a training video of ``length`` snippets to feed (any count: batches
+        are padded, ``Batch.mask`` marks real rows); ``rng`` is keyed by (seed, epoch,
+        item), ``step`` is the global step of the item's batch. None: the house's
+        resampling to ``data.num_segments``."""
+        return None
+
+    def video_targets(
+        self, video: Any, rows: np.ndarray | None, length: int, item: TrainItem | None
+    ) -> dict[str, np.ndarray]:
+        """One video's inputs beyond its labels: in training (``item`` set; ``rows`` the
+        rows fed, None for all) and at test (``item`` None, the full video). ``video``:
+        its annotation record (name, subset, duration, labels, segments)."""
+        return {}
+
+    def bind_inputs(self, inputs: dict[str, Path], annotations: Any) -> None:
+        """A second stage's input files (``{stage_input: path}``) and the dataset's
+        annotations, before training or testing; check them here (DataError naming the
+        file). Default: nothing to bind."""
+        return None
+
+    def stage_input_from_detections(self, detections: dict[str, list], annotations: Any) -> dict:
+        """A second stage's input (JSON-ready) from a teacher's detections per subset
+        (``{subset: [Detection, ...]}``)."""
+        raise NotImplementedError(f"method {self.name!r} is not a second stage")
+
+    def make_optimizer(self, network: nn.Module) -> Any:
+        """The optimizer (``zero_grad``, ``step``, ``state_dict``, ``param_groups``);
+        default Adam with ``train.lr`` and ``train.weight_decay`` on every parameter."""
+        train = self.config.train
+        return adam(network.parameters(), train.lr, train.weight_decay)
+
+    def train_step(self, batch: Any, context: StepContext) -> dict[str, Tensor]:
+        """One optimizer step on ``batch`` (``features``, ``mask``, ``labels``, ``names``,
+        ``items``, ``targets``); returns the loss terms and ``total``, detached."""
+        with context.autocast():
+            # every house training item has data.num_segments rows: no mask needed
+            mask_in = batch.mask if self.owns_training_data else None
+            outputs = self.forward(context.network, batch.features, mask_in)
+        terms = self.losses(outputs, batch.labels, batch.mask)
+        context.optimizer.zero_grad(set_to_none=True)
+        (terms["total"] * context.scale).backward()
+        context.optimizer.step()
+        return {key: value.detach() for key, value in terms.items()}
+
+    def forward_test(self, network: nn.Module, features: Tensor, targets: dict) -> dict:
+        """Named outputs of one test video (``features [1, T, D]``, ``targets``: its
+        ``video_targets`` as tensors on the device)."""
+        return self.forward(network, features, None)
 
 
 def shared_detections(output: VideoOutput, classes: list[str], settings) -> list:
