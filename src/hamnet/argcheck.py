@@ -64,6 +64,21 @@ def check_number(value: Any, name: str, positive: bool = False, finite: bool = T
         raise ConfigError(f"{name} must be {wanted}, got {value!r}")
 
 
+def check_snippet_seconds(value: Any, name: str = "snippet_seconds") -> None:
+    from hamnet.timing import snippet_seconds_problem
+
+    problem = snippet_seconds_problem(value)
+    if problem:
+        raise ConfigError(f"{name} {problem}")
+
+
+def check_tiou(value: Any, name: str = "tiou") -> None:
+    """One tIoU threshold: a number in (0, 1] (a tIoU above 1 matches nothing)."""
+    check_number(value, name, finite=False)
+    if not 0 < value <= 1:  # NaN fails too
+        raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
+
+
 def check_text(value: Any, name: str, optional: bool = False) -> None:
     if optional and value is None:
         return

@@ -42,7 +42,7 @@ from hamnet.methods import (
 )
 from hamnet.methods.hamnet.losses import LossConfig
 from hamnet.precision import PRECISIONS
-from hamnet.timing import RELEASED_SNIPPET_SECONDS
+from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippet_seconds_problem
 
 PLACEMENTS = ("auto", "device", "stream")
 SELECT_ON = ("none", "heldout", "test")
@@ -70,10 +70,8 @@ class DataConfig:
         check_types(self, "data")
         check_count(self.feature_dim, "data.feature_dim")
         check_count(self.num_segments, "data.num_segments")
-        check(
-            self.snippet_seconds > 0,
-            f"data.snippet_seconds must be a positive number, got {self.snippet_seconds}",
-        )
+        stride_problem = snippet_seconds_problem(self.snippet_seconds)
+        check(stride_problem is None, f"data.snippet_seconds {stride_problem}")
         check(bool(self.train_subset), "data.train_subset must name a subset")
         check(bool(self.test_subset), "data.test_subset must name a subset")
         check(self.sampling in ("random", "uniform"), "data.sampling: random or uniform")

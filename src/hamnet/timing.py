@@ -11,6 +11,19 @@ from __future__ import annotations
 from fractions import Fraction
 
 RELEASED_SNIPPET_SECONDS = 16 / 25
+# A stride below a millisecond (1,000 fps) or above a minute makes a degenerate grid: the
+# inverse stride is no small fraction, or whole videos fall into one snippet.
+SNIPPET_SECONDS_RANGE = (1e-3, 60.0)
+
+
+def snippet_seconds_problem(value) -> str | None:
+    """Why ``value`` is no usable snippet stride (None: it is one)."""
+    low, high = SNIPPET_SECONDS_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number of seconds, got {type(value).__name__} {value!r}"
+    if not low <= value <= high:  # NaN fails too
+        return f"must lie in [{low:g}, {high:g}] seconds (a degenerate snippet grid), got {value!r}"
+    return None
 
 
 def snippets_per_second(snippet_seconds: float) -> float:
@@ -19,6 +32,7 @@ def snippets_per_second(snippet_seconds: float) -> float:
     ``1 / 0.64`` in floating point is not 1.5625; strides are frame counts over frame
     rates, so the nearest small fraction is inverted instead.
     """
-    if not snippet_seconds > 0:
-        raise ValueError(f"snippet_seconds must be positive, got {snippet_seconds!r}")
+    problem = snippet_seconds_problem(snippet_seconds)
+    if problem:
+        raise ValueError(f"snippet_seconds {problem}")
     return float(1 / Fraction(float(snippet_seconds)).limit_denominator(1_000_000))

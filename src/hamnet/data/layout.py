@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hamnet.argcheck import check_number
+from hamnet.argcheck import check_snippet_seconds
 from hamnet.data import plain
 from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.data.features import (
@@ -257,7 +257,7 @@ def convert_dataset_npy(
 ) -> Path:
     """Write the plain layout (``gt.json``, ``features/<video>.npy``, ``dataset.json``);
     ``snippet_seconds``: the stride of the released layout's features, recorded."""
-    check_number(snippet_seconds, "snippet_seconds", positive=True)
+    check_snippet_seconds(snippet_seconds)
     annotations, store, files = open_dataset(root, allow_pickle=allow_pickle)
     return plain.write_plain_dataset(
         annotations,

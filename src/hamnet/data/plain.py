@@ -26,6 +26,7 @@ from hamnet.data.annotations import AnnotationSet, save_gt_json
 from hamnet.data.features import FeatureStore
 from hamnet.errors import DataError
 from hamnet.io import atomic_path, atomic_write_json, read_json
+from hamnet.timing import snippet_seconds_problem
 
 GT_FILE, FEATURES_DIR, INFO_FILE = "gt.json", "features", "dataset.json"
 
@@ -59,10 +60,8 @@ def read_info(root: Path) -> PlainInfo:
         raise DataError(f"{path}: 'name' must be a string")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
         raise DataError(f"{path}: 'feature_dim' must be a positive integer")
-    if seconds is not None and not (
-        isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0
-    ):
-        raise DataError(f"{path}: 'snippet_seconds' must be a positive number")
+    if seconds is not None and snippet_seconds_problem(seconds):
+        raise DataError(f"{path}: 'snippet_seconds' {snippet_seconds_problem(seconds)}")
     return PlainInfo(name, dim, None if seconds is None else float(seconds))
 
 

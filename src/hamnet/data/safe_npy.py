@@ -11,6 +11,8 @@ anything else before it is called. Plain (non-object) arrays are read with
 from __future__ import annotations
 
 import pickle
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +97,58 @@ def load_npy(path: Path) -> np.ndarray:
 
 def _check_size(path: Path, handle, shape: tuple, dtype: np.dtype) -> None:
     """A header that promises more data than the file holds is refused before reading."""
+    _check_promise(str(path), shape, dtype, path.stat().st_size - handle.tell())
+
+
+def _check_promise(where: str, shape: tuple, dtype: np.dtype, present: int) -> None:
     needed = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    present = path.stat().st_size - handle.tell()
     if needed != present:
         raise DataError(
-            f"{path}: the header promises shape {list(shape)} ({needed} bytes) but the "
+            f"{where}: the header promises shape {list(shape)} ({needed} bytes) but the "
             f"file holds {present} bytes of data"
         )
+
+
+# deflate expands at most ~1032:1; a member declaring more than that is crafted
+MAX_DEFLATE_RATIO = 1100
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz`` (no pickle), each header checked against its member's
+    size before numpy allocates it: a crafted header claiming 2 * 10^9 entries is one
+    DataError naming the file, not a memory error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {
+                info.filename.removesuffix(".npy"): _npz_member(path, archive, info)
+                for info in archive.infolist()
+            }
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+
+
+def _npz_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    where = f"{path}[{info.filename}]"
+    limit = info.compress_size * MAX_DEFLATE_RATIO + 4096
+    if info.compress_type == zipfile.ZIP_STORED:
+        limit = info.compress_size
+    if info.file_size > limit:
+        raise DataError(f"{where}: declares {info.file_size} bytes, more than its data can hold")
+    with archive.open(info) as handle:
+        version = np.lib.format.read_magic(handle)
+        shape, fortran, dtype = _read_header(path, handle, version)
+        if dtype.hasobject:
+            raise DataError(f"{where}: not a readable .npz member (an object array, i.e. a pickle)")
+        _check_promise(where, shape, dtype, info.file_size - handle.tell())
+        data = handle.read()
+    _check_promise(where, shape, dtype, len(data))
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order=order).copy()
 
 
 def _read_header(path: Path, handle, version: tuple[int, int]):

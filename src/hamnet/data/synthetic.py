@@ -25,6 +25,7 @@ from tqdm import tqdm
 from hamnet.data.annotations import AnnotationSet, Segment, Video, save_gt_json
 from hamnet.data.features import INDEX_FILE, PackedFeatureWriter, read_packed_index
 from hamnet.data.released import load_released_annotations, save_released_annotations
+from hamnet.data.safe_npy import load_npy
 from hamnet.errors import DataError
 from hamnet.io import atomic_path, input_files, refuse_overwriting_inputs
 from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
@@ -250,7 +251,7 @@ def _random_video(name, subset, classes, durations, rng) -> Video:
 
 def _like(folder: Path, max_videos: int | None, seed: int) -> tuple[AnnotationSet, bool]:
     real = load_released_annotations(folder)
-    duration_2d = np.load(folder / "duration.npy", allow_pickle=False).ndim == 2
+    duration_2d = load_npy(folder / "duration.npy").ndim == 2
     if max_videos is None:
         return real, duration_2d
     rng = np.random.default_rng([seed, 4])

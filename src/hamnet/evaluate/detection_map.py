@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hamnet.argcheck import check_number
+from hamnet.argcheck import check_snippet_seconds
 from hamnet.data.annotations import AnnotationSet, read_ambiguous
 from hamnet.errors import EvaluationInputError
 from hamnet.evaluate.inputs import EvalInput
@@ -103,7 +103,7 @@ def evaluate_detections(
     defaults to the ground truth's own. ``snippet_seconds``: the feature stride the
     ``wtalc`` protocol counts in.
     """
-    check_number(snippet_seconds, "snippet_seconds", positive=True)
+    check_snippet_seconds(snippet_seconds)
     if protocol not in REGISTRY:
         raise EvaluationInputError(f"unknown protocol {protocol!r} (known: {list(PROTOCOLS)})")
     check_thresholds(tiou)

@@ -46,7 +46,7 @@ def evaluate_files(
     argcheck.check_path(ambiguous_path, "ambiguous_path", optional=True)
     argcheck.check_text(subset, "subset", optional=True)
     argcheck.check_numbers(tiou, "tiou")
-    argcheck.check_number(snippet_seconds, "snippet_seconds", positive=True)
+    argcheck.check_snippet_seconds(snippet_seconds)
     ground_truth, detections = read_eval_files(gt_path, pred_path)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
     if ambiguous:

@@ -7,16 +7,16 @@ is a DataError naming the file. No torch, no pickle.
 from __future__ import annotations
 
 import math
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hamnet.data.safe_npy import load_npz
 from hamnet.errors import DataError
 from hamnet.io import read_json
+from hamnet.timing import snippet_seconds_problem
 
 NPZ_KEYS = (
     "cas",
@@ -68,8 +68,10 @@ class SavedVideoOutputs:
         for name in ("cas", "attention", "actionness", "video_scores"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise DataError(f"{where}: {name!r} holds NaN or infinite values")
-        if not (math.isfinite(self.snippet_seconds) and self.snippet_seconds > 0):
-            raise DataError(f"{where}: snippet_seconds {self.snippet_seconds!r} is not positive")
+        if snippet_seconds_problem(self.snippet_seconds):
+            raise DataError(
+                f"{where}: snippet_seconds {snippet_seconds_problem(self.snippet_seconds)}"
+            )
 
     @property
     def num_snippets(self) -> int:
@@ -90,16 +92,10 @@ class SavedVideoOutputs:
 def load_cas_npz(path: str | Path) -> SavedVideoOutputs:
     """Read one video's outputs saved by ``hamnet test --save-cas`` (no pickle)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {missing} (has {archive.files})")
-            arrays = {key: archive[key] for key in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise DataError(f"{path}: not a readable .npz file ({error})") from None
+    arrays = load_npz(path)
+    missing = [key for key in NPZ_KEYS if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing array(s) {missing} (has {sorted(arrays)})")
     return _outputs_from_arrays(arrays, str(path))
 
 

@@ -20,6 +20,7 @@ from matplotlib.colors import ListedColormap, Normalize, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from hamnet import argcheck
 from hamnet.data.annotations import Segment
 from hamnet.errors import ConfigError, DataError
 from hamnet.io import atomic_path
@@ -115,6 +116,7 @@ def plot_video(
     colour (its index in the class list) with or without ground truth. Returns the
     written paths; the format follows each suffix.
     """
+    _check_plot_arguments(tiou, min_score, max_detections, max_classes, thresholds)
     paths = _output_paths(out)
     shown = select_classes(outputs, ground_truth, classes_to_show, max_classes)
     bars = [_as_bar(i, det) for i, det in enumerate(detections)]
@@ -138,6 +140,16 @@ def _class_colours(classes: Sequence[str], labels: Sequence[str]) -> dict[str, A
     for name in extra:  # a label outside the class list still gets its own colour
         index[name] = len(index)
     return {name: class_colour(index[name]) for name in dict.fromkeys(labels)}
+
+
+def _check_plot_arguments(tiou, min_score, max_detections, max_classes, thresholds) -> None:
+    argcheck.check_tiou(tiou)
+    argcheck.check_number(min_score, "min_score", finite=False)
+    if min_score != min_score:
+        raise ConfigError("min_score must be a number, got nan")
+    argcheck.check_int(max_detections, "max_detections", minimum=0)
+    argcheck.check_int(max_classes, "max_classes", minimum=0)
+    argcheck.check_numbers(list(thresholds), "thresholds")
 
 
 def _mark_hits(bars: list[_Bar], ground_truth: list[Segment], tiou: float) -> list[_Bar]:
