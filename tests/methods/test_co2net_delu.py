@@ -480,3 +480,70 @@ def test_snippet_grid_matches_in_whole_snippets():
     assert (counted[0].start, counted[0].end) == (1.0, 4.0)
     assert [(s.start, s.end) for s in truth.videos[0].segments] == [(0.0, 3.0)]
     assert mean_ap(truth, counted, 1.0).mAP[0] == 1.0
+
+
+# ---- what the official test scores: every test video, and its classification score -----
+
+
+def test_classification_score_is_the_official_line_with_its_unsqueezed_length():
+    """test.py ranks softmax(mean(topk(logits, ceil(len(features) / 8)))) where
+    ``features`` is already [1, T, D]: k = 1, the per-class maximum over time."""
+    from hamnet.methods.co2net.rule import classification_scores
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(40, 5)).astype(np.float32)
+    features = torch.zeros(1, 40, 8)  # as test.py holds them at that line
+    k = int(np.ceil(len(features) / 8))
+    official = torch.softmax(torch.topk(torch.from_numpy(logits), k=k, dim=0)[0].mean(0), 0)
+    assert k == 1
+    np.testing.assert_allclose(classification_scores(logits), official.numpy()[:-1], rtol=1e-6)
+    by_hand = np.exp(logits.max(0)) / np.exp(logits.max(0)).sum()
+    np.testing.assert_allclose(classification_scores(logits), by_hand[:-1], rtol=1e-6)
+    # not the detection score (top T // 10 of cas x attention)
+    half = np.full(40, 0.5, np.float32)
+    assert not np.allclose(classification_scores(logits), video_scores(logits, half))
+
+
+@pytest.mark.parametrize("method", ["co2net", "delu"])
+def test_reference_test_scores_unlabelled_videos_and_ranks_the_official_score(
+    method, tiny_root, tiny_overrides, monkeypatch
+):
+    """An empty ``labels_all`` (THUMOS14's video_test_0000270) is tested under
+    rules=reference, as test.py tests every video of testidx; rules=shared skips it.
+    Classification mAP ranks the official score under reference, the video score under
+    shared."""
+    import dataclasses
+
+    from hamnet.data.layout import open_dataset
+    from hamnet.infer import inference
+    from hamnet.infer.settings import inference_settings
+
+    annotations, store, _ = open_dataset(tiny_root)
+    blank = [v.name for v in annotations.subset("test") if v.labels][-1]  # not the first
+    videos = [
+        dataclasses.replace(v, labels=()) if v.name == blank else v for v in annotations.videos
+    ]
+    annotations = dataclasses.replace(annotations, videos=videos)
+    config = make_config("demo", method=method, overrides=tiny_overrides)
+    torch.manual_seed(0)
+    settings = inference_settings(config)
+    network = settings.method.build_network(annotations.num_classes)
+    ranked = []
+    monkeypatch.setattr(
+        inference, "classification_map", lambda scores, labels: ranked.append(scores) or 0.0
+    )
+    runs = {}
+    for rules in ("reference", "shared"):
+        chosen = dataclasses.replace(settings, rules=rules)
+        runs[rules] = inference.evaluate_model(
+            network, annotations, store, subset="test", device=torch.device("cpu"), settings=chosen
+        )
+    tested = len(annotations.subset("test"))
+    assert runs["reference"].num_videos == tested and runs["shared"].num_videos == tested - 1
+    assert any(d.video == blank for d in runs["reference"].detections)
+    assert not any(d.video == blank for d in runs["shared"].detections)
+    first = store.read(annotations.subset("test")[0].name)
+    outputs = inference.forward_video(network, first, torch.device("cpu"), "fp32", settings.method)
+    output = settings.method.video_output("v", outputs)
+    np.testing.assert_allclose(ranked[0][0], output.classification_scores, rtol=1e-6)
+    np.testing.assert_allclose(ranked[1][0], output.video_scores, rtol=1e-6)

@@ -216,7 +216,7 @@ def evaluate_model(
         )
     for output in outputs:
         detections.extend(detect(output, annotations.classes, settings))
-        scores.append(output.video_scores)
+        scores.append(classification_score(output, settings))
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
     labels = np.stack([annotations.label_vector(video) for video in videos])
@@ -235,6 +235,13 @@ def evaluate_model(
     )
     cmap = classification_map(np.stack(scores), labels)
     return Evaluation(result, cmap, detections, len(videos), settings.source, rules=settings.rules)
+
+
+def classification_score(output: VideoOutput, settings: InferenceSettings) -> np.ndarray:
+    """What classification mAP ranks: the method's reference score under
+    ``localize.rules=reference`` where it has its own, else the detection video score."""
+    own = output.classification_scores
+    return own if settings.rules == "reference" and own is not None else output.video_scores
 
 
 def _test_videos(annotations: AnnotationSet, subset: str, settings: InferenceSettings) -> list:

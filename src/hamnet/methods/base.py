@@ -143,6 +143,9 @@ class VideoOutput:
     source_length: int | None = None
     # what else the method's rule reads (P-MIL: proposal scores; a detector: its segments)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    # [C]: the score the reference test ranks for classification mAP, where it is not
+    # ``video_scores`` (CO2-Net, DELU); None: ``video_scores``
+    classification_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.attended is None:

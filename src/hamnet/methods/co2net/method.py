@@ -21,7 +21,11 @@ from hamnet.errors import ConfigError
 from hamnet.localize.detections import Detection
 from hamnet.methods.base import ClassPairs, Method, VideoOutput, enabled_terms
 from hamnet.methods.co2net.network import Co2Network, co2_terms
-from hamnet.methods.co2net.rule import reference_detections, video_scores
+from hamnet.methods.co2net.rule import (
+    classification_scores,
+    reference_detections,
+    video_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,9 @@ class Co2NetMethod(Method):
     loss_terms = LOSS_TERMS
     options_type = Co2Options
     min_snippets = 0  # DELU: 1 (test.py:61 keeps t_end - t_start > 1)
+    # test.py scores every video of the test subset, labelled or not
+    # (wsad_dataset.py:62-69 puts each one in testidx; THUMOS14's video_test_0000270)
+    reference_scores_unlabelled = True
 
     @classmethod
     def check(cls, config) -> None:
@@ -139,6 +146,7 @@ class Co2NetMethod(Method):
             video_scores(cas, attention).astype(np.float64),
             self.localization_source(),
             attended=product[:, :-1],
+            classification_scores=classification_scores(cas),
         )
 
     def reference_detections(

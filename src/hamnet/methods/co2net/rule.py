@@ -21,6 +21,15 @@ def video_scores(cas: np.ndarray, attention: np.ndarray, ratio: int = 10) -> np.
     return softmax(np.sort(product, axis=0)[-k:].mean(axis=0))[:-1]
 
 
+def classification_scores(cas: np.ndarray) -> np.ndarray:
+    """[C]: what test.py ranks for classification mAP (CO2-Net test.py:63, DELU
+    test.py:48): softmax over C + 1 of the mean of the top ``ceil(len(features) / 8)``
+    T-CAS rows, where ``features`` is already [1, T, D] (unsqueezed on the line before the
+    forward pass), so k = ceil(1 / 8) = 1: the per-class maximum over time, float32."""
+    top = cas.astype(np.float32).max(axis=0)
+    return softmax(top)[:-1]
+
+
 def _product(cas: np.ndarray, attention: np.ndarray) -> np.ndarray:
     # float32, as the official code multiplies torch tensors
     return cas.astype(np.float32) * attention.astype(np.float32)[:, None]
