@@ -170,3 +170,31 @@ def test_report_tests_on_the_dataset_run_json_records(tiny_root, tiny_config, tm
     train(tiny_config(), tiny_root, run, progress=False)
     assert cli.main(["report", str(run)]) == 0  # no --data: run.json names the dataset
     assert (run / "test" / "detections.json").is_file() and (run / "report.html").is_file()
+
+
+def test_test_outputs_are_made_again_after_the_run_was_extended(
+    tiny_root, tiny_config, tmp_path, monkeypatch
+):
+    """RUN/test/ belongs to the checkpoint it was made from: after ``--resume`` with more
+    epochs the next analyze/report tests the new last.pt; unchanged, it is reused."""
+    from hamnet.diagnose.sources import ensure_test_outputs
+    from hamnet.infer import tester
+    from hamnet.provenance import file_fingerprint
+
+    run = tmp_path / "run"
+    train(tiny_config("all", "train.epochs=1"), tiny_root, run, progress=False)
+    first = ensure_test_outputs(run, tiny_root, progress=False)
+    assert first.read_info()["checkpoint_sha256"] == file_fingerprint(run / "last.pt")["sha256"]
+    before = first.detections.read_bytes()
+    train(tiny_config("all", "train.epochs=3"), tiny_root, run, resume=True, progress=False)
+    tested = []
+    real = tester.evaluate_checkpoint
+    monkeypatch.setattr(
+        tester, "evaluate_checkpoint", lambda *a, **k: tested.append(a[0]) or real(*a, **k)
+    )
+    again = ensure_test_outputs(run, tiny_root, progress=False)
+    assert tested == [run / "last.pt"]
+    assert again.read_info()["checkpoint_sha256"] == file_fingerprint(run / "last.pt")["sha256"]
+    assert again.detections.read_bytes() != before
+    ensure_test_outputs(run, tiny_root, progress=False)  # made from the current one: reused
+    assert tested == [run / "last.pt"]

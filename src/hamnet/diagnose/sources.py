@@ -16,6 +16,7 @@ from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.errors import ConfigError
 from hamnet.io import atomic_write_json, read_json
 from hamnet.localize.detections import Detection, load_detections
+from hamnet.provenance import file_fingerprint
 
 TEST_DIR = "test"
 log = logging.getLogger(__name__)
@@ -54,14 +55,27 @@ class TestOutputs:
 def ensure_test_outputs(
     run_dir: Path, data_root: Path | None, *, device: str = "auto", progress: bool = True
 ) -> TestOutputs:
-    """The run's test outputs, made with ``hamnet test`` when missing (needs ``data_root``)."""
+    """The run's test outputs, made with ``hamnet test`` when missing or made from another
+    checkpoint than the run's final one (a run extended with ``--resume``): ``info.json``
+    records the SHA-256 of the checkpoint they come from (needs ``data_root``)."""
     outputs = TestOutputs.of(run_dir)
-    if outputs.complete():
-        return outputs
     # the final model, as the table 'hamnet train' prints
     checkpoint = next((p for p in (run_dir / "last.pt", run_dir / "best.pt") if p.is_file()), None)
     if checkpoint is None:
+        if outputs.complete():  # test outputs copied without their run: use them as they are
+            return outputs
         raise ConfigError(f"{run_dir}: no best.pt or last.pt here (not a run folder)")
+    fingerprint = file_fingerprint(checkpoint)["sha256"]
+    if outputs.complete():
+        made_from = outputs.read_info().get("checkpoint_sha256")
+        if made_from == fingerprint:
+            return outputs
+        log.info(
+            "%s: made from %s, not from the current %s: testing again",
+            outputs.folder,
+            "an earlier checkpoint" if made_from else "an unrecorded checkpoint",
+            checkpoint.name,
+        )
     data_root = data_root or recorded_data_root(run_dir)
     if data_root is None:
         raise ConfigError(
@@ -87,6 +101,7 @@ def ensure_test_outputs(
     config = load_config(run_dir / "config.yaml")
     info = {
         "checkpoint": str(checkpoint),
+        "checkpoint_sha256": fingerprint,
         "data": str(data_root),
         "subset": config.data.test_subset,
         "preset": config.preset,
