@@ -61,10 +61,10 @@ MEANINGLESS = [
     ("train.batch_size=-4", "train.batch_size must be >= 1"),
     ("train.eval_every=-1", "train.eval_every must be >= 0"),
     ("data.num_segments=0", "data.num_segments must be >= 1"),
-    ("data.snippet_seconds=0", "data.snippet_seconds must be a positive number"),
-    ("data.snippet_seconds=-0.64", "data.snippet_seconds must be a positive number"),
-    ("data.snippet_seconds=.nan", "data.snippet_seconds must be a positive number"),
-    ("data.snippet_seconds=.inf", "data.snippet_seconds must be a finite number"),
+    ("data.snippet_seconds=0", "data.snippet_seconds must lie in"),
+    ("data.snippet_seconds=-0.64", "data.snippet_seconds must lie in"),
+    ("data.snippet_seconds=.nan", "data.snippet_seconds must lie in"),
+    ("data.snippet_seconds=.inf", "data.snippet_seconds must lie in"),
     ("data.train_subset=test", "data.train_subset and data.test_subset are both 'test'"),
     ("eval.tiou=[0.5,0.5]", "eval.tiou lists a value twice"),
     ("train.epochs=true", "config key 'train.epochs' must be int"),
@@ -201,7 +201,7 @@ def test_python_api_argument_types(tiny_root, tiny_config, tmp_path):
     with pytest.raises(ConfigError, match="overrides must be a list"):
         evaluate_checkpoint(ckpt, tiny_root, tmp_path / "o.json", overrides="localize.nms=hard")
     gt = tiny_root / "Synthetic-gt.json"
-    with pytest.raises(ConfigError, match="snippet_seconds must be a positive finite number"):
+    with pytest.raises(ConfigError, match="snippet_seconds must lie in"):
         evaluate_files(gt, gt, snippet_seconds=math.nan)
     with pytest.raises(ConfigError, match="tiou entries must be a number"):
         evaluate_files(gt, gt, tiou=[True])
@@ -292,7 +292,7 @@ def test_snippet_seconds_is_one_line(capsys, tiny_root, tmp_path, value):
         capsys, "eval", "--gt", gt, "--pred", detections, "--protocol", "wtalc",
         "--subset", "test", f"--snippet-seconds={value}",
     )  # fmt: skip
-    assert code == 2 and "snippet_seconds must be a positive finite number" in one_error_line(err)
+    assert code == 2 and "snippet_seconds must lie in" in one_error_line(err)
     out = tmp_path / "plain"
     code, _, err = run_cli(
         capsys, "convert", "--data", tiny_root, "--out", out, "--format", "npy",
