@@ -4,12 +4,17 @@ Features are read video by video from the store; nothing holds a whole dataset i
 Random resampling is a pure function of (seed, epoch, index), so a resumed run redraws the
 same samples and DataLoader workers agree with each other. Call ``set_epoch`` before
 creating the epoch's iterator (non-persistent workers copy the dataset at that moment).
+
+A method that owns its training data (``Method.owns_training_data``) is asked for the rows
+of each item and its targets (counts, proposals, pseudo ground truth); its items are
+``hamnet.methods.base.TrainItem`` (``index``, ``tag``, ``step``), read here by attribute
+(data never imports a method).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -71,9 +76,14 @@ class VideoDataset(Dataset):
         self.sampling = sampling
         self.seed = seed
         self.epoch = 0
+        self.method = None  # a method owning its training data (``use_method``)
         self.labels = np.zeros((len(videos), annotations.num_classes), dtype=np.float32)
         for row, video in enumerate(videos):
             self.labels[row] = annotations.label_vector(video)
+
+    def use_method(self, method) -> None:
+        """Ask ``method`` for rows and targets when it owns its training data."""
+        self.method = method if getattr(method, "owns_training_data", False) else None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -90,46 +100,72 @@ class VideoDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return random_perturb_indices(length, self.num_segments, rng)
 
-    def __getitem__(self, index: int) -> dict:
+    def owned_rows(self, length: int, item) -> np.ndarray | None:
+        """The owning method's rows of ``item`` (None: the house's sampling)."""
+        rng = np.random.default_rng([self.seed, self.epoch, item.index, item.tag])
+        rows = self.method.training_rows(length, item, rng, item.step)
+        if rows is None:
+            return self.sample_indices(length, item.index)
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1 or (rows.size and (rows.min() < 0 or rows.max() >= length)):
+            raise DataError(
+                f"{self.method.name}: training rows outside the video "
+                f"{self.videos[item.index].name!r} of {length} snippets"
+            )
+        return rows
+
+    def __getitem__(self, item) -> dict:
+        """``item``: a row index (the house's sampling) or an owning method's TrainItem."""
+        index = item if self.method is None else item.index
         video = self.videos[index]
         features = self.store.read(video.name)
-        rows = self.sample_indices(len(features), index)
+        length = len(features)
+        if self.method is None:
+            rows = self.sample_indices(length, index)
+        else:
+            rows = self.owned_rows(length, item)
         if rows is not None:
             features = features[rows]
+        targets = {}
+        if self.method is not None:
+            found = self.method.video_targets(video, rows, length, item)
+            targets = {key: torch.as_tensor(np.asarray(value)) for key, value in found.items()}
         return {
             "name": video.name,
             "features": torch.from_numpy(np.ascontiguousarray(features)),
             "labels": torch.from_numpy(self.labels[index].copy()),
             "length": int(len(features)),
+            "item": item,
+            "targets": targets,
         }
 
 
 @dataclass
 class Batch:
     """``features`` [B, T, D] float32 zero-padded, ``mask`` [B, T] bool (True = real
-    snippet; its row sums are the lengths), ``labels`` [B, C] float32, ``names``."""
+    snippet; its row sums are the lengths), ``labels`` [B, C] float32, ``names``;
+    ``items`` (each row's item: its index, or an owning method's TrainItem) and
+    ``targets`` (each row's own tensors, unpadded: the owning method's ``video_targets``)."""
 
     features: torch.Tensor
     mask: torch.Tensor
     labels: torch.Tensor
     names: list[str]
+    items: list = field(default_factory=list)
+    targets: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """The batch on ``device`` (the streaming training path)."""
-        return Batch(
-            self.features.to(device, non_blocking=non_blocking),
-            self.mask.to(device, non_blocking=non_blocking),
-            self.labels.to(device, non_blocking=non_blocking),
-            self.names,
-        )
+        return self._mapped(lambda tensor: tensor.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
+        return self._mapped(lambda tensor: tensor.pin_memory())
+
+    def _mapped(self, move) -> Batch:
+        targets = [{key: move(value) for key, value in row.items()} for row in self.targets]
         return Batch(
-            self.features.pin_memory(),
-            self.mask.pin_memory(),
-            self.labels.pin_memory(),
-            self.names,
+            move(self.features), move(self.mask), move(self.labels), self.names, self.items, targets
         )
 
     def __len__(self) -> int:
@@ -148,4 +184,7 @@ def collate_videos(items: list[dict]) -> Batch:
         features[row, : item["length"]] = item["features"]
     mask = torch.arange(longest)[None, :] < lengths[:, None]
     labels = torch.stack([item["labels"] for item in items])
-    return Batch(features, mask, labels, [item["name"] for item in items])
+    names = [item["name"] for item in items]
+    train_items = [item.get("item", row) for row, item in enumerate(items)]
+    targets = [item.get("targets", {}) for item in items]
+    return Batch(features, mask, labels, names, train_items, targets)

@@ -56,11 +56,13 @@ class ClassPairs:
 
 @dataclass(frozen=True)
 class TrainItem:
-    """One item of a training batch: the video's row in the training set and a tag the
-    method gives it (CMCS: which label of a multi-label video; DGAM: the phase)."""
+    """One item of a training batch: the video's row in the training set, a tag the
+    method gives it (CMCS: which label of a multi-label video; DGAM: the phase), and the
+    global step of its batch (set by the trainer: 3C-Net's crop length alternates)."""
 
     index: int
     tag: int = 0
+    step: int = 0
 
 
 @dataclass

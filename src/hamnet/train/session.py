@@ -19,7 +19,7 @@ from hamnet.errors import DataError
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
 from hamnet.train import distributed as dist_utils
-from hamnet.train import iterations, selection
+from hamnet.train import iterations, selection, stage_inputs
 from hamnet.train.tensorboard import TrainingLog
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,10 @@ def open_session(
     config = iterations.with_iterations(config, len(train_set))
     torch.manual_seed(config.train.seed)
     method = make_method(config)
+    stage_inputs.bind(method, run_dir, annotations)
+    train_set.use_method(method)
     model = method.build_network(annotations.num_classes).to(device)
-    optimizer = make_optimizer(model, config.train.lr, config.train.weight_decay)
+    optimizer = method.make_optimizer(model)
     if info.enabled:
         ids = [device.index] if device.type == "cuda" else None
         model = DistributedDataParallel(model, device_ids=ids)
@@ -103,6 +105,10 @@ def open_session(
 def place_features(session: Session) -> None:
     """Load the training and test features onto the device when the placement says so."""
     config, store = session.config, session.store
+    if session.method.owns_training_data:
+        # its own rows and targets come through the dataset: features stream
+        log.info("%s owns its training data: features stream from the store", config.method)
+        return
     try:
         test = session.annotations.subset(config.data.test_subset)
     except DataError:
@@ -119,11 +125,3 @@ def place_features(session: Session) -> None:
         features = resident_data.ResidentFeatures(store, names, session.device, plan.dtype)
         session.resident = resident_data.ResidentTrainSet(session.train_set, features)
         session.test_features = features
-
-
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam; the fused kernel where this torch has it (3-5x faster steps on the CPU)."""
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):  # torch < 2.4 has no fused Adam on the CPU
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

@@ -5,6 +5,7 @@ Loss values stay on the device during an epoch and are read once at its end
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from tqdm import tqdm
 
 from hamnet.data.class_pairs import class_paired_epoch
 from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.methods.base import StepContext, TrainItem
 from hamnet.precision import autocast
 from hamnet.train import distributed as dist_utils
 from hamnet.train import iterations, preflight
@@ -28,16 +30,35 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
     return [order[i : i + batch_size] for i in range(0, num_videos, batch_size)]
 
 
-def epoch_batches(session: Session, epoch: int) -> list[list[int]]:
-    """The epoch's global batches: the method's class-paired ones, else shuffled."""
-    train = session.config.train
-    pairs = session.method.class_pairs()
-    if pairs is None:
-        return global_batches(len(session.train_set), train.batch_size, train.seed, epoch)
+def epoch_batches(session: Session, epoch: int) -> list[list]:
+    """The epoch's global batches: an owning method's own (of TrainItem), else its
+    class-paired ones, else shuffled (of row indices; TrainItems for an owning method)."""
+    train, method = session.config.train, session.method
     labels = session.train_set.labels
-    return class_paired_epoch(
-        labels, train.batch_size, pairs.pairs, train.seed, epoch, distinct=pairs.distinct
-    )
+    if method.owns_training_data:
+        own = method.epoch_batches(labels, epoch, train.seed, train.batch_size)
+        if own is not None:
+            return own
+    pairs = method.class_pairs()
+    if pairs is None:
+        batches = global_batches(len(session.train_set), train.batch_size, train.seed, epoch)
+    else:
+        batches = class_paired_epoch(
+            labels, train.batch_size, pairs.pairs, train.seed, epoch, distinct=pairs.distinct
+        )
+    if method.owns_training_data:
+        return [[TrainItem(index) for index in batch] for batch in batches]
+    return batches
+
+
+def stamped(batches: list[list], first_step: int) -> list[list]:
+    """An owning method's items with the global step of their batch."""
+    return [
+        [dataclasses.replace(item, step=first_step + number) for item in batch]
+        if batch and isinstance(batch[0], TrainItem)
+        else batch
+        for number, batch in enumerate(batches)
+    ]
 
 
 def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float]:
@@ -46,6 +67,7 @@ def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float
     batches = epoch_batches(session, epoch)
     per_epoch = len(batches)
     batches = iterations.cut_epoch(config, epoch, batches)
+    batches = stamped(batches, iterations.global_step(config, epoch, 0, per_epoch)[0])
     shares = [dist_utils.shard(indices, info) for indices in batches]
     bar = tqdm(
         zip(batches, shares, _epoch_batches(session, epoch, shares), strict=True),
@@ -57,9 +79,10 @@ def train_epoch(session: Session, epoch: int, progress: bool) -> dict[str, float
     )
     totals = EpochLosses()
     for step, (indices, share, batch) in enumerate(bar):
-        session.method.set_progress(*iterations.global_step(config, epoch, step, per_epoch))
-        terms = train_step(session, batch, len(share), len(indices))
-        totals.add(terms, len(batches), share)
+        at = iterations.global_step(config, epoch, step, per_epoch)
+        session.method.set_progress(*at)
+        terms = train_step(session, batch, len(share), len(indices), at)
+        totals.add(terms, len(batches), [getattr(item, "index", item) for item in share])
     losses = read_losses(totals, epoch + 1, session.train_set)
     session.tensorboard.steps_losses(totals.names, totals.step_values)
     return {f"loss_{k}": round(dist_utils.all_reduce_mean(v, info), 6) for k, v in losses.items()}
@@ -127,24 +150,17 @@ def loader(session: Session, shares: list[list[int]]) -> DataLoader:
     )
 
 
-def train_step(session: Session, batch, share_size: int, global_size: int) -> dict:
-    """One optimizer step on this rank's share (``batch``) of a global batch."""
-    terms = batch_losses(session, batch.features, batch.labels, batch.mask)
+def train_step(
+    session: Session, batch, share_size: int, global_size: int, at: tuple[int, int] = (0, 0)
+) -> dict:
+    """One optimizer step on this rank's share (``batch``) of a global batch, taken by
+    the method (``Method.train_step``; the default is forward, losses, backward, step).
+    ``at``: (the run's step, the run's steps)."""
     # DDP averages gradients over ranks; weight by this rank's share of the global batch
     # so that uneven shards still give the gradient of the global mean.
     share = share_size * session.dist.world_size / global_size
-    session.optimizer.zero_grad(set_to_none=True)
-    (terms["total"] * share).backward()
-    session.optimizer.step()
-    return {key: value.detach() for key, value in terms.items()}
-
-
-def batch_losses(session: Session, features, labels, mask) -> dict[str, torch.Tensor]:
-    """The method's loss terms (and ``total``) of one batch of device tensors.
-
-    Every training item has exactly ``data.num_segments`` rows, so the network needs no
-    mask (an all-true one is the same computation, plus a host sync to find that out).
-    """
-    with autocast(session.device, session.config.train.precision):
-        outputs = session.method.forward(session.model, features, None)
-    return session.method.losses(outputs, labels, mask)
+    device, precision = session.device, session.config.train.precision
+    context = StepContext(
+        session.model, session.optimizer, share, *at, autocast=lambda: autocast(device, precision)
+    )
+    return session.method.train_step(batch, context)
