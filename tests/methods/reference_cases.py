@@ -181,3 +181,50 @@ BASNET_CLASSES = [
     "ThrowDiscus",
     "VolleyballSpiking",
 ]
+
+
+def threecnet_case(seed: int = SEED, classes: int = 6) -> dict:
+    """3C-Net model.py Model(2048, classes) (its forward slices at 1024: the width is
+    fixed) and its two CenterLoss centers; 8 test videos; a zero-padded training batch
+    of 6 (single- and multi-label videos, instance counts); ``classes=100`` is the
+    ActivityNet model (temporal conv)."""
+    rng = np.random.RandomState(seed)
+    half = 1024
+    weights = {}
+    for name in ("fc_f", "fc1_f", "fc_r", "fc1_r"):
+        weights[f"{name}.weight"] = _normal(rng, (half, half), 0.04)
+        weights[f"{name}.bias"] = _normal(rng, (half,), 0.02)
+    for name in ("classifier_f", "classifier_r"):
+        weights[f"{name}.weight"] = _normal(rng, (classes, half), 0.08)
+        weights[f"{name}.bias"] = _normal(rng, (classes,), 0.05)
+    if classes == 100:
+        weights["conv.weight"] = np.abs(_normal(rng, (classes, 1, 13), 0.3))
+    weights["mul_r"] = 1 + _normal(rng, (classes,), 0.1)
+    weights["mul_f"] = 1 + _normal(rng, (classes,), 0.1)
+    centers = {"f": _normal(rng, (classes, half), 0.5), "r": _normal(rng, (classes, half), 0.5)}
+    videos = _videos(rng, 8, 12, 120, 2 * half)
+    lengths = rng.randint(8, 40, size=6)
+    batch = np.zeros((6, int(lengths.max()), 2 * half), dtype=np.float32)
+    for row, n in enumerate(lengths):
+        batch[row, :n] = _normal(rng, (n, 2 * half), 0.7)
+    labels = np.zeros((6, classes), dtype=np.float32)
+    counts = np.zeros((6, classes), dtype=np.float32)
+    for row in range(6):
+        for c in rng.choice(classes, size=1 + row % 2, replace=False):
+            labels[row, c] = 1
+            counts[row, c] = 1 + rng.randint(3)
+    return {
+        "weights": weights,
+        "centers": centers,
+        "videos": videos,
+        "batch": batch,
+        "lengths": lengths,
+        "labels": labels,
+        "counts": counts,
+        "classes": [f"class{c}" for c in range(classes)],
+    }
+
+
+def threecnet_to_hamnet(weights: dict, centers: dict) -> dict:
+    """The official names are hamnet's; the centers join the network."""
+    return {**weights, "centers_f": centers["f"], "centers_r": centers["r"]}

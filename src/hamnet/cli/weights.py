@@ -24,8 +24,8 @@ def add_import_checkpoint_parser(sub) -> None:
     p.add_argument(
         "--method",
         default="hamnet",
-        help="whose checkpoint: hamnet (the HAM-Net release, default), or co2net / delu (an "
-        "official saved model, a .pkl state_dict)",
+        help="whose checkpoint: hamnet (the HAM-Net release, default), or co2net / delu / "
+        "3cnet (an official saved model, a .pkl state_dict)",
     )
     p.set_defaults(func=cmd_import_checkpoint)
 

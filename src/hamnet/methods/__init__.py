@@ -22,9 +22,16 @@ METHODS: dict[str, str | type] = {
     "basnet": "hamnet.methods.basnet:BasNetMethod",
     "co2net": "hamnet.methods.co2net.method:Co2NetMethod",
     "delu": "hamnet.methods.co2net.delu:DeluMethod",
+    "3cnet": "hamnet.methods.threecnet:ThreeCNetMethod",
 }
 # spellings accepted on input; configs store the registry name
-ALIASES = {"wtalc": "w-talc", "bas-net": "basnet", "ham-net": "hamnet", "co2-net": "co2net"}
+ALIASES = {
+    "wtalc": "w-talc",
+    "bas-net": "basnet",
+    "ham-net": "hamnet",
+    "co2-net": "co2net",
+    "3c-net": "3cnet",
+}
 
 
 def register_method(name: str, target: str | type, aliases: tuple[str, ...] = ()) -> None:

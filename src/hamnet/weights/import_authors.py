@@ -17,13 +17,14 @@ from hamnet.weights.authors_hamnet import (
     load_authors_state_dict,
     read_authors_checkpoint,
 )
+from hamnet.weights.authors_threecnet import load_threecnet, threecnet_shape
 from hamnet.weights.checkpoint import save_checkpoint
 from hamnet.weights.trained import build_model
 
 log = logging.getLogger(__name__)
 
-# whose checkpoints import: the HAM-Net release, or an official CO2-Net / DELU saved model
-IMPORTABLE = ("hamnet", *OFFICIAL_METHODS)
+# whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model
+IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet")
 
 
 def preset_classes(preset: str) -> list[str]:
@@ -97,17 +98,14 @@ def import_authors_checkpoint(
 
     refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
     state = read_authors_checkpoint(original)
-    official = method in OFFICIAL_METHODS
-    shape = official_shape(state, original) if official else infer_model_shape(state)
+    shape = _shape(method, state, original)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
     classes = _classes(original, preset, classes_from, shape["num_classes"])
-    widths = [f"data.feature_dim={shape['feature_dim']}"]
-    widths += [f"model.attention_dim={shape['attention_dim']}"]
-    if not official:
-        widths.append(f"model.hidden_dim={shape['hidden_dim']}")
-    config = make_config(preset, "all", widths, method=method)
+    config = make_config(preset, "all", _width_overrides(method, shape), method=method)
     model = build_model(config, len(classes))
-    if official:
+    if method == "3cnet":
+        load_threecnet(model, state, original)
+    elif method in OFFICIAL_METHODS:
         load_official(model, state, original)
     else:
         load_authors_state_dict(state, model)
@@ -122,3 +120,22 @@ def import_authors_checkpoint(
         },
     )
     return out
+
+
+def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
+    if method == "3cnet":
+        return threecnet_shape(state, original)
+    if method in OFFICIAL_METHODS:
+        return official_shape(state, original)
+    return infer_model_shape(state)
+
+
+def _width_overrides(method: str, shape: dict[str, int]) -> list[str]:
+    """The config values the checkpoint's shapes fix."""
+    widths = [f"data.feature_dim={shape['feature_dim']}"]
+    if method == "3cnet":
+        return [*widths, f"method_options.activitynet={shape['activitynet']}"]
+    widths.append(f"model.attention_dim={shape['attention_dim']}")
+    if method not in OFFICIAL_METHODS:
+        widths.append(f"model.hidden_dim={shape['hidden_dim']}")
+    return widths
