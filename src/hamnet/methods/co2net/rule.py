@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hamnet.localize.reference_rules import overlaps_ambiguous, soft_nms
 from hamnet.methods.base import softmax
 
 
@@ -65,36 +66,6 @@ def oic_proposals(
             found.append([c, inner - outer + gamma * scores[c], run[0], run[-1] + 1])
         out.append(found)
     return out
-
-
-def soft_nms(dets: list[list[float]], sigma: float = 0.3) -> list[list[float]]:
-    """Gaussian soft-NMS over ``[class, score, start, end]`` rows, +1 length convention."""
-    dets = np.array(dets, dtype=np.float64)
-    areas = dets[:, 3] - dets[:, 2] + 1
-    dets = np.concatenate((dets, areas[:, None]), axis=1)
-    kept = []
-    while dets.size > 0:
-        top = np.argmax(dets[:, 1], axis=0)
-        dets[[0, top], :] = dets[[top, 0], :]
-        kept.append(dets[0, :-1].tolist())
-        inter = np.maximum(
-            np.minimum(dets[0, 3], dets[1:, 3]) - np.maximum(dets[0, 2], dets[1:, 2]) + 1, 0.0
-        )
-        iou = inter / (dets[0, -1] + dets[1:, -1] - inter)
-        dets[1:, 1] *= np.exp(-(iou * iou) / sigma)
-        dets = dets[1:, :]
-    return kept
-
-
-def overlaps_ambiguous(start: float, end: float, spans, snippets_per_second: float) -> bool:
-    """Whether snippets ``int(start)..int(end) - 1`` meet an ambiguous span's rounded
-    snippets (official filter_segments: IoU > 0 of the two integer ranges)."""
-    own = set(range(int(start), int(end)))
-    for a, b in spans:
-        other = set(range(int(round(a * snippets_per_second)), int(round(b * snippets_per_second))))
-        if own & other:
-            return True
-    return False
 
 
 def reference_detections(
