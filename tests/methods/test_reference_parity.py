@@ -252,6 +252,7 @@ def test_anet_reference_rule_gives_the_official_detections(method_name, count):
     official = _official_rows(method_name, classes)
     assert len(official) == count and len(found) == count
     assert _anet_unmatched(official, found) == [] and _anet_unmatched(found, official) == []
+    assert [row[:4] for row in found] == [row[:4] for row in official]  # the official order
     tested = _official(method_name)["tested"]
     assert tested == [n for n in by_video if n not in ("v_anet0", "v_anet1")]
     assert by_video["v_anet0"] == by_video["v_anet1"] == 0
