@@ -220,7 +220,8 @@ def test_anet_seeded_network_has_the_official_initial_weights():
 
 def test_anet_network_gives_the_official_outputs():
     """The official weights on the seeded videos (7 to 97 snippets, the pool kernel of 13
-    wider than the shortest): T-CAS and fused attention to float32 rounding."""
+    wider than the shortest): T-CAS and fused attention to float32 rounding, video by
+    video and in one padded batch."""
     network, case, official = _seeded_anet_network(), cases.anet_case(), _anet_outputs()
     assert list(official) == case["names"]
     with torch.no_grad():
@@ -228,6 +229,17 @@ def test_anet_network_gives_the_official_outputs():
             out = network(torch.from_numpy(features)[None])
             np.testing.assert_allclose(out["cas"][0], official[name]["cas"], rtol=0, atol=2e-6)
             np.testing.assert_allclose(out["attn"][0], official[name]["attn"], rtol=0, atol=1e-6)
+        # one padded batch of all seven (hamnet's batched inference): each video's rows
+        lengths = [len(v) for v in case["videos"]]
+        batch = torch.zeros(len(lengths), max(lengths), 2048)
+        for row, features in enumerate(case["videos"]):
+            batch[row, : lengths[row]] = torch.from_numpy(features)
+        mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]
+        out = network(batch, mask)
+    for row, name in enumerate(case["names"]):
+        n = lengths[row]
+        np.testing.assert_allclose(out["cas"][row, :n], official[name]["cas"], rtol=0, atol=2e-6)
+        np.testing.assert_allclose(out["attn"][row, :n], official[name]["attn"], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize(("method_name", "count"), [("co2net", 29), ("delu", 55)])
