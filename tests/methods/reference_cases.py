@@ -228,3 +228,49 @@ def threecnet_case(seed: int = SEED, classes: int = 6) -> dict:
 def threecnet_to_hamnet(weights: dict, centers: dict) -> dict:
     """The official names are hamnet's; the centers join the network."""
     return {**weights, "centers_f": centers["f"], "centers_r": centers["r"]}
+
+
+# ---- ActivityNet-1.2-shaped inputs for CO2-Net's and DELU's official ANet code -------
+
+ANET_SEED = 12
+ANET_LENGTHS = (7, 10, 11, 26, 45, 64, 97)  # the first two: dropped by the official filter
+ANET_EMPTY = 3  # the video with an empty label list
+
+
+def anet_case(seed: int = ANET_SEED) -> dict:
+    """2048-wide features, 100 classes: test videos of ``ANET_LENGTHS`` snippets (each a
+    per-video offset plus noise, a class pattern on a span) and a training batch of
+    10 x 60 (max_seqlen) laid out as released: 3 class-sharing pairs first."""
+    rng = np.random.RandomState(seed)
+    dim, classes = 2048, 100
+    patterns = _normal(rng, (classes, dim), 1.0)
+    videos, labels, spans = [], [], []
+    for i, n in enumerate(ANET_LENGTHS):
+        x = _normal(rng, (n, dim), 0.5) + _normal(rng, (1, dim), 0.5)
+        label = [] if i == ANET_EMPTY else sorted({int(c) for c in rng.randint(classes, size=2)})
+        own = []
+        for c in label:
+            first = rng.randint(n)
+            stop = min(n, first + max(1, n // 3))
+            x[first:stop] += patterns[c]
+            own.append((c, first, stop))
+        videos.append(x)
+        labels.append(label)
+        spans.append(own)
+    batch_labels = np.zeros((10, classes), dtype=np.float32)
+    for pair in range(3):
+        batch_labels[2 * pair : 2 * pair + 2, rng.randint(classes)] = 1
+        batch_labels[2 * pair, rng.randint(classes)] = 1
+    for row in range(6, 10):
+        batch_labels[row, rng.randint(classes)] = 1
+    batch = _normal(rng, (10, 60, dim), 0.5) + _normal(rng, (10, 1, dim), 0.5)
+    return {
+        "videos": videos,
+        "labels": labels,
+        "spans": spans,  # (class, first, stop) snippets of each pattern
+        "patterns": patterns,
+        "names": [f"v_anet{i}" for i in range(len(videos))],
+        "batch": batch,
+        "batch_labels": batch_labels,
+        "classes": [f"class{c:03d}" for c in range(classes)],
+    }

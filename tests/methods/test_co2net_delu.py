@@ -234,8 +234,8 @@ def test_presets_hold_the_official_scripts_values(method, preset, values):
     got += (c.loss.topk_ratio_inv, len(c.localize.thresholds))
     assert got == values and c.train.batch_size == 10 and c.model.dropout == 0.7
     assert c.train.select_on == "none" and c.eval.protocol == "anet"
-    pool = c.method_options["pool_kernel"]
-    assert pool == (13 if preset == "activitynet12" else 0)
+    pool, short = c.method_options["pool_kernel"], c.method_options["short_video"]
+    assert (pool, short) == ((13, 10) if preset == "activitynet12" else (0, 0))
 
 
 def _official_state(width: int, classes: int, attention: int) -> dict:

@@ -43,6 +43,7 @@ class DeluOptions:
     rat_atn: int = 9
     edl_mse: int = 0  # 0: exp evidence, log loss (THUMOS14); 1: relu evidence, mse (ANet)
     pool_kernel: int = 0
+    short_video: int = 0  # ActivityNet: 10 (see Co2Options)
 
 
 PRESETS = official_presets(DELU_THRESHOLDS, DeluOptions())
@@ -55,6 +56,7 @@ PRESETS["activitynet12"]["method_options"] = {
     "rat_atn": 5,
     "edl_mse": 1,
     "pool_kernel": 13,
+    "short_video": 10,
 }
 
 
