@@ -274,3 +274,50 @@ def anet_case(seed: int = ANET_SEED) -> dict:
         "batch_labels": batch_labels,
         "classes": [f"class{c:03d}" for c in range(classes)],
     }
+
+
+def pmil_case(seed: int = SEED, classes: int = 5, dim: int = 64) -> dict:
+    """P-MIL model.py P_MIL (feature_size ``dim``, roi 12) in its own state-dict layout;
+    a training batch of 4 and 5 test videos, each with proposals in snippets (2 decimals,
+    as dataset.py rounds them)."""
+    rng = np.random.RandomState(seed)
+    half, embed = dim // 2, dim // 4
+    weights = {}
+    for stream in ("v", "f"):
+        base = f"prop_{stream}_backbone"
+        weights[f"{base}.prop_fusion.0.weight"] = _normal(rng, (half, 3 * half), 0.15)
+        weights[f"{base}.prop_fusion.0.bias"] = _normal(rng, (half,), 0.05)
+        for head, out in (
+            ("prop_classifier", classes + 1),
+            ("prop_attention", 1),
+            ("prop_completeness", 1),
+        ):
+            weights[f"{base}.{head}.0.weight"] = _normal(rng, (embed, half, 1), 0.3)
+            weights[f"{base}.{head}.0.bias"] = _normal(rng, (embed,), 0.05)
+            weights[f"{base}.{head}.2.weight"] = _normal(rng, (out, embed, 1), 0.4)
+            weights[f"{base}.{head}.2.bias"] = _normal(rng, (out,), 0.05)
+
+    def proposals(length: int) -> np.ndarray:
+        count = rng.randint(3, 40)
+        start = rng.uniform(0, length * 0.9, size=count)
+        end = np.minimum(start + rng.uniform(1, length * 0.4, size=count), length)
+        return np.round(np.stack([start, end], axis=1), 2).astype(np.float32)
+
+    def videos(count):
+        feats = _videos(rng, count, 30, 120, dim)
+        return feats, [proposals(len(f)) for f in feats]
+
+    train_feats, train_props = videos(4)
+    test_feats, test_props = videos(5)
+    labels = np.zeros((4, classes), dtype=np.float32)
+    for row in range(4):
+        labels[row, rng.choice(classes, size=1 + row % 2, replace=False)] = 1
+    return {
+        "weights": weights,
+        "train_features": train_feats,
+        "train_proposals": train_props,
+        "labels": labels,
+        "test_features": test_feats,
+        "test_proposals": test_props,
+        "classes": [f"class{c}" for c in range(classes)],
+    }

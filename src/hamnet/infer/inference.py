@@ -55,11 +55,15 @@ def forward_video(
     device: torch.device,
     precision: str,
     method: Method,
+    name: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Full-length forward pass of one video [T, D] -> its named outputs (batch axis off)."""
+    """Full-length forward pass of one video [T, D] -> its named outputs (batch axis off);
+    ``name``: whose ``Method.test_inputs`` the method's ``forward_test`` is given."""
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
+    inputs = method.test_inputs(name) if name is not None else {}
+    targets = {key: torch.as_tensor(value).to(device) for key, value in inputs.items()}
     with autocast(device, precision):
-        outputs = method.forward(model, x.unsqueeze(0), None)
+        outputs = method.forward_test(model, x.unsqueeze(0), targets)
     return {key: value[0].float().cpu().numpy() for key, value in outputs.items()}
 
 
@@ -68,7 +72,7 @@ def infer_video(model, features: np.ndarray, name: str, device, settings) -> Vid
     count, length = settings.test_snippets, int(features.shape[0])
     if count is not None:
         features = features[uniform_sample_indices(length, count)]
-    outputs = forward_video(model, features, device, settings.precision, settings.method)
+    outputs = forward_video(model, features, device, settings.precision, settings.method, name)
     output = settings.method.video_output(name, outputs)
     output.source_length = length
     return output
@@ -208,7 +212,8 @@ def evaluate_model(
     settings = _with_ambiguous(settings, annotations)
     detections, scores = [], []
     names = [v.name for v in videos]
-    if resident is not None and settings.test_snippets is None:
+    batched = settings.test_snippets is None and not settings.method.owns_training_data
+    if resident is not None and batched:
         outputs = infer_resident(model, resident, names, settings=settings)
     else:
         outputs = infer_videos(

@@ -41,11 +41,16 @@ class InferenceSettings:
 
 
 def inference_settings(
-    config, *, protocol: str | None = None, tiou: list[float] | None = None
+    config,
+    *,
+    protocol: str | None = None,
+    tiou: list[float] | None = None,
+    method: Method | None = None,
 ) -> InferenceSettings:
-    """The settings of ``config``; ``protocol`` / ``tiou`` replace the config's."""
+    """The settings of ``config``; ``protocol`` / ``tiou`` replace the config's;
+    ``method``: an instance already bound to its inputs (training's own), else a new one."""
     return InferenceSettings(
-        method=make_method(config),
+        method=method or make_method(config),
         precision=config.train.precision,
         snippet_seconds=config.data.snippet_seconds,
         protocol=protocol or config.eval.protocol,

@@ -20,6 +20,7 @@ from hamnet.provenance import (
     now_iso,
     software_versions,
 )
+from hamnet.train import stage_inputs
 from hamnet.weights.trained import load_trained
 
 
@@ -61,13 +62,16 @@ def evaluate_checkpoint(
         )
     if save_cas is not None:
         save_cas.mkdir(parents=True, exist_ok=True)
+    settings = inference_settings(config, protocol=protocol, tiou=tiou)
+    # a second stage reads the input it was trained on, kept beside its checkpoint
+    stage_inputs.bind(settings.method, checkpoint.parent, annotations)
     evaluation = evaluate_model(
         trained.model,
         annotations,
         store,
         subset=subset or config.data.test_subset,
         device=torch_device,
-        settings=inference_settings(config, protocol=protocol, tiou=tiou),
+        settings=settings,
         save_cas_dir=save_cas,
         progress=progress,
     )

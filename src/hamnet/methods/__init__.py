@@ -23,6 +23,7 @@ METHODS: dict[str, str | type] = {
     "co2net": "hamnet.methods.co2net.method:Co2NetMethod",
     "delu": "hamnet.methods.co2net.delu:DeluMethod",
     "3cnet": "hamnet.methods.threecnet:ThreeCNetMethod",
+    "pmil": "hamnet.methods.pmil:PmilMethod",
 }
 # spellings accepted on input; configs store the registry name
 ALIASES = {
@@ -31,6 +32,7 @@ ALIASES = {
     "ham-net": "hamnet",
     "co2-net": "co2net",
     "3c-net": "3cnet",
+    "p-mil": "pmil",
 }
 
 

@@ -333,6 +333,11 @@ class Method(ABC):
         context.optimizer.step()
         return {key: value.detach() for key, value in terms.items()}
 
+    def test_inputs(self, name: str) -> dict[str, np.ndarray]:
+        """One test video's inputs beyond its features (P-MIL: its proposals), given to
+        ``forward_test`` as tensors; default none."""
+        return {}
+
     def forward_test(self, network: nn.Module, features: Tensor, targets: dict) -> dict:
         """Named outputs of one test video (``features [1, T, D]``, ``targets``: its
         ``video_targets`` as tensors on the device)."""

@@ -89,7 +89,7 @@ def evaluate(session: Session, subset: str | None = None) -> dict:
         session.store,
         subset=subset or config.data.test_subset,
         device=session.device,
-        settings=inference_settings(config),
+        settings=inference_settings(config, method=session.method),
         # resident features hold the training and test videos (held-out ones stream)
         resident=session.test_features if subset is None else None,
     )
