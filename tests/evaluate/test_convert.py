@@ -203,3 +203,15 @@ def test_a_detection_may_end_one_snippet_past_the_duration(tmp_path, end, accept
     code = main(["convert-detections", str(source), str(out), "--format", "pmil",
                  "--gt", str(EXCERPT_GT)])  # fmt: skip
     assert (code == 0) is accepted and out.exists() is accepted
+
+
+def test_excerpt_ground_truth_is_the_real_one(thumos_annotations_dir: Path) -> None:
+    """The fixture's ground truth is the shared THUMOS14 annotations of its 4 videos."""
+    from hamnet.data.released import load_released_annotations
+
+    real = load_released_annotations(thumos_annotations_dir)
+    excerpt = load_gt_json(EXCERPT_GT)
+    assert excerpt.classes == real.classes
+    assert excerpt.videos == [real.video(v.name) for v in excerpt.videos]
+    assert excerpt.ambiguous == {v.name: real.ambiguous[v.name] for v in excerpt.videos
+                                 if v.name in real.ambiguous}  # fmt: skip
