@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_ablate_parser(sub)
     weights.add_import_checkpoint_parser(sub)
     evaluation.add_eval_parser(sub)
+    evaluation.add_convert_detections_parser(sub)
     figures.add_plot_parser(sub)
     evaluation.add_analyze_parser(sub)
     evaluation.add_report_parser(sub)

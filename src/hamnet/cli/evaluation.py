@@ -75,6 +75,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_convert_detections_parser(sub) -> None:
+    p = sub.add_parser(
+        "convert-detections", help="another toolkit's detections JSON -> hamnet's detections file"
+    )
+    p.add_argument("input", help="detections JSON to convert (e.g. P-MIL's proposals/*.json)")
+    p.add_argument("output", help="hamnet detections JSON to write (what 'hamnet eval' reads)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["pmil"],
+        help="pmil: P-MIL's proposal files (seconds, class names, as CO2-Net writes them)",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gt", help="ground-truth JSON whose videos and classes to check against")
+    source.add_argument(
+        "--data", help="dataset root or annotation folder whose videos and classes to check against"
+    )
+    p.set_defaults(func=cmd_convert_detections)
+
+
+def cmd_convert_detections(args: argparse.Namespace) -> int:
+    from hamnet.evaluate.convert import convert_detections, load_ground_truth
+    from hamnet.io import input_files, refuse_overwriting_inputs
+
+    source, out = as_path(args.input), as_path(args.output)
+    refuse_overwriting_inputs([out], [source, *input_files(as_path(args.data), as_path(args.gt))])
+    truth = load_ground_truth(data=as_path(args.data), gt=as_path(args.gt))
+    done = convert_detections(source, out, truth, fmt=args.format)
+    print(
+        f"{done.detections} detections in {done.videos} videos ({args.format}, checked against "
+        f"{truth.source}) written to {out}"
+    )
+    return 0
+
+
 def add_table_parser(sub) -> None:
     p = sub.add_parser("table", help="result JSONs as the paper's main table (markdown, CSV)")
     p.add_argument("results", nargs="+", help="files written by 'hamnet test --json'")
