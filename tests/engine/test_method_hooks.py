@@ -12,9 +12,9 @@ import torch
 
 from hamnet.errors import DataError
 from hamnet.methods import ALIASES, METHODS, register_method
+from hamnet.methods import inputs as stage_inputs
 from hamnet.methods.base import OptimizerSet, TrainItem, adam
 from hamnet.methods.hamnet.method import HamNetMethod
-from hamnet.train import stage_inputs
 from hamnet.train.trainer import train
 
 SEEN: list[dict] = []

@@ -210,7 +210,7 @@ def test_trains_and_tests_end_to_end_on_a_teachers_detections(tiny_root, tiny_co
     a teacher's detections would be) trains, tests, and its checkpoint tests again."""
     from hamnet.data.layout import open_dataset
     from hamnet.infer.tester import evaluate_checkpoint
-    from hamnet.train import stage_inputs
+    from hamnet.methods import inputs as stage_inputs
     from hamnet.train.trainer import train
 
     annotations = open_dataset(tiny_root)[0]
@@ -239,3 +239,49 @@ def test_trains_and_tests_end_to_end_on_a_teachers_detections(tiny_root, tiny_co
     assert evaluation.detections and evaluation.result.average_mAP == pytest.approx(
         result.final["average_mAP"]
     )
+
+
+def _train_args(tiny_root, run, tiny_overrides, *extra):
+    args = ["train", "--preset", "demo", "--method", "pmil", "--data", tiny_root, "--run-dir", run]
+    for item in [*tiny_overrides, "train.epochs=1", "train.batch_size=4"]:
+        args += ["--set", item]
+    return [str(a) for a in [*args, *extra]]
+
+
+def test_two_stages_in_one_command(tiny_root, tiny_config, tiny_overrides, tmp_path, capsys):
+    """--teacher RUN: the run's checkpoint tested on both subsets becomes the proposals
+    (with their provenance); --teacher METHOD trains it first in RUN/teacher."""
+    from hamnet.cli import main
+    from hamnet.train.trainer import train
+
+    teacher = tmp_path / "teacher-run"
+    train(tiny_config("all", "method=w-talc", "train.epochs=2"), tiny_root, teacher, progress=False)
+    run = tmp_path / "run"
+    assert main(_train_args(tiny_root, run, tiny_overrides, "--teacher", teacher)) == 0
+    made = json.loads((run / "inputs" / "proposals.json").read_text())
+    assert made["provenance"][0]["source"] == str(teacher)
+    assert len(made["results"]) == 24 and (run / "last.pt").is_file()
+    again = tmp_path / "again"
+    proposals = run / "inputs" / "teacher-run-detections.json"
+    assert main(_train_args(tiny_root, again, tiny_overrides, "--proposals", proposals)) == 0
+    trained = tmp_path / "trained"
+    assert main(_train_args(tiny_root, trained, tiny_overrides, "--teacher", "stpn")) == 0
+    assert (trained / "teacher" / "last.pt").is_file() and (trained / "last.pt").is_file()
+    capsys.readouterr()
+
+
+def test_a_second_stage_needs_its_input_and_a_first_stage_takes_none(
+    tiny_root, tiny_overrides, tmp_path, capsys
+):
+    from hamnet.cli import main
+
+    code = main(_train_args(tiny_root, tmp_path / "a", tiny_overrides))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "trains on proposals and this run has none" in err[0]
+    args = _train_args(tiny_root, tmp_path / "b", tiny_overrides, "--teacher", "pmil")
+    assert main(args) == 2
+    assert "a second stage cannot be the teacher" in capsys.readouterr().err
+    args = ["train", "--preset", "demo", "--data", str(tiny_root), "--proposals", str(tmp_path)]
+    assert main([*args, "--run-dir", str(tmp_path / "c")]) == 2
+    assert "is not a second stage" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "last.pt").exists() and not (tmp_path / "c").exists()

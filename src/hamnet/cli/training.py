@@ -10,6 +10,7 @@ from hamnet.cli.common import (
     add_jobs_option,
     add_pickle_option,
     as_path,
+    as_paths,
     config_from_args,
     parse_seeds,
 )
@@ -24,6 +25,19 @@ def add_train_parser(sub) -> None:
     p.add_argument("--run-dir", help="run folder (default: ./runs/<preset>-<variant>)")
     p.add_argument("--resume", action="store_true", help="continue from the run's last.pt")
     p.add_argument("--seeds", help="e.g. 0,1,2: one run per seed, mean ± std reported")
+    p.add_argument(
+        "--proposals",
+        action="append",
+        metavar="RUN|FILE",
+        help="a second stage (pmil): a trained run folder (its checkpoint is tested on the "
+        "training and test subsets) or a detections / P-MIL proposals JSON (repeatable)",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="METHOD|RUN",
+        help="a second stage: train this method first in RUN_DIR/teacher (or use this run "
+        "folder) and take its detections as the input",
+    )
     add_jobs_option(p)
     add_pickle_option(p)
     p.set_defaults(func=cmd_train)
@@ -32,6 +46,7 @@ def add_train_parser(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from hamnet.experiments.ablation import method_label
     from hamnet.experiments.seeds import train_seeds
+    from hamnet.experiments.stages import prepare_stage_input
     from hamnet.experiments.tables import write_tables
     from hamnet.train.distributed import is_main_process
 
@@ -41,6 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config.method != "hamnet":
         name = f"{config.preset}-{config.method}"
     run_dir = as_path(args.run_dir) or Path.cwd().resolve() / "runs" / name
+    prepare_stage_input(config, as_path(args.data), run_dir, as_paths(args.proposals), args.teacher)
     summary = train_seeds(
         config,
         as_path(args.data),

@@ -13,6 +13,7 @@ from hamnet.infer.inference import Evaluation, evaluate_model
 from hamnet.infer.settings import inference_settings, with_inference_overrides
 from hamnet.io import atomic_write_json, input_files, refuse_overwriting_inputs
 from hamnet.localize.detections import save_detections
+from hamnet.methods import inputs as stage_inputs
 from hamnet.provenance import (
     command_line,
     data_record,
@@ -20,7 +21,6 @@ from hamnet.provenance import (
     now_iso,
     software_versions,
 )
-from hamnet.train import stage_inputs
 from hamnet.weights.trained import load_trained
 
 

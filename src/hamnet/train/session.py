@@ -16,10 +16,11 @@ from hamnet.data import resident as resident_data
 from hamnet.data.dataset import VideoDataset
 from hamnet.data.layout import open_dataset
 from hamnet.errors import DataError
+from hamnet.methods import inputs as stage_inputs
 from hamnet.methods import make_method
 from hamnet.methods.base import Method
 from hamnet.train import distributed as dist_utils
-from hamnet.train import iterations, selection, stage_inputs
+from hamnet.train import iterations, selection
 from hamnet.train.tensorboard import TrainingLog
 
 log = logging.getLogger(__name__)

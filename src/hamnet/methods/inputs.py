@@ -1,4 +1,5 @@
-"""A second stage's input files in its run folder (``RUN/inputs/<kind>.json``).
+"""A second stage's input files in its run folder (``RUN/inputs/<kind>.json``; for the
+``seed<N>/`` runs of one command, the parent's).
 
 A method with ``stage_input`` set (proposals, pseudo labels) trains on a file made from a
 teacher's detections; that file is kept in the run folder so that a resumed run, a test
@@ -36,6 +37,9 @@ def bind(method, run_dir: Path, annotations) -> None:
         method.bind_inputs({}, annotations)  # the annotations only (class names, counts)
         return
     path = input_path(run_dir, kind)
+    shared = input_path(Path(run_dir).parent, kind)  # one input for every seed<N>/ folder
+    if not path.is_file() and shared.is_file():
+        path = shared
     if not path.is_file():
         raise DataError(
             f"{path}: method {method.name!r} trains on {kind} and this run has none "
