@@ -274,8 +274,8 @@ class Method(ABC):
     # and targets; features then stream from the store (no device-resident sampling) and
     # inference runs video by video with ``forward_test``.
     owns_training_data: ClassVar[bool] = False
-    # a second stage's input ("proposals", "pseudo_labels"): a teacher's detections made
-    # into a file (``stage_input_from_detections``), given by ``bind_inputs``
+    # a second stage's input ("proposals", "pseudo_labels"): a teacher's detections kept
+    # as RUN/inputs/<kind>.json (hamnet.experiments.stages), given by ``bind_inputs``
     stage_input: ClassVar[str | None] = None
 
     def epoch_batches(
@@ -298,9 +298,9 @@ class Method(ABC):
     def video_targets(
         self, video: Any, rows: np.ndarray | None, length: int, item: TrainItem | None
     ) -> dict[str, np.ndarray]:
-        """One video's inputs beyond its labels: in training (``item`` set; ``rows`` the
-        rows fed, None for all) and at test (``item`` None, the full video). ``video``:
-        its annotation record (name, subset, duration, labels, segments)."""
+        """One training video's inputs beyond its labels (``rows``: the rows fed);
+        ``video``: its annotation record (name, subset, duration, labels, segments).
+        At test a method's inputs come from ``test_inputs``."""
         return {}
 
     def bind_inputs(self, inputs: dict[str, Path], annotations: Any) -> None:
@@ -308,11 +308,6 @@ class Method(ABC):
         annotations, before training or testing; check them here (DataError naming the
         file). Default: nothing to bind."""
         return None
-
-    def stage_input_from_detections(self, detections: dict[str, list], annotations: Any) -> dict:
-        """A second stage's input (JSON-ready) from a teacher's detections per subset
-        (``{subset: [Detection, ...]}``)."""
-        raise NotImplementedError(f"method {self.name!r} is not a second stage")
 
     def make_optimizer(self, network: nn.Module) -> Any:
         """The optimizer (``zero_grad``, ``step``, ``state_dict``, ``param_groups``);
