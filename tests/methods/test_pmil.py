@@ -285,3 +285,25 @@ def test_a_second_stage_needs_its_input_and_a_first_stage_takes_none(
     assert main([*args, "--run-dir", str(tmp_path / "c")]) == 2
     assert "is not a second stage" in capsys.readouterr().err
     assert not (tmp_path / "a" / "last.pt").exists() and not (tmp_path / "c").exists()
+
+
+def test_ablate_row_teacher_plus_second_stage(tiny_root, tiny_overrides, tmp_path, capsys):
+    """``--methods stpn,stpn+pmil``: P-MIL of seed N on the detections of STPN's own run
+    of seed N (trained once, shared with STPN's row)."""
+    from hamnet.cli import main
+
+    out = tmp_path / "table"
+    args = ["ablate", "--preset", "demo", "--data", tiny_root, "--out", out, "--seeds", "0,1"]
+    args += ["--methods", "stpn,stpn+pmil"]
+    for item in [*tiny_overrides, "train.epochs=1", "train.batch_size=4"]:
+        args += ["--set", item]
+    assert main([str(a) for a in args]) == 0
+    table = (out / "ablation.md").read_text()
+    assert "| STPN |" in table and "| STPN + P-MIL |" in table
+    for seed in (0, 1):
+        made = json.loads(
+            (out / "stpn+pmil" / f"seed{seed}" / "inputs" / "proposals.json").read_text()
+        )
+        assert made["provenance"][0]["source"] == str(out / "stpn" / f"seed{seed}")
+    assert not (out / "stpn+pmil" / "seed0" / "teacher").exists()  # STPN's row is the teacher
+    capsys.readouterr()

@@ -114,8 +114,19 @@ def _ablate_methods(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--methods takes --preset (each method's own values), not --config/--variants"
         )
-    names = [canonical_method(m.strip()) for m in args.methods.split(",") if m.strip()]
-    configs = {m: make_config(args.preset, "all", list(args.set or []), method=m) for m in names}
+
+    def config(method: str):
+        return make_config(args.preset, "all", list(args.set or []), method=method)
+
+    configs, teachers = {}, {}
+    for row in (m.strip() for m in args.methods.split(",") if m.strip()):
+        stages = [canonical_method(m) for m in row.split("+")]
+        if len(stages) > 2:
+            raise ConfigError(f"--methods {row}: one teacher and one second stage at most")
+        name = "+".join(stages)
+        configs[name] = config(stages[-1])
+        if len(stages) == 2:
+            teachers[name] = config(stages[0])
     first = next(iter(configs.values()))
     out = as_path(args.out) or Path.cwd().resolve() / "runs" / f"methods-{first.preset}"
     ablate_methods(
@@ -124,6 +135,7 @@ def _ablate_methods(args: argparse.Namespace) -> int:
         out,
         parse_seeds(args.seeds) or [first.train.seed],
         jobs=args.jobs,
+        teachers=teachers,
     )
     print((out / "ablation.md").read_text(), end="")
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}")

@@ -51,12 +51,59 @@ def ablate_methods(
     *,
     progress: bool = True,
     jobs: int | None = None,
+    teachers: dict[str, Config] | None = None,
 ) -> list[RunSummary]:
-    """Train each method (``configs``: method name -> its config) with the same seeds and
-    data; one table ``out_dir/ablation.md`` with one row per method."""
-    labels = {name: method_label(config) for name, config in configs.items()}
+    """Train each method (``configs``: row name -> its config) with the same seeds and
+    data; one table ``out_dir/ablation.md`` with one row per method. A row ``A+B``
+    (``teachers[row]``: A's config) is the second stage B on the detections of A's run of
+    the same seed, ``out_dir/A`` (trained first, with the budget of A's own row)."""
+    teachers = teachers or {}
+    labels = {
+        name: (f"{method_label(teachers[name])} + " if name in teachers else "")
+        + method_label(config)
+        for name, config in configs.items()
+    }
     title = f"Methods ({next(iter(configs.values())).preset})"
-    return _train_rows(configs, labels, data_root, out_dir, seeds, title, progress, jobs)
+    firsts = {name: c for name, c in configs.items() if name not in teachers}
+    for name, teacher in teachers.items():
+        firsts.setdefault(name.split("+")[0], teacher)
+    done = _run_rows(firsts, data_root, out_dir, seeds, progress, jobs)
+    seconds = {name: configs[name] for name in teachers}
+    done.update(_run_rows(seconds, data_root, out_dir, seeds, progress, jobs, done))
+    rows = [
+        summarize(labels[name], done[name][1], seeds, [run.run_dir for run in done[name][0]])
+        for name in configs
+    ]
+    if is_main_process():
+        write_tables(rows, out_dir / "ablation", title=title)
+    return rows
+
+
+def _run_rows(configs, data_root, out_dir, seeds, progress, jobs, firsts=None) -> dict:
+    """{row: (its seed jobs, their finals)}; a second stage's jobs get their input from
+    the first stage's run of the same seed (``firsts``)."""
+    per_row = {
+        name: seed_jobs(config, data_root, out_dir / name, seeds, True, announce_fresh=False)
+        for name, config in configs.items()
+    }
+    for name, runs in per_row.items():
+        if firsts is not None:
+            teacher_runs = firsts[name.split("+")[0]][0]
+            for run, teacher in zip(runs, teacher_runs, strict=True):
+                _stage_input(run, data_root, teacher.run_dir)
+    finals = run_trainings([run for runs in per_row.values() for run in runs], jobs, progress)
+    done = {}
+    for name, runs in per_row.items():
+        done[name], finals = (runs, finals[: len(runs)]), finals[len(runs) :]
+    return done
+
+
+def _stage_input(run, data_root: Path, teacher_dir: Path) -> None:
+    from hamnet.experiments.stages import prepare_stage_input
+    from hamnet.methods import inputs
+
+    if not inputs.input_path(run.run_dir, "proposals").is_file():
+        prepare_stage_input(run.config, data_root, run.run_dir, [teacher_dir], progress=False)
 
 
 def _train_rows(
@@ -71,15 +118,11 @@ def _train_rows(
 ) -> list[RunSummary]:
     """Every row's trainings (``out_dir/<row>``, resumed when present) ``jobs`` at a time;
     one summary per row and the table ``out_dir/ablation.md``/``.csv``."""
-    per_row = [
-        seed_jobs(config, data_root, out_dir / name, seeds, True, announce_fresh=False)
-        for name, config in configs.items()
+    done = _run_rows(configs, data_root, out_dir, seeds, progress, jobs)
+    rows = [
+        summarize(labels[name], finals, seeds, [run.run_dir for run in runs])
+        for name, (runs, finals) in done.items()
     ]
-    finals = run_trainings([run for runs in per_row for run in runs], jobs, progress)
-    rows = []
-    for name, runs in zip(configs, per_row, strict=True):
-        row_finals, finals = finals[: len(runs)], finals[len(runs) :]
-        rows.append(summarize(labels[name], row_finals, seeds, [run.run_dir for run in runs]))
     if is_main_process():
         write_tables(rows, out_dir / "ablation", title=title)
     return rows
