@@ -8,8 +8,10 @@ evaluation stay in float32).
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the callers; the list alone needs no torch
+    import torch
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -18,4 +20,6 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     """The autocast context of ``precision`` on ``device`` (a no-op for fp32)."""
     if precision != "bf16":
         return contextlib.nullcontext()
+    import torch
+
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
