@@ -207,11 +207,14 @@ class DuplicateKey(Exception):
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
+    result = dict(pairs)  # C speed; a key given twice makes it shorter than the pairs
+    if len(result) == len(pairs):
+        return result
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             raise DuplicateKey(key)
-        result[key] = value
+        seen.add(key)
     return result
 
 
