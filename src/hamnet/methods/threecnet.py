@@ -37,7 +37,7 @@ from hamnet.methods.layers import xavier_init
 
 LOSS_TERMS = ("cls", "center", "count")
 
-# main.py:19-24 (crop lengths), main.py:41 (Adam, weight decay 5e-4), options.py (lr 1e-4,
+# main.py:22-26 (crop lengths), main.py:45 (Adam, weight decay 5e-4), options.py (lr 1e-4,
 # batch 32, 50000 iterations); the README's commands set only the dataset
 PRESETS: dict[str, dict] = {
     "*": {
