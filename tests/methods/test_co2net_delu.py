@@ -547,3 +547,41 @@ def test_reference_test_scores_unlabelled_videos_and_ranks_the_official_score(
     output = settings.method.video_output("v", outputs)
     np.testing.assert_allclose(ranked[0][0], output.classification_scores, rtol=1e-6)
     np.testing.assert_allclose(ranked[1][0], output.video_scores, rtol=1e-6)
+
+
+def test_short_videos_are_left_out_of_the_reference_test_classification_included(
+    tiny_root, tiny_overrides, monkeypatch
+):
+    """wsad_dataset.py:268-280 drops videos of at most ``short_video`` snippets from the
+    test: no detections and no classification score under rules=reference."""
+    import dataclasses
+
+    from hamnet.data.layout import open_dataset
+    from hamnet.infer import inference
+    from hamnet.infer.settings import inference_settings
+
+    annotations, store, _ = open_dataset(tiny_root)
+    lengths = {v.name: store.length(v.name) for v in annotations.subset("test")}
+    cut = sorted(lengths.values())[len(lengths) // 2]
+    config = make_config(
+        "demo", method="co2net", overrides=[*tiny_overrides, f"method_options.short_video={cut}"]
+    )
+    torch.manual_seed(0)
+    settings = inference_settings(config)
+    network = settings.method.build_network(annotations.num_classes)
+    rows = []
+    monkeypatch.setattr(
+        inference, "classification_map", lambda s, labels: rows.append(len(labels)) or 0.0
+    )
+    kept = [name for name, n in lengths.items() if n > cut]
+    cpu = torch.device("cpu")
+    found = inference.evaluate_model(
+        network, annotations, store, subset="test", device=cpu, settings=settings
+    )
+    assert found.num_videos == len(kept) == rows[0] < len(lengths)
+    assert {d.video for d in found.detections} <= set(kept)
+    shared = dataclasses.replace(settings, rules="shared")
+    every = inference.evaluate_model(
+        network, annotations, store, subset="test", device=cpu, settings=shared
+    )
+    assert every.num_videos == len(lengths) == rows[1]

@@ -219,12 +219,16 @@ def evaluate_model(
         outputs = infer_videos(
             model, store, names, device=device, settings=settings, progress=progress
         )
-    for output in outputs:
-        detections.extend(detect(output, annotations.classes, settings))
-        scores.append(classification_score(output, settings))
+    labels, tested = [], 0
+    for video, output in zip(videos, outputs, strict=True):
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
-    labels = np.stack([annotations.label_vector(video) for video in videos])
+        if settings.rules == "reference" and not settings.method.reference_tests(output):
+            continue  # dropped by the reference test (its ground truth still counts)
+        detections.extend(detect(output, annotations.classes, settings))
+        scores.append(classification_score(output, settings))
+        labels.append(annotations.label_vector(video))
+        tested += 1
     truth, scored, unit = annotations, detections, settings.snippet_seconds
     if settings.snippet_grid_gt:  # matched in whole snippets, as the official evaluator
         truth, scored = in_snippet_units(annotations, detections, settings.snippet_seconds)
@@ -238,8 +242,8 @@ def evaluate_model(
         ambiguous=truth.ambiguous or None,
         snippet_seconds=unit,
     )
-    cmap = classification_map(np.stack(scores), labels)
-    return Evaluation(result, cmap, detections, len(videos), settings.source, rules=settings.rules)
+    cmap = classification_map(np.stack(scores), np.stack(labels)) if scores else 0.0
+    return Evaluation(result, cmap, detections, tested, settings.source, rules=settings.rules)
 
 
 def classification_score(output: VideoOutput, settings: InferenceSettings) -> np.ndarray:

@@ -241,6 +241,12 @@ class Method(ABC):
     # scored too (the reference code's choice).
     reference_scores_unlabelled: ClassVar[bool] = False
 
+    def reference_tests(self, output: VideoOutput) -> bool:
+        """Under ``localize.rules=reference``, whether the reference test scores this
+        video at all (detections and classification); its ground truth counts either
+        way. Default: every video."""
+        return True
+
     def reference_test_snippets(self) -> int | None:
         """Under ``localize.rules=reference``, the snippets each test video is uniformly
         sampled to before the forward pass (None: full length, the default)."""
