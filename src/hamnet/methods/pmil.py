@@ -348,7 +348,9 @@ class PmilMethod(Method):
     def forward_test(self, network, features, targets):
         lengths = torch.tensor([features.shape[1]])
         proposals = torch.as_tensor(targets["proposals"], device=features.device)
-        return network(features, lengths, [proposals.float()])
+        outputs = network(features, lengths, [proposals.float()])
+        outputs["length"] = lengths  # the video's snippets, for its per-snippet view
+        return outputs
 
     def losses(self, outputs: dict, labels: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         raise NotImplementedError("P-MIL's losses need the proposals: see step_losses")
@@ -423,7 +425,8 @@ class PmilMethod(Method):
         dropped); per snippet, the best score of the proposals covering it (figures)."""
         scores, video_score = proposal_scores(outputs)
         proposals = self.proposals[name]
-        length = int(max(1, math.ceil(proposals[:, 1].max())))
+        length = int(outputs["length"]) if "length" in outputs else 0
+        length = max(length, int(math.ceil(proposals[:, 1].max())), 1)
         cas = np.zeros((length, scores.shape[1] - 1), dtype=np.float32)
         for (start, end), row in zip(proposals, scores, strict=True):
             span = slice(int(start), max(int(start) + 1, int(math.ceil(end))))
@@ -459,7 +462,11 @@ class PmilMethod(Method):
 
 def proposal_scores(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """([M, C+1] proposal scores, [C] video score) of one video (float32, torch ops)."""
-    t = {k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in outputs.items()}
+    t = {
+        k: torch.from_numpy(np.asarray(v, dtype=np.float32))
+        for k, v in outputs.items()
+        if k != "length"
+    }
     valid = t["prop_mask"] > 0
     cas = 0.5 * F.softmax(t["prop_v_cas"][valid], dim=1) + 0.5 * F.softmax(
         t["prop_f_cas"][valid], dim=1
