@@ -114,3 +114,78 @@ def test_columns_checks_match_the_entry_walk(tmp_path):
         with pytest.raises(EvaluationInputError, match=r"video 'v', detection 3: ") as error:
             load_detections(path, ["X"])
         assert message in str(error.value), name
+
+
+def _general_columns(path, classes, monkeypatch):
+    import hamnet.localize.detections as module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_regular_columns", lambda *args: None)
+        patch.setattr(module, "orjson", None)
+        return module.read_detection_columns(path, classes)
+
+
+def _same_columns(fast, general):
+    assert fast.videos == general.videos and fast.labels == general.labels
+    for field in ("video", "label", "score", "segment"):
+        a, b = getattr(fast, field), getattr(general, field)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()  # same bits, -0.0 included
+
+
+REGULAR = (
+    '{"version": "x", "results": {"b": [{"label": "X", "score": 0.5, "segment": [1, 2.5]},'
+    ' {"label": "Y", "score": -0.25, "segment": [0, 1e-3]}],\n "a": [\n  {\n   "label": "X",'
+    '\n   "score": 1E2,\n   "segment": [\n    0.1,\n    0.30000000000000004\n   ]\n  }\n ], '
+    '"c": []}, "external_data": {"used": false}}'
+)
+
+
+def test_regular_entries_take_the_fast_path_with_the_general_result(tmp_path, monkeypatch):
+    import hamnet.localize.detections as module
+
+    path = _write(tmp_path, REGULAR)
+    fast = module._regular_columns(path, path.read_bytes(), ["X", "Y"])
+    assert fast is not None and fast.videos == ["b", "a", "c"]
+    assert fast.score.tolist() == [0.5, -0.25, 100.0]
+    assert fast.segment.tolist() == [[1.0, 2.5], [0.0, 0.001], [0.1, 0.30000000000000004]]
+    _same_columns(fast, _general_columns(path, ["X", "Y"], monkeypatch))
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        '{"label": "X\\u00e9", "score": 1, "segment": [0, 1]}',  # an escape
+        '{"score": 1, "label": "X", "segment": [0, 1]}',  # another key order
+        '{"label": "X", "score": -0, "segment": [0, 1]}',  # the integer -0 is read as 0
+        '{"label": "X", "score": 1, "segment": [-0, 1]}',
+        '{"label": "X", "score": 1, "segment": [0, 1], "extra": 2}',
+    ],
+)
+def test_other_entries_give_the_general_result(tmp_path, monkeypatch, entry):
+    path = _write(tmp_path, '{"results": {"v": [' + entry + "]}}")
+    general = _general_columns(path, None, monkeypatch)
+    _same_columns(load_columns(path), general)  # bit for bit: "-0" gives 0.0, not -0.0
+
+
+def load_columns(path, classes=None):
+    from hamnet.localize.detections import read_detection_columns
+
+    return read_detection_columns(path, classes)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        # an entry inside a string: cutting it out must not turn the file valid
+        ('{"results": {"v": ["a{"label": "X", "score": 1, "segment": [0, 1]}"]}}', "malformed"),
+        ('{"results": {"v": [{"label": "X", "score": 01, "segment": [0, 1]}]}}', "malformed"),
+        ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}], "v": []}}', "twice"),
+        ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}, 3]}}', "not an obj"),
+        ('{"results": {"v": [{"label": "X", "score": 1e400, "segment": [0, 1]}]}}', "finite"),
+        ('{"results": {"v": [{"label": "Z", "score": 1, "segment": [0, 1]}]}}', "class list"),
+        ('{"results": {"v": [{"label": "X", "score": 1, "segment": [2, 1]}]}}', "end < start"),
+    ],
+)
+def test_regular_looking_bad_files_are_refused(tmp_path, text, message):
+    with pytest.raises(EvaluationInputError, match=message):
+        load_columns(_write(tmp_path, text), ["X"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,11 @@ def read_detection_columns(
 ) -> DetectionColumns:
     """Read and validate a results file column-wise (see the module docstring)."""
     path = Path(path)
-    results = _results_object(path)
+    data = _file_bytes(path)
+    fast = _regular_columns(path, data, classes)
+    if fast is not None:
+        return fast
+    results = _results_object(path, data)
     videos, counts, labels, scores, segments = [], [], [], [], []
     for video, entries in results.items():
         if not isinstance(entries, list):
@@ -157,7 +162,7 @@ def read_detection_columns(
             _explain_first_problem(path, results, classes)
         videos.append(video)
         counts.append(len(entries))
-    columns = _columns(path, videos, counts, labels, scores, segments)
+    columns = _list_columns(path, videos, counts, labels, scores, segments)
     if columns is None:
         _explain_first_problem(path, results, classes)
     if classes is not None and not set(columns.labels) <= set(classes):
@@ -165,12 +170,15 @@ def read_detection_columns(
     return columns
 
 
-def _results_object(path: Path) -> dict:
+def _file_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise EvaluationInputError(f"{path}: is a folder, not a detections file")
     if not path.is_file():
         raise EvaluationInputError(f"{path}: file not found")
-    data = path.read_bytes()
+    return path.read_bytes()
+
+
+def _results_object(path: Path, data: bytes) -> dict:
     raw = decode_json(data)
     if raw is None or not _keys_all_counted(data, raw):
         raw = parse_json(data, str(path), EvaluationInputError)
@@ -197,13 +205,82 @@ def decode_json(data: bytes) -> object | None:
         return None
 
 
-def _columns(path, videos, counts, labels, scores, segments) -> DetectionColumns | None:
-    """Columns from the gathered lists, or None when any value is malformed."""
-    if not set(map(type, scores)) <= NUMBER_TYPES or not set(map(type, labels)) <= {str}:
+# One entry as hamnet writes it (any JSON whitespace): keys in this order, a label
+# without escapes, numbers in JSON syntax. Groups: label, score, start, end.
+_WS = rb"[ \t\n\r]*"
+_NUMBER = rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+_ENTRY = re.compile(
+    _WS.join(
+        [rb"\{", rb'"label"', rb":", rb'"([^"\\\x00-\x1f]*)"', rb",", rb'"score"', rb":", _NUMBER]
+        + [rb",", rb'"segment"', rb":", rb"\[", _NUMBER, rb",", _NUMBER, rb"\]", rb"\}"]
+    )
+)
+_MARK = "\x00"  # what each entry becomes in the skeleton: "\u0000", a NUL no file can hold
+
+
+def _regular_columns(
+    path: Path, data: bytes, classes: Sequence[str] | None
+) -> DetectionColumns | None:
+    """The fast path for files of regular entries, or None (the general path decides).
+
+    Each entry matching ``_ENTRY`` is cut out and replaced by the string "\\u0000"; the
+    remaining skeleton goes through the strict parser. The cut is exact when the
+    skeleton's results lists hold nothing but those marks, one per cut entry: a raw NUL
+    is invalid JSON and the text has no \\u escape, so no mark can come from the file,
+    and a cut that began inside a string leaves a backslash outside one (a syntax error).
+    Numbers convert with ``float`` as the json module does; anything unusual (a
+    non-finite value, a negative zero, a label outside ``classes``) takes the general path.
+    """
+    if b"\\u" in data:
         return None
+    parts = _ENTRY.split(data)
+    try:
+        raw = parse_json(b'"\\u0000"'.join(parts[::5]), str(path), EvaluationInputError)
+    except EvaluationInputError:
+        return None
+    results = raw.get("results") if isinstance(raw, dict) else None
+    if not isinstance(results, dict) or not _all_marks(results, len(parts) // 5):
+        return None
+    try:
+        names = {raw: raw.decode("utf-8") for raw in dict.fromkeys(parts[1::5])}
+    except UnicodeDecodeError:
+        return None
+    labels = list(map(names.__getitem__, parts[1::5]))
+    scores, starts, ends = (list(map(float, parts[i::5])) for i in (2, 3, 4))
+    counts = list(map(len, results.values()))
+    columns = _columns(path, list(results), counts, labels, scores, starts, ends)
+    if columns is None or _negative_zero(columns.score) or _negative_zero(columns.segment):
+        return None
+    if classes is not None and not set(columns.labels) <= set(classes):
+        return None
+    return columns
+
+
+def _all_marks(results: dict, entries: int) -> bool:
+    """Whether every results value is a list of marks, ``entries`` in all."""
+    lists = results.values()
+    if not all(isinstance(v, list) and v.count(_MARK) == len(v) for v in lists):
+        return False
+    return sum(map(len, lists)) == entries
+
+
+def _negative_zero(values: np.ndarray) -> bool:
+    """Whether any value is -0.0 (the json module reads the integer "-0" as 0)."""
+    return bool((np.signbit(values) & (values == 0)).any())
+
+
+def _list_columns(path, videos, counts, labels, scores, segments) -> DetectionColumns | None:
+    """Columns from the lists gathered from parsed entries, or None when any is malformed."""
     if not set(map(type, segments)) <= {list} or not set(map(len, segments)) <= {2}:
         return None
     starts, ends = [seg[0] for seg in segments], [seg[1] for seg in segments]
+    return _columns(path, videos, counts, labels, scores, starts, ends)
+
+
+def _columns(path, videos, counts, labels, scores, starts, ends) -> DetectionColumns | None:
+    """Columns from the gathered fields, or None when any value is malformed."""
+    if not set(map(type, scores)) <= NUMBER_TYPES or not set(map(type, labels)) <= {str}:
+        return None
     if not (set(map(type, starts)) | set(map(type, ends))) <= NUMBER_TYPES:
         return None
     try:
