@@ -285,6 +285,11 @@ def test_a_second_stage_needs_its_input_and_a_first_stage_takes_none(
     assert main([*args, "--run-dir", str(tmp_path / "c")]) == 2
     assert "is not a second stage" in capsys.readouterr().err
     assert not (tmp_path / "a" / "last.pt").exists() and not (tmp_path / "c").exists()
+    (tmp_path / "d").mkdir()
+    args = _train_args(tiny_root, tmp_path / "d", tiny_overrides, "--proposals", tmp_path / "d")
+    assert main(args) == 2
+    assert "its own detections" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "inputs").exists()
 
 
 def test_ablate_row_teacher_plus_second_stage(tiny_root, tiny_overrides, tmp_path, capsys):

@@ -60,8 +60,9 @@ def read_info(root: Path) -> PlainInfo:
         raise DataError(f"{path}: 'name' must be a string")
     if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
         raise DataError(f"{path}: 'feature_dim' must be a positive integer")
-    if seconds is not None and snippet_seconds_problem(seconds):
-        raise DataError(f"{path}: 'snippet_seconds' {snippet_seconds_problem(seconds)}")
+    stride_problem = None if seconds is None else snippet_seconds_problem(seconds)
+    if stride_problem:
+        raise DataError(f"{path}: 'snippet_seconds' {stride_problem}")
     return PlainInfo(name, dim, None if seconds is None else float(seconds))
 
 

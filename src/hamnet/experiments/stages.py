@@ -46,6 +46,8 @@ def prepare_stage_input(
         sources = [*sources, _teacher_run(config, data_root, run_dir, teacher, progress)]
     if not sources:
         return None
+    if any(source.is_dir() and source.resolve() == Path(run_dir).resolve() for source in sources):
+        raise ConfigError(f"{run_dir}: a run cannot take its own detections as its input")
     results, provenance = {}, []
     for source in sources:
         found = _run_detections(source, data_root, run_dir) if source.is_dir() else source

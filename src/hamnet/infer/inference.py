@@ -219,7 +219,7 @@ def evaluate_model(
         outputs = infer_videos(
             model, store, names, device=device, settings=settings, progress=progress
         )
-    labels, tested = [], 0
+    labels = []
     for video, output in zip(videos, outputs, strict=True):
         if save_cas_dir is not None:
             save_outputs_npz(output, annotations.classes, save_cas_dir, settings.snippet_seconds)
@@ -228,7 +228,6 @@ def evaluate_model(
         detections.extend(detect(output, annotations.classes, settings))
         scores.append(classification_score(output, settings))
         labels.append(annotations.label_vector(video))
-        tested += 1
     truth, scored, unit = annotations, detections, settings.snippet_seconds
     if settings.snippet_grid_gt:  # matched in whole snippets, as the official evaluator
         truth, scored = in_snippet_units(annotations, detections, settings.snippet_seconds)
@@ -243,6 +242,7 @@ def evaluate_model(
         snippet_seconds=unit,
     )
     cmap = classification_map(np.stack(scores), np.stack(labels)) if scores else 0.0
+    tested = len(labels)
     return Evaluation(result, cmap, detections, tested, settings.source, rules=settings.rules)
 
 
