@@ -128,7 +128,7 @@ def main():
         v = value.double()
         out[f"init/{key}"] = np.array([v.sum().item(), (v**2).sum().item()])
     with torch.no_grad():
-        for i, (key, value) in enumerate(state.items()):
+        for i, value in enumerate(state.values()):
             value.add_(torch.from_numpy(perturbation(i, tuple(value.shape))))
 
     def video_list():

@@ -124,10 +124,7 @@ def detection_losses(
     weight = torch.ones_like(cls_loss)
     weight[target > 0] = (1 - iou_loss_1d(pred, gt_off)) ** iou_weight_power
     cls_loss = (cls_loss * weight).sum() / normaliser
-    if num_pos == 0:
-        reg_loss = 0 * pred.sum()
-    else:
-        reg_loss = diou_loss_1d(pred, gt_off).sum() / normaliser
+    reg_loss = diou_loss_1d(pred, gt_off).sum() / normaliser if num_pos else 0 * pred.sum()
     return {"cls_loss": cls_loss, "reg_loss": reg_loss}, normaliser
 
 
