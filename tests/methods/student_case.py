@@ -39,6 +39,6 @@ def perturbation(index: int, shape) -> np.ndarray:
     return np.asarray(0.05 * np.random.default_rng([7, index]).normal(size=shape), np.float32)
 
 
-def sample_positions(size: int, count: int = 64) -> np.ndarray:
+def sample_positions(size: int, count: int = 32) -> np.ndarray:
     """The flat positions of a tensor of ``size`` elements whose values are recorded."""
     return np.sort(np.random.default_rng([11, size]).choice(size, min(size, count), replace=False))

@@ -24,6 +24,7 @@ METHODS: dict[str, str | type] = {
     "delu": "hamnet.methods.co2net.delu:DeluMethod",
     "3cnet": "hamnet.methods.threecnet:ThreeCNetMethod",
     "pmil": "hamnet.methods.pmil:PmilMethod",
+    "student": "hamnet.methods.student.method:StudentMethod",
 }
 # spellings accepted on input; configs store the registry name
 ALIASES = {
@@ -33,6 +34,7 @@ ALIASES = {
     "co2-net": "co2net",
     "3c-net": "3cnet",
     "p-mil": "pmil",
+    "fustal": "student",
 }
 
 

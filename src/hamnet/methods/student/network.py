@@ -270,7 +270,8 @@ class TriDetNet(nn.Module):
 class StudentNetwork(nn.Module):
     """The student (trained) and its EMA copy (``ema``, decay 0.999, not trained: the
     reference's ModelEMA, kept here so checkpoints carry it) and the loss normaliser
-    (``loss_norm``, the reference's ``loss_normalizer``, a buffer so resume carries it)."""
+    (``loss_norm``, the reference's ``loss_normalizer``) and the optimizer steps taken
+    (``updates``, the schedule's position): buffers, so checkpoints and resume carry them."""
 
     def __init__(self, shape: TriDetShape, init_loss_norm: float) -> None:
         super().__init__()
@@ -279,6 +280,7 @@ class StudentNetwork(nn.Module):
         self.ema = copy.deepcopy(self.student)
         self.ema.requires_grad_(False)
         self.register_buffer("loss_norm", torch.tensor(float(init_loss_norm), dtype=torch.float64))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # optimizer steps
         for i, points in enumerate(level_points(shape)):
             self.register_buffer(f"points_{i}", points, persistent=False)
 

@@ -1,0 +1,272 @@
+"""FuSTAL's student: parity with the official Student-Training code (github:fqhank/FuSTAL
+@ 3037b4e, run on the CPU by tools/reference/record_student.py on the seeded case of
+student_case.py; fixtures/student_official.*), its rules by hand, its input checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import student_case as sc  # noqa: E402
+
+from hamnet.config import make_config
+from hamnet.data.annotations import AnnotationSet, Segment, Video
+from hamnet.data.dataset import Batch
+from hamnet.errors import DataError
+from hamnet.methods import make_method
+from hamnet.methods.base import StepContext, TrainItem
+from hamnet.methods.student import losses as L
+from hamnet.methods.student import pseudo
+from hamnet.methods.student.method import warmup_cosine_lrs
+from hamnet.methods.student.network import (
+    StudentNetwork,
+    TriDetNet,
+    TriDetShape,
+    level_points,
+    pad_inputs,
+    reference_key,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+HEADS = {"cls_head": "cls", "start_head": "start", "end_head": "end", "reg_head": "offsets"}
+
+
+@pytest.fixture(scope="module")
+def official():
+    arrays = np.load(FIXTURES / "student_official.npz")
+    return {k: arrays[k] for k in arrays.files}, json.loads(
+        (FIXTURES / "student_official.json").read_text()
+    )
+
+
+def perturbed(net: TriDetNet, keys: list[str]) -> TriDetNet:
+    """The official weights of the fixtures: the seed's initial ones + the offsets."""
+    state = net.state_dict()
+    with torch.no_grad():
+        for i, key in enumerate(keys):
+            value = state[reference_key(key)]
+            value.add_(torch.from_numpy(sc.perturbation(i, tuple(value.shape))))
+    return net
+
+
+def batch_inputs():
+    videos = sc.case()["videos"]
+    longest = max(len(v["feats"]) for v in videos)
+    feats = torch.zeros(len(videos), longest, sc.SHAPE["input_dim"])
+    mask = torch.zeros(len(videos), longest, dtype=torch.bool)
+    for b, v in enumerate(videos):
+        feats[b, : len(v["feats"])] = torch.from_numpy(v["feats"])
+        mask[b, : len(v["feats"])] = True
+    labels = torch.from_numpy(np.stack([v["video"] for v in videos]))
+    return videos, feats, mask, labels
+
+
+def worst_gap(out: dict, recorded: dict, prefix: str) -> float:
+    gap = 0.0
+    for ref_name, name in HEADS.items():
+        for level, value in enumerate(out[name]):
+            flat = value.permute(0, 2, 1).detach().double().reshape(-1).numpy()
+            got = flat[sc.sample_positions(flat.size)]
+            gap = max(
+                gap, float(np.abs(got - recorded[f"{prefix}/{ref_name}/{level}/values"]).max())
+            )
+            total = recorded[f"{prefix}/{ref_name}/{level}/sum"]
+            assert flat.sum() == pytest.approx(total[0], rel=1e-5, abs=1e-3)
+    return gap
+
+
+# ---- parity with the official code ----------------------------------------------------
+
+
+def test_initial_weights_are_the_official_ones_from_the_same_seed(official):
+    recorded, meta = official
+    torch.manual_seed(sc.SEED)
+    state = TriDetNet(TriDetShape(**sc.SHAPE)).state_dict()
+    assert sorted(reference_key(k) for k in meta["keys"]) == sorted(state)
+    for key in meta["keys"]:
+        value = state[reference_key(key)].double()
+        got = [value.sum().item(), (value**2).sum().item()]
+        np.testing.assert_allclose(got, recorded[f"init/{key}"], rtol=0, atol=1e-9)
+
+
+def test_outputs_of_every_level_equal_the_official_network(official):
+    recorded, meta = official
+    shape = TriDetShape(**sc.SHAPE)
+    torch.manual_seed(sc.SEED)
+    net = perturbed(TriDetNet(shape), meta["keys"]).eval()
+    videos, feats, mask, _ = batch_inputs()
+    with torch.no_grad():
+        for i, v in enumerate(videos):
+            one = torch.from_numpy(v["feats"])[None]
+            x, m = pad_inputs(one, torch.ones(one.shape[:2], dtype=torch.bool), shape, False)
+            assert worst_gap(net(x, m), recorded, f"eval/{i}") < 1e-5
+    net.train()
+    torch.manual_seed(5)  # input noise, drop path: the official draws in the same order
+    x, m = pad_inputs(feats, mask, shape, True)
+    assert worst_gap(net(x, m), recorded, "train") < 1e-5
+
+
+def test_label_assignment_equals_the_official_targets(official):
+    recorded, _ = official
+    shape = TriDetShape(**sc.SHAPE)
+    points = torch.cat([p[: 320 // 2**i] for i, p in enumerate(level_points(shape))])
+    for b, v in enumerate(sc.case()["videos"]):
+        cls_t, reg_t = L.assign_targets(
+            points, torch.from_numpy(v["segments"]), torch.from_numpy(v["labels"]), 20
+        )
+        assert np.array_equal(torch.nonzero(cls_t).numpy(), recorded[f"targets/{b}/positives"])
+        got = reg_t[cls_t.sum(-1) > 0].double().numpy()
+        np.testing.assert_allclose(got, recorded[f"targets/{b}/offsets"], rtol=0, atol=1e-6)
+
+
+def student_method(**options):
+    values = {k: sc.SHAPE[k] for k in ("max_seq_len", "embd_dim", "sgp_mlp_dim", "head_dim")}
+    values.update(k=sc.SHAPE["k"], distill_after=0, **options)
+    overrides = [f"method_options.{k}={v}" for k, v in values.items()]
+    overrides += [f"data.feature_dim={sc.SHAPE['input_dim']}", f"train.lr={sc.LR}"]
+    overrides += [f"train.weight_decay={sc.WEIGHT_DECAY}"]
+    return make_method(make_config("demo", method="student", overrides=overrides))
+
+
+def official_network(method, keys) -> StudentNetwork:
+    torch.manual_seed(sc.SEED)
+    net = method.build_network(sc.SHAPE["num_classes"])
+    perturbed(net.student, keys)
+    net.ema.load_state_dict(net.student.state_dict())
+    return net
+
+
+def test_every_loss_term_equals_the_official_batch(official):
+    _, meta = official
+    method = student_method()
+    net = official_network(method, meta["keys"]).train()
+    videos, feats, mask, labels = batch_inputs()
+    torch.manual_seed(5)
+    out = net(feats, mask)
+    segments = [torch.from_numpy(v["segments"]) for v in videos]
+    classes = [torch.from_numpy(v["labels"]) for v in videos]
+    terms = method.step_losses(net, out, segments, classes, labels)
+    ref = meta["losses"]
+    assert terms["cls"].item() == pytest.approx(ref["cls_loss"], rel=1e-6)
+    assert terms["reg"].item() == pytest.approx(ref["reg_loss"], rel=1e-6)
+    assert terms["total"].item() == pytest.approx(ref["final_loss"], rel=1e-6)
+    assert float(net.loss_norm) == pytest.approx(meta["loss_normalizer"], rel=1e-12)
+
+
+def test_three_adamw_clip_schedule_ema_steps_equal_the_official_ones(official):
+    recorded, meta = official
+    method = student_method(warmup_epochs=1)
+    method.steps_per_epoch = sc.WARMUP_STEPS
+    net = official_network(method, meta["keys"]).train()
+    optimizer = method.make_optimizer(net)
+    videos, feats, mask, labels = batch_inputs()
+    targets = [
+        {"segments": torch.from_numpy(v["segments"]), "labels": torch.from_numpy(v["labels"])}
+        for v in videos
+    ]
+    batch = Batch(feats, mask, labels, ["a", "b"], [TrainItem(0), TrainItem(1)], targets)
+    before = {k: v.clone() for k, v in net.student.state_dict().items()}
+    lrs = []
+    for step in range(sc.STEPS):
+        torch.manual_seed(100 + step)
+        lrs.append(method.learning_rate(int(net.updates)))
+        terms = method.train_step(batch, StepContext(net, optimizer, 1.0, step, sc.STEPS))
+        assert terms["total"].item() == pytest.approx(
+            meta["step_losses"][step]["final_loss"], rel=1e-5
+        )
+        assert float(net.loss_norm) == pytest.approx(meta["normalizers"][step], rel=1e-12)
+    assert lrs == pytest.approx(meta["lrs"], rel=1e-15)
+    after, ema = net.student.state_dict(), net.ema.state_dict()
+    worst = 0.0
+    for key in meta["keys"]:
+        ours = reference_key(key)
+        start = before[ours].reshape(-1).numpy()
+        at = sc.sample_positions(start.size)
+        ulp = np.spacing(np.abs(start[at]))  # float32 steps of each weight (other sum orders)
+        for name, state in (("step", after), ("ema", ema)):
+            delta = (state[ours] - before[ours]).double().reshape(-1).numpy()[at]
+            gap = np.abs(delta - recorded[f"{name}/{key}/values"])
+            assert (gap <= 4 * ulp + 1e-9).all(), (key, name)
+            worst = max(worst, float(gap.max()))
+    # changes of ~1e-4 (lr x Adam's unit steps), equal up to 3 float32 steps of a weight
+    assert worst < 1e-6
+
+
+# ---- rules by hand ----------------------------------------------------------------
+
+
+def test_schedule_with_the_yaml_infinite_epochs_is_a_warmup_then_constant():
+    lrs = warmup_cosine_lrs(1e-4, 8, 4, math.inf, 1e-8)
+    assert lrs[:4] == pytest.approx([0.0, 1e-4 / 3, 2e-4 / 3, 1e-4], rel=1e-12)
+    assert lrs[4:] == pytest.approx([1e-4] * 4, rel=1e-12)
+    finite = warmup_cosine_lrs(1.0, 7, 2, 6, 0.0)  # cosine over steps 2..6
+    assert finite[2] == 1.0 and finite[4] == pytest.approx(0.5, abs=1e-12)
+
+
+def test_pseudo_filter_keeps_overlapping_confident_segments():
+    video = pseudo.PseudoVideo(
+        np.array([[0.0, 10.0], [2.0, 8.0], [50.0, 60.0]], dtype=np.float32),
+        np.array([1, 1, 2]),
+        np.array([0.9, 0.3, 0.9], dtype=np.float32),
+    )
+    # hull overlaps: (0-10, 2-8) = 6 / 10; the third overlaps nothing
+    kept = pseudo.filter_pseudo(video, 0.2, 0.4)
+    assert kept.segments.tolist() == [[0.0, 10.0]]
+
+
+def test_grid_round_trip_is_the_snippet_centre():
+    rate = 25 / 16
+    grid = pseudo.to_grid(np.array([0.32, 6.4]), rate)
+    np.testing.assert_allclose(grid, [0.0, 9.5], atol=1e-6)
+    np.testing.assert_allclose(pseudo.to_seconds(grid, rate), [0.32, 6.4], atol=1e-6)
+
+
+def test_crop_keeps_segments_over_half_inside_and_shifts_them():
+    segments = np.array([[10.0, 20.0], [95.0, 120.0]], dtype=np.float32)
+    labels = np.array([3, 4])
+    got, lab = pseudo.cropped_targets(segments, labels, 5, 100, 200, 0.5)
+    assert got.tolist() == [[5.0, 15.0]] and lab.tolist() == [3]
+    rng = np.random.default_rng(0)
+    start, end = pseudo.crop_window(200, segments, 64, 0.5, (0.9, 1.0), rng)
+    assert end - start == 64
+
+
+# ---- input checks --------------------------------------------------------------------
+
+
+def annotations() -> AnnotationSet:
+    videos = [
+        Video("v1", "validation", 30.0, ("A",), (Segment(1.0, 5.0, "A"),)),
+        Video("v2", "test", 30.0, ("B",), (Segment(2.0, 9.0, "B"),)),
+    ]
+    return AnnotationSet(["A", "B"], videos)
+
+
+def write(tmp_path, database) -> Path:
+    path = tmp_path / "pseudo_labels.json"
+    path.write_text(json.dumps({"database": database}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"v9": {"annotations": []}}, "a video the dataset does not have"),
+        ({"v1": {"annotations": [{"segment": [1, 2], "label": "Z"}]}}, "not a class"),
+        ({"v1": {"annotations": [{"segment": [1, 40], "label": "A"}]}}, "ends after the video"),
+        ({"v1": {"annotations": [{"segment": [5, 2], "label": "A"}]}}, "not a span"),
+    ],
+)
+def test_bad_pseudo_labels_are_refused_naming_the_file(tmp_path, entry, problem):
+    path = write(tmp_path, entry)
+    method = student_method()
+    with pytest.raises(DataError, match=problem) as error:
+        method.bind_inputs({"pseudo_labels": path}, annotations())
+    assert str(path) in str(error.value)
