@@ -38,6 +38,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 HEADS = {"cls_head": "cls", "start_head": "start", "end_head": "end", "reg_head": "offsets"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine two threads of these tiny convs wait
+    on each other far longer than they compute."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def official():
     arrays = np.load(FIXTURES / "student_official.npz")
@@ -196,7 +206,8 @@ def test_three_adamw_clip_schedule_ema_steps_equal_the_official_ones(official):
             assert (gap <= 4 * ulp + 1e-9).all(), (key, name)
             worst = max(worst, float(gap.max()))
     # changes of ~1e-4 (lr x Adam's unit steps), equal up to 3 float32 steps of a weight
-    assert worst < 1e-6
+    # (1.4e-6 on the boundary heads' biases of -4.6, whose tiny gradients Adam rescales)
+    assert worst < 2e-6
 
 
 # ---- rules by hand ----------------------------------------------------------------
@@ -270,3 +281,60 @@ def test_bad_pseudo_labels_are_refused_naming_the_file(tmp_path, entry, problem)
     with pytest.raises(DataError, match=problem) as error:
         method.bind_inputs({"pseudo_labels": path}, annotations())
     assert str(path) in str(error.value)
+
+
+# ---- end to end ----------------------------------------------------------------------
+
+
+def _pseudo_from_truth(root: Path, run: Path) -> None:
+    """A teacher's pseudo labels: the synthetic ground truth, jittered, scored 0.9."""
+    from hamnet.data.layout import open_dataset
+    from hamnet.methods import inputs as stage_inputs
+
+    annotations = open_dataset(root)[0]
+    rng = np.random.default_rng(0)
+    database = {}
+    for video in annotations.videos:
+        rows = []
+        for seg in video.segments:
+            for _ in range(2):  # two overlapping copies: the hull-overlap filter keeps them
+                start = max(0.0, seg.start + rng.normal(0, 0.3))
+                end = min(video.duration, max(start + 0.5, seg.end + rng.normal(0, 0.3)))
+                rows.append({"segment": [start, end], "label": seg.label, "score": 0.9})
+        database[video.name] = {"subset": video.subset, "duration": video.duration,
+                                "annotations": rows}  # fmt: skip
+    stage_inputs.write_input(run, "pseudo_labels", {"database": database, "provenance": []})
+
+
+def _train_argv(root: Path, run: Path, epochs: int, *extra: str) -> list[str]:
+    sets = ["data.feature_dim=16", "train.batch_size=4", f"train.epochs={epochs}"]
+    small = {"max_seq_len": 64, "embd_dim": 16, "sgp_mlp_dim": 16, "head_dim": 16}
+    sets += [f"method_options.{k}={v}" for k, v in small.items()]
+    argv = ["train", "--preset", "demo", "--method", "fustal", "--data", str(root)]
+    argv += ["--run-dir", str(run)]
+    return [*argv, *(a for s in sets for a in ("--set", s)), *extra]
+
+
+def test_trains_checkpoints_resumes_and_tests_end_to_end(tiny_root, tmp_path, capsys):
+    """Three demo epochs (the last on the EMA's own detections) straight, and as two
+    epochs resumed to three: the same weights, EMA and normaliser; the checkpoint tests."""
+    from hamnet.cli import main
+    from hamnet.infer.tester import evaluate_checkpoint
+    from hamnet.weights.checkpoint import load_checkpoint
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    for run in (straight, resumed):
+        _pseudo_from_truth(tiny_root, run)
+    assert main(_train_argv(tiny_root, straight, 3)) == 0
+    assert main(_train_argv(tiny_root, resumed, 2)) == 0
+    assert main(_train_argv(tiny_root, resumed, 3, "--resume")) == 0
+    capsys.readouterr()
+    a = load_checkpoint(straight / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    assert int(a["model"]["updates"]) > 0 and float(a["model"]["loss_norm"]) != 100.0
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    evaluation = evaluate_checkpoint(straight / "last.pt", tiny_root, tmp_path / "det.json",
+                                     progress=False)  # fmt: skip
+    assert evaluation.detections and evaluation.result.average_mAP >= 0

@@ -7,7 +7,8 @@
    student's training does not use (the compiled NMS, CoLA's config and evaluators,
    scipy). The official code calls `.cuda()` only in test / pseudo-label helpers not run
    here, so it runs on the CPU unchanged.
-3. Run with hamnet's venv: `python tools/reference/record_student.py`. On the seeded case
+3. Run with hamnet's venv, one thread as the test runs:
+   `OMP_NUM_THREADS=1 python tools/reference/record_student.py`. On the seeded case
    of tests/methods/student_case.py it records: the initial weights from
    torch.manual_seed(init_rand_seed) (per key: sum, sum of squares), the network outputs
    (every level: cls / start / end logits, offsets) in eval mode per video and in

@@ -26,10 +26,7 @@ def read_pseudo_labels(path: Path, annotations) -> dict[str, PseudoVideo]:
     """``{"database": {video: {"annotations": [{"segment", "label", "score"}]}}}``:
     every video must be one of the dataset's, every label one of its classes, every
     segment a finite span inside the video (1 s of slack, as other readers allow)."""
-    raw = read_json(path, DataError)
-    database = raw.get("database") if isinstance(raw, dict) else None
-    if not isinstance(database, dict) or not database:
-        raise DataError(f"{path}: no pseudo labels (expected a 'database' object of videos)")
+    database = _database(path, read_json(path, DataError))
     known = {video.name: video for video in annotations.videos}
     classes = {name: i for i, name in enumerate(annotations.classes)}
     out = {}
@@ -43,6 +40,16 @@ def read_pseudo_labels(path: Path, annotations) -> dict[str, PseudoVideo]:
             raise DataError(f"{path}: {name}: no 'annotations' list")
         out[name] = _video(path, name, rows, known[name].duration, classes)
     return out
+
+
+def _database(path: Path, raw) -> dict:
+    """The videos' entries: a ground-truth file's ``database``, or a detections file's
+    ``results`` (``{video: [rows]}``, as ``--teacher`` writes) as the same entries."""
+    if isinstance(raw, dict) and isinstance(raw.get("database"), dict) and raw["database"]:
+        return raw["database"]
+    if isinstance(raw, dict) and isinstance(raw.get("results"), dict) and raw["results"]:
+        return {name: {"annotations": rows} for name, rows in raw["results"].items()}
+    raise DataError(f"{path}: no pseudo labels (expected a 'database' object of videos)")
 
 
 def _video(path: Path, name: str, rows: list, duration: float, classes: dict) -> PseudoVideo:
