@@ -138,8 +138,11 @@ def main():
                 "feats": torch.from_numpy(v["feats"].T.copy()),
                 "segments": torch.from_numpy(v["segments"]),
                 "labels": torch.from_numpy(v["labels"]),
-                "video_id": f"v{i}", "fps": 25.0, "duration": 100.0,
-                "feat_stride": 4, "feat_num_frames": 16,
+                "video_id": f"v{i}",
+                "fps": 25.0,
+                "duration": 100.0,
+                "feat_stride": 4,
+                "feat_num_frames": 16,
             }  # fmt: skip
             for i, v in enumerate(data["videos"])
         ]
@@ -190,8 +193,14 @@ def main():
         sampled(after[key] - before[key], out, f"step/{key}")
         sampled(ema_after[key] - before[key], out, f"ema/{key}")
     fixtures = ROOT / "tests" / "methods" / "fixtures"
-    np.savez_compressed(fixtures / "student_official.npz", **out)
-    (fixtures / "student_official.json").write_text(json.dumps(meta, indent=1) + "\n")
+    index, offset = {}, 0
+    for key, value in out.items():  # one flat array (an npz entry per key costs ~300 B)
+        index[key] = [offset, list(np.shape(value))]
+        offset += int(np.size(value))
+    meta["index"] = index
+    blob = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in out.values()])
+    np.savez_compressed(fixtures / "student_official.npz", values=blob)
+    (fixtures / "student_official.json").write_text(json.dumps(meta, separators=(",", ":")) + "\n")
     print({k: meta[k] for k in ("losses", "loss_normalizer", "lrs")})
 
 
