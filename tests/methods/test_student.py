@@ -143,7 +143,8 @@ def test_label_assignment_equals_the_official_targets(official):
 
 def student_method(**options):
     values = {k: sc.SHAPE[k] for k in ("max_seq_len", "embd_dim", "sgp_mlp_dim", "head_dim")}
-    values.update(k=sc.SHAPE["k"], distill_after=0, **options)
+    values.update(k=sc.SHAPE["k"], distill_after=0)
+    values.update(options)
     overrides = [f"method_options.{k}={v}" for k, v in values.items()]
     overrides += [f"data.feature_dim={sc.SHAPE['input_dim']}", f"train.lr={sc.LR}"]
     overrides += [f"train.weight_decay={sc.WEIGHT_DECAY}"]
@@ -286,6 +287,54 @@ def test_bad_pseudo_labels_are_refused_naming_the_file(tmp_path, entry, problem)
     with pytest.raises(DataError, match=problem) as error:
         method.bind_inputs({"pseudo_labels": path}, annotations())
     assert str(path) in str(error.value)
+
+
+def bound_method(tmp_path, **options):
+    database = {
+        name: {"annotations": [{"segment": [1.0, 6.0], "label": "A", "score": 0.9}] * 2}
+        for name in ("v1", "v3", "v4", "v5")
+    }
+    videos = [Video(f"v{i}", "validation", 30.0, ("A",)) for i in range(1, 6)]
+    method = student_method(**options)
+    method.bind_inputs(
+        {"pseudo_labels": write(tmp_path, database)}, AnnotationSet(["A", "B"], videos)
+    )
+    return method
+
+
+def test_epoch_batches_shuffle_the_videos_with_pseudo_labels(tmp_path):
+    method = bound_method(tmp_path)
+    batches = method.epoch_batches(np.ones((5, 2)), 0, 0, 3)
+    assert [len(b) for b in batches] == [3, 1] and method.steps_per_epoch == 2
+    assert sorted(item.index for b in batches for item in b) == [0, 2, 3, 4]  # v2 has none
+    again = method.epoch_batches(np.ones((5, 2)), 0, 0, 3)
+    assert [[i.index for i in b] for b in batches] == [[i.index for i in b] for b in again]
+
+
+def test_a_video_without_ema_detections_skips_the_batch_and_ends_distillation(tmp_path):
+    """train_one_epoch: no EMA detection in a batch -> no step (and no EMA update), and the
+    epoch's later batches train on the teacher's pseudo labels."""
+    small = {"max_seq_len": 64, "embd_dim": 16, "sgp_mlp_dim": 16, "head_dim": 16}
+    method = bound_method(tmp_path, distill_after=1, **small)
+    method.steps_per_epoch = 2
+    torch.manual_seed(0)
+    net = method.build_network(2).train()
+    optimizer = method.make_optimizer(net)
+    empty = {"segments": np.zeros((0, 2)), "scores": np.zeros(0), "labels": np.zeros(0, int)}
+    method.detect = lambda outputs, duration: empty
+    target = {
+        "segments": torch.tensor([[2.0, 9.0]]),
+        "labels": torch.tensor([0]),
+        "duration": torch.tensor([30.0], dtype=torch.float64),
+    }
+    batch = Batch(torch.randn(1, 40, 64), torch.ones(1, 40, dtype=torch.bool),
+                  torch.tensor([[1.0, 0.0]]), ["v1"], [TrainItem(0)], [target])  # fmt: skip
+    ema = {k: v.clone() for k, v in net.ema.state_dict().items()}
+    terms = method.train_step(batch, StepContext(net, optimizer, 1.0, 2, 4))  # epoch 1
+    assert terms["total"].item() == 0.0 and int(net.updates) == 0
+    assert all(torch.equal(v, net.ema.state_dict()[k]) for k, v in ema.items())
+    terms = method.train_step(batch, StepContext(net, optimizer, 1.0, 3, 4))
+    assert terms["total"].item() > 0 and int(net.updates) == 1
 
 
 # ---- end to end ----------------------------------------------------------------------
