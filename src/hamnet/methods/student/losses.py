@@ -43,7 +43,7 @@ def assign_targets(
     chosen = torch.logical_and(lengths <= shortest[:, None] + 1e-3, lengths < float("inf"))
     one_hot = F.one_hot(labels.long(), num_classes).to(offsets.dtype)
     cls_targets = (chosen.to(offsets.dtype) @ one_hot).clamp_(min=0.0, max=1.0)
-    reg_targets = offsets[torch.arange(num_pts), which] / stride
+    reg_targets = offsets[torch.arange(num_pts, device=which.device), which] / stride
     return cls_targets, reg_targets
 
 
