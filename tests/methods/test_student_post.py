@@ -35,6 +35,7 @@ from hamnet.methods.student.postprocess import (
     hard_nms_indices,
     seg_voting,
     soft_nms,
+    to_detections,
     to_seconds,
     video_detections,
 )
@@ -153,6 +154,14 @@ def test_seconds_use_stride_and_half_the_window_and_clamp_to_the_duration():
     out = to_seconds(found, fps=30.0, duration=10.0, feat_stride=4, num_frames=16)
     # (-10 * 4 + 8) / 30 < 0 -> 0; (3 * 4 + 8) / 30 = 2/3; 48 / 30; 408 / 30 -> 10
     assert out.segments.flatten().tolist() == pytest.approx([0.0, 2 / 3, 1.6, 10.0])
+
+
+def test_detections_are_named_by_class_index_in_the_rule_order():
+    found = _dets([[0.5, 1.5], [2.0, 3.0]], [0.75, 0.5], [1, 0])
+    dets = to_detections(found, "video_test_0000004", ["Billiards", "CliffDiving"])
+    assert [(d.label, d.score, d.start, d.end) for d in dets] == [
+        ("CliffDiving", 0.75, 0.5, 1.5), ("Billiards", 0.5, 2.0, 3.0)]
+    assert {d.video for d in dets} == {"video_test_0000004"}
 
 
 def test_ema_targets_keep_scores_above_0_4_back_on_the_grid():

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from hamnet.errors import ConfigError
+from hamnet.localize.detections import Detection
 from hamnet.methods.student.decode import decode_video_level
 
 NMS_METHODS = ("soft", "hard", "none")
@@ -269,6 +270,16 @@ def to_seconds(found: VideoDetections, fps: float, duration: float, feat_stride:
         segs = torch.where(segs <= 0.0, segs * 0.0, segs)
         segs = torch.where(segs >= duration, segs * 0.0 + duration, segs)
     return VideoDetections(segs, found.scores, found.labels)
+
+
+def to_detections(found: VideoDetections, video: str, class_names: list[str]) -> list[Detection]:
+    """train_utils.py valid_one_epoch + result2json: every detection (seconds), in the
+    rule's order, named by its class index; no class selection, no score fusion."""
+    return [
+        Detection(video, class_names[int(label)], float(score), float(seg[0]), float(seg[1]))
+        for seg, score, label in zip(found.segments.tolist(), found.scores.tolist(),
+                                     found.labels.tolist(), strict=True)
+    ]
 
 
 def ema_targets(found: VideoDetections, fps: float) -> VideoDetections | None:
