@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,9 +32,11 @@ from hamnet.methods.student.postprocess import (
     VideoDetections,
     batched_nms,
     candidates,
+    detect_video,
     ema_targets,
     hard_nms_indices,
     seg_voting,
+    settings_from,
     soft_nms,
     to_detections,
     to_seconds,
@@ -271,3 +274,27 @@ def test_hard_nms_keeps_no_pair_above_the_threshold(data):
     iou = inter / (lengths[:, None] + lengths[None, :] - inter)
     iou.fill_diagonal_(0)
     assert torch.all(iou < 0.3 + 1e-6)
+
+
+# ---- the method's entry point ------------------------------------------------------
+
+
+def test_detect_video_reads_the_methods_layout_and_its_options():
+    head = cases.head_outputs(0)
+    levels = {}
+    for level in range(len(cases.LEVEL_LENGTHS)):
+        levels[f"cls_{level}"] = head["cls"][level][None]
+        levels[f"start_{level}"] = head["start"][level].T[None]  # [1, T, C]
+        levels[f"end_{level}"] = head["end"][level].T[None]
+        levels[f"offsets_{level}"] = head["offsets"][level][None]
+        levels[f"mask_{level}"] = head["masks"][level][None]
+    options = types.SimpleNamespace(max_seg_num=100, multiclass_nms=0, crop_low=0.9)
+    got = detect_video(levels, options, rate=25 / 16, duration=20.0)
+    setting = replace(InferenceSettings(), max_seg_num=100, multiclass_nms=False)
+    assert settings_from(options) == setting
+    want = to_seconds(video_detections(*(head[k] for k in (
+        "points", "masks", "cls", "offsets", "start", "end")), setting),
+        fps=25 / 16, duration=20.0, feat_stride=1, num_frames=1)
+    assert np.array_equal(got["segments"], want.segments.numpy())
+    assert np.array_equal(got["labels"], want.labels.numpy())
+    assert np.array_equal(got["scores"], want.scores.numpy())

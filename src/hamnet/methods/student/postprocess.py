@@ -296,3 +296,47 @@ def ema_targets(found: VideoDetections, fps: float) -> VideoDetections | None:
     segs = (found.segments[mask] * fps - 0.5 * EMA_NUM_FRAMES) / EMA_FEAT_STRIDE
     segs = torch.where(segs < 0, torch.zeros_like(segs), segs)
     return VideoDetections(segs, found.scores[mask], found.labels[mask])
+
+
+def settings_from(options) -> InferenceSettings:
+    """InferenceSettings from any object carrying some of its field names (the method's
+    options); missing ones keep the thumos_i3d defaults."""
+    values = {}
+    for name in InferenceSettings.__dataclass_fields__:
+        if hasattr(options, name):
+            values[name] = getattr(options, name)
+    if "multiclass_nms" in values:
+        values["multiclass_nms"] = bool(values["multiclass_nms"])
+    return InferenceSettings(**values)
+
+
+def detect_video(levels: dict[str, Tensor], options, rate: float, duration: float) -> dict:
+    """The whole test rule on hamnet's snippet grid, for the method: ``levels`` holds,
+    per level ``l``, ``cls_l`` / ``start_l`` / ``end_l`` [1, T_l, C], ``offsets_l``
+    [1, T_l, 2 (num_bins + 1)], ``mask_l`` [1, T_l] and optionally ``points_l`` [T_l, 4]
+    (else TriDet's: time ``t x 2^l``, stride ``2^l``). Seconds as postprocessing with
+    fps = ``rate`` snippets per second, feat_stride = num_frames = 1 (a snippet's centre
+    is its position). -> numpy ``segments`` [N, 2], ``scores`` [N], ``labels`` [N]."""
+    count = sum(1 for key in levels if key.startswith("cls_"))
+    parts = {key: [] for key in ("points", "masks", "cls", "offsets", "start", "end")}
+    levels = {key: torch.as_tensor(value).detach().cpu() for key, value in levels.items()}
+    for level in range(count):
+        cls = levels[f"cls_{level}"][0].float()
+        parts["cls"].append(cls)
+        parts["masks"].append(levels[f"mask_{level}"][0].bool())
+        parts["offsets"].append(levels[f"offsets_{level}"][0].float())
+        parts["start"].append(levels[f"start_{level}"][0].float().transpose(0, 1))
+        parts["end"].append(levels[f"end_{level}"][0].float().transpose(0, 1))
+        parts["points"].append(levels.get(f"points_{level}", _tridet_points(cls.shape[0], level)))
+    found = video_detections(parts["points"], parts["masks"], parts["cls"], parts["offsets"],
+                             parts["start"], parts["end"], settings_from(options))
+    found = to_seconds(found, fps=rate, duration=duration, feat_stride=1, num_frames=1)
+    return {"segments": found.segments.numpy(), "scores": found.scores.numpy(),
+            "labels": found.labels.numpy()}
+
+
+def _tridet_points(length: int, level: int) -> Tensor:
+    stride = 2.0 ** level
+    times = torch.arange(length, dtype=torch.float32) * stride
+    return torch.stack([times, torch.zeros(length), torch.zeros(length),
+                        torch.full((length,), stride)], 1)
