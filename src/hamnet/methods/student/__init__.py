@@ -1,0 +1,1 @@
+"""FuSTAL's fully-supervised student (TriDet-style detector) on pseudo labels."""
