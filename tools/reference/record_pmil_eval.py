@@ -30,7 +30,7 @@ import pandas as pd
 
 sys.path.insert(0, "/tmp/pmil")
 stand_in = types.ModuleType("torch")
-stand_in.no_grad = lambda: (lambda f: f)
+stand_in.no_grad = lambda: lambda f: f
 stand_in.nn = types.ModuleType("torch.nn")
 stand_in.nn.functional = types.ModuleType("torch.nn.functional")
 sys.modules.update(
@@ -47,17 +47,28 @@ def predictions(results, classlist, ambilist, filter_ambiguous=True):
     frames = []
     for video, entries in results.items():
         rows = [
-            [round(e["segment"][0] * FACTOR, 2), round(e["segment"][1] * FACTOR, 2),
-             classlist.index(e["label"]), e["score"]]
+            [
+                round(e["segment"][0] * FACTOR, 2),
+                round(e["segment"][1] * FACTOR, 2),
+                classlist.index(e["label"]),
+                e["score"],
+            ]
             for e in entries
         ]
         rows = np.array(rows, dtype=float).reshape(-1, 4)
         if filter_ambiguous and len(rows):
             rows = utils.filter_segments(rows, video, ambilist).reshape(-1, 4)
-        frames.append(pd.DataFrame({
-            "video-id": [video] * len(rows), "t-start": rows[:, 0], "t-end": rows[:, 1],
-            "label": rows[:, 2].astype(int), "score": rows[:, 3],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "video-id": [video] * len(rows),
+                    "t-start": rows[:, 0],
+                    "t-end": rows[:, 1],
+                    "label": rows[:, 2].astype(int),
+                    "score": rows[:, 3],
+                }
+            )
+        )
     return pd.concat(frames).reset_index(drop=True)
 
 
@@ -88,9 +99,17 @@ def main(annotations, detections):
         prediction = predictions(results, classlist, ambilist, filtered)
         aps = class_aps(detector, prediction)
         mean = np.mean(list(aps.values()), axis=0)
-        print(json.dumps({"filter_segments": filtered, "detections": len(prediction),
-                          "mAP": mean.tolist(), "average_mAP": float(mean.mean()),
-                          "per_class": {str(k): v for k, v in aps.items()}}))
+        print(
+            json.dumps(
+                {
+                    "filter_segments": filtered,
+                    "detections": len(prediction),
+                    "mAP": mean.tolist(),
+                    "average_mAP": float(mean.mean()),
+                    "per_class": {str(k): v for k, v in aps.items()},
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
    overrides), and stores the detections in seconds (segments, scores, labels) in the
    official output order, plus the number of candidates before NMS.
 """
+
 # the recorder
 import sys
 import types
@@ -26,16 +27,25 @@ import numpy as np  # noqa: E402
 from libs.modeling.meta_archs import TriDet  # noqa: E402
 from student_post_cases import CASES, META, NUM_BINS, NUM_CLASSES, head_outputs  # noqa: E402
 
-THUMOS_TEST_CFG = {"pre_nms_thresh": 0.001, "pre_nms_topk": 2000, "iou_threshold": 0.1,
-                   "min_score": 0.001, "max_seg_num": 2000, "nms_method": "soft",
-                   "nms_sigma": 0.5, "duration_thresh": 0.05, "multiclass_nms": True,
-                   "voting_thresh": 0.7}
+THUMOS_TEST_CFG = {
+    "pre_nms_thresh": 0.001,
+    "pre_nms_topk": 2000,
+    "iou_threshold": 0.1,
+    "min_score": 0.001,
+    "max_seg_num": 2000,
+    "nms_method": "soft",
+    "nms_sigma": 0.5,
+    "duration_thresh": 0.05,
+    "multiclass_nms": True,
+    "voting_thresh": 0.7,
+}
 
 
 def official_model(overrides):
     cfg = {**THUMOS_TEST_CFG, **overrides}
-    stub = types.SimpleNamespace(num_classes=NUM_CLASSES, num_bins=NUM_BINS,
-                                 use_trident_head=True, training=False)
+    stub = types.SimpleNamespace(
+        num_classes=NUM_CLASSES, num_bins=NUM_BINS, use_trident_head=True, training=False
+    )
     for key, value in cfg.items():
         setattr(stub, "test_" + key, value)
     stub.decode_offset = lambda *args: TriDet.decode_offset(stub, *args)
@@ -45,8 +55,15 @@ def official_model(overrides):
 def run_case(seed, overrides):
     model = official_model(overrides)
     head = head_outputs(seed)
-    found = TriDet.inference_single_video(model, head["points"], head["masks"], head["cls"],
-                                          head["offsets"], head["start"], head["end"])
+    found = TriDet.inference_single_video(
+        model,
+        head["points"],
+        head["masks"],
+        head["cls"],
+        head["offsets"],
+        head["start"],
+        head["end"],
+    )
     candidates = int(found["scores"].shape[0])
     found.update(video_id="v", **META)
     out = TriDet.postprocessing(model, [found])[0]

@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_train_parser(sub)
     inference.add_test_parser(sub)
     inference.add_predict_parser(sub)
+    inference.add_pseudo_label_parser(sub)
     training.add_ablate_parser(sub)
     weights.add_import_checkpoint_parser(sub)
     evaluation.add_eval_parser(sub)

@@ -127,3 +127,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(text, end="")
     return 0
+
+
+def add_pseudo_label_parser(sub) -> None:
+    p = sub.add_parser(
+        "pseudo-label",
+        help="a trained run's detections as pseudo ground truth (FuSTAL's selection)",
+    )
+    p.add_argument("run", help="a trained run folder (the teacher)")
+    p.add_argument("--out", required=True, help="pseudo ground-truth JSON (ActivityNet style)")
+    p.add_argument(
+        "--subset",
+        default="train",
+        help="train, test or train,test (the run's subsets), or subset names (default train)",
+    )
+    p.add_argument("--data", help="dataset root (default: the one the run was trained on)")
+    p.add_argument(
+        "--min-score", type=float, default=0.4, help="keep a detection above this score (0.4)"
+    )
+    p.add_argument(
+        "--min-overlap-sum",
+        type=float,
+        default=0.2,
+        help="keep a detection whose IoUs with the video's others sum to this (0.2)",
+    )
+    p.set_defaults(func=cmd_pseudo_label)
+
+
+def cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from hamnet.experiments.pseudo_labels import pseudo_labels_from_run, summary_lines
+    from hamnet.io import atomic_write_json
+    from hamnet.localize.pseudo_labels import PseudoLabelRules
+
+    out = as_path(args.out)
+    rules = PseudoLabelRules(min_score=args.min_score, min_overlap_sum=args.min_overlap_sum)
+    work = out.with_name(f"{out.stem}-teacher")
+    subsets = [s for s in args.subset.split(",") if s.strip()]
+    document = pseudo_labels_from_run(as_path(args.run), subsets, rules, work, as_path(args.data))
+    atomic_write_json(out, document, indent=1)
+    print("\n".join(summary_lines(document)))
+    print(f"pseudo labels written to {out} (the teacher's detections: {work})")
+    return 0

@@ -33,6 +33,12 @@ def add_train_parser(sub) -> None:
         "training and test subsets) or a detections / P-MIL proposals JSON (repeatable)",
     )
     p.add_argument(
+        "--pseudo-labels",
+        metavar="FILE|RUN",
+        help="a second stage (student): a pseudo-label file (hamnet pseudo-label), a "
+        "detections file or a trained run (FuSTAL's selection on the training subset)",
+    )
+    p.add_argument(
         "--teacher",
         metavar="METHOD|RUN",
         help="a second stage: train this method first in RUN_DIR/teacher (or use this run "
@@ -46,7 +52,7 @@ def add_train_parser(sub) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from hamnet.experiments.ablation import method_label
     from hamnet.experiments.seeds import train_seeds
-    from hamnet.experiments.stages import prepare_stage_input
+    from hamnet.experiments.stages import prepare_stage_input, stage_notes
     from hamnet.experiments.tables import write_tables
     from hamnet.train.distributed import is_main_process
 
@@ -56,7 +62,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if config.method != "hamnet":
         name = f"{config.preset}-{config.method}"
     run_dir = as_path(args.run_dir) or Path.cwd().resolve() / "runs" / name
-    prepare_stage_input(config, as_path(args.data), run_dir, as_paths(args.proposals), args.teacher)
+    labels = [args.pseudo_labels] if args.pseudo_labels else []
+    sources = as_paths([*(args.proposals or []), *labels])
+    prepare_stage_input(config, as_path(args.data), run_dir, sources, args.teacher)
     summary = train_seeds(
         config,
         as_path(args.data),
@@ -68,7 +76,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if not is_main_process():
         return 0
-    md, _ = write_tables([summary], run_dir / "results", title=f"{config.preset}")
+    md, _ = write_tables(
+        [summary], run_dir / "results", title=f"{config.preset}", notes=stage_notes(run_dir)
+    )
     print(md.read_text(), end="")
     print(f"run folder: {run_dir}")
     return 0

@@ -75,8 +75,34 @@ def ablate_methods(
         for name in configs
     ]
     if is_main_process():
-        write_tables(rows, out_dir / "ablation", title=title)
+        notes = [_input_quality(labels[name], done[name][0]) for name in teachers]
+        write_tables(rows, out_dir / "ablation", title=title, notes=[n for n in notes if n])
     return rows
+
+
+def _input_quality(label: str, runs) -> str | None:
+    """'A + B: pseudo labels' own mAP ...' over a second stage's seeds (pseudo labels only)."""
+    import numpy as np
+
+    from hamnet.io import read_json
+    from hamnet.methods import inputs
+
+    averages, subset = [], None
+    for run in runs:
+        path = inputs.input_path(run.run_dir, "pseudo_labels")
+        if not path.is_file():
+            return None
+        quality = read_json(path, ConfigError).get("quality") or {}
+        subsets = sorted(quality)  # one: the training subset
+        averages += [quality[name]["average"] for name in subsets]
+        subset = ", ".join(subsets)
+    if not averages:
+        return None
+    spread = f" ± {np.std(averages, ddof=1):.1f}" if len(averages) > 1 else ""
+    return (
+        f"{label}: the pseudo labels' own average mAP against the real labels "
+        f"({subset} subset): {np.mean(averages):.1f}{spread}"
+    )
 
 
 def _run_rows(configs, data_root, out_dir, seeds, progress, jobs, firsts=None) -> dict:
@@ -102,7 +128,8 @@ def _stage_input(run, data_root: Path, teacher_dir: Path) -> None:
     from hamnet.experiments.stages import prepare_stage_input
     from hamnet.methods import inputs
 
-    if not inputs.input_path(run.run_dir, "proposals").is_file():
+    kind = method_class(run.config.method).stage_input
+    if not inputs.input_path(run.run_dir, kind).is_file():
         prepare_stage_input(run.config, data_root, run.run_dir, [teacher_dir], progress=False)
 
 

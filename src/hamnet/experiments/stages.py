@@ -1,5 +1,6 @@
-"""Two stages in one run folder: a second stage's input (P-MIL's proposals) from files, from
-a trained run, or from a teacher trained first in ``RUN/teacher/``.
+"""Two stages in one run folder: a second stage's input (P-MIL's proposals, a student's
+pseudo labels) from files, from a trained run, or from a teacher trained first in
+``RUN/teacher/``.
 
 A run's proposals are its checkpoint's detections on the training and the test subsets
 (what P-MIL's repo ships for CO2-Net); they are written to ``RUN/inputs/`` with where they
@@ -48,6 +49,8 @@ def prepare_stage_input(
         return None
     if any(source.is_dir() and source.resolve() == Path(run_dir).resolve() for source in sources):
         raise ConfigError(f"{run_dir}: a run cannot take its own detections as its input")
+    if kind == "pseudo_labels":
+        return _pseudo_labels_input(config, data_root, run_dir, sources)
     results, provenance = {}, []
     for source in sources:
         found = _run_detections(source, data_root, run_dir) if source.is_dir() else source
@@ -118,3 +121,62 @@ def _run_detections(run: Path, data_root: Path, run_dir: Path) -> Path:
     merged = run_dir / stage_inputs.INPUTS / f"{run.name}-detections.json"
     save_detections(merged, found)
     return merged
+
+
+def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources) -> Path:
+    """``RUN/inputs/pseudo_labels.json`` from one source: a pseudo-label file (taken as
+    it is), a detections file or a run (FuSTAL's selection on the training subset)."""
+    from hamnet.data.layout import find_dataset, load_annotations
+    from hamnet.experiments import pseudo_labels as pl
+    from hamnet.localize.pseudo_labels import PseudoLabelRules
+
+    if len(sources) != 1:
+        raise ConfigError("pseudo labels come from one source (a run, detections or labels file)")
+    source = sources[0]
+    train_subset = [config.data.train_subset]
+    if source.is_dir():
+        annotations = load_annotations(find_dataset(data_root))
+        found = pl.run_detections(source, data_root, train_subset, run_dir / stage_inputs.INPUTS)
+        teacher = {"run": str(source), "method": _run_method(source), "data": str(data_root)}
+        document = pl.make_pseudo_labels(
+            found, annotations, train_subset, PseudoLabelRules(), config, teacher
+        )
+    elif pl.is_pseudo_labels(source):
+        document = read_json(source, DataError)
+        _check_test_subset(config, source, document)
+    else:
+        annotations = load_annotations(find_dataset(data_root))
+        teacher = {"file": str(source), "method": "?", "data": str(data_root)}
+        document = pl.make_pseudo_labels(
+            source, annotations, train_subset, PseudoLabelRules(), config, teacher
+        )
+    path = stage_inputs.write_input(run_dir, "pseudo_labels", document)
+    log.info("%s: pseudo labels of %d videos from %s", path, len(document["database"]), source)
+    return path
+
+
+def _check_test_subset(config: Config, source: Path, document: dict) -> None:
+    subsets = {entry.get("subset") for entry in document["database"].values()}
+    if config.data.test_subset in subsets and not config.train.allow_test_subset:
+        raise ConfigError(
+            f"{source}: pseudo labels of the test subset {config.data.test_subset!r}; set "
+            "train.allow_test_subset=true to train on them (results are then labelled)"
+        )
+
+
+def _run_method(run: Path) -> str:
+    from hamnet.experiments.pseudo_labels import checkpoint_of
+    from hamnet.weights.trained import load_trained
+
+    return load_trained(checkpoint_of(run)).config.method
+
+
+def stage_notes(run_dir: Path) -> list[str]:
+    """What a run's table says of its second-stage input (pseudo labels: teacher, rules,
+    their own mAP); [] when it has none."""
+    from hamnet.experiments.pseudo_labels import summary_lines
+
+    path = stage_inputs.input_path(run_dir, "pseudo_labels")
+    if not path.is_file():
+        return []
+    return summary_lines(read_json(path, DataError))

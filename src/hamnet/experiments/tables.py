@@ -153,11 +153,15 @@ def csv_table(rows: list[RunSummary]) -> str:
     return buffer.getvalue()
 
 
-def write_tables(rows: list[RunSummary], stem: Path, title: str) -> tuple[Path, Path]:
+def write_tables(
+    rows: list[RunSummary], stem: Path, title: str, notes: list[str] | None = None
+) -> tuple[Path, Path]:
+    """``stem``.md (the table, then ``notes``: e.g. a second stage's input) and .csv."""
     md, table_csv = stem.with_suffix(".md"), stem.with_suffix(".csv")
     run_files = input_files(*{d for row in rows for d in row.run_dirs}, depth=1)
     inputs = [p for p in run_files if p.suffix in (".json", ".jsonl", ".pt", ".yaml", ".npz")]
     refuse_overwriting_inputs([md, table_csv], inputs)
-    atomic_write_text(md, markdown_table(rows, title))
+    extra = "".join(f"\n{line}\n" for line in notes or [])
+    atomic_write_text(md, markdown_table(rows, title) + extra)
     atomic_write_text(table_csv, csv_table(rows))
     return md, table_csv
