@@ -238,6 +238,21 @@ def test_pseudo_filter_keeps_overlapping_confident_segments():
     assert kept.segments.tolist() == [[0.0, 10.0]]
 
 
+def test_a_file_that_records_its_selection_is_not_selected_again(tmp_path):
+    """hamnet pseudo-label / --pseudo-labels apply FuSTAL's selection and record its
+    rules; a lone segment (no overlap: dropped by the selection) then stays."""
+    rows = [{"segment": [1.0, 6.0], "label": "A", "score": 0.9}]
+    path = tmp_path / "selected.json"
+    path.write_text(json.dumps({"database": {"v1": {"annotations": rows}},
+                                "provenance": {"rules": {"name": "FuSTAL"}}}))  # fmt: skip
+    method = student_method()
+    method.bind_inputs({"pseudo_labels": path}, annotations())
+    assert method.pseudo["v1"].segments.tolist() == [[1.0, 6.0]]
+    method.bind_inputs({"pseudo_labels": write(tmp_path, {"v1": {"annotations": rows}})},
+                       annotations())  # fmt: skip
+    assert method.pseudo["v1"].segments.shape == (0, 2)
+
+
 def test_grid_round_trip_is_the_snippet_centre():
     rate = 25 / 16
     grid = pseudo.to_grid(np.array([0.32, 6.4]), rate)
@@ -340,15 +355,15 @@ def test_a_video_without_ema_detections_skips_the_batch_and_ends_distillation(tm
 # ---- end to end ----------------------------------------------------------------------
 
 
-def _pseudo_from_truth(root: Path, run: Path) -> None:
+def _pseudo_from_truth(root: Path, run: Path) -> Path:
     """A teacher's pseudo labels: the synthetic ground truth, jittered, scored 0.9."""
     from hamnet.data.layout import open_dataset
-    from hamnet.methods import inputs as stage_inputs
+    from hamnet.experiments.pseudo_labels import PSEUDO_VERSION
 
     annotations = open_dataset(root)[0]
     rng = np.random.default_rng(0)
     database = {}
-    for video in annotations.videos:
+    for video in annotations.subset("validation"):
         rows = []
         for seg in video.segments:
             for _ in range(2):  # two overlapping copies: the hull-overlap filter keeps them
@@ -357,7 +372,9 @@ def _pseudo_from_truth(root: Path, run: Path) -> None:
                 rows.append({"segment": [start, end], "label": seg.label, "score": 0.9})
         database[video.name] = {"subset": video.subset, "duration": video.duration,
                                 "annotations": rows}  # fmt: skip
-    stage_inputs.write_input(run, "pseudo_labels", {"database": database, "provenance": []})
+    path = run.parent / f"{run.name}-pseudo.json"  # no selection rules: the student's own
+    path.write_text(json.dumps({"pseudo_labels": PSEUDO_VERSION, "database": database}))
+    return path
 
 
 def _train_argv(root: Path, run: Path, epochs: int, *extra: str) -> list[str]:
@@ -377,10 +394,9 @@ def test_trains_checkpoints_resumes_and_tests_end_to_end(tiny_root, tmp_path, ca
     from hamnet.weights.checkpoint import load_checkpoint
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    for run in (straight, resumed):
-        _pseudo_from_truth(tiny_root, run)
-    assert main(_train_argv(tiny_root, straight, 3)) == 0
-    assert main(_train_argv(tiny_root, resumed, 2)) == 0
+    labels = _pseudo_from_truth(tiny_root, straight)
+    assert main(_train_argv(tiny_root, straight, 3, "--pseudo-labels", str(labels))) == 0
+    assert main(_train_argv(tiny_root, resumed, 2, "--pseudo-labels", str(labels))) == 0
     assert main(_train_argv(tiny_root, resumed, 3, "--resume")) == 0
     capsys.readouterr()
     a = load_checkpoint(straight / "last.pt")

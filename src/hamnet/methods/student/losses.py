@@ -103,8 +103,12 @@ def trident_offsets(offsets: Tensor, start_win: Tensor, end_win: Tensor) -> Tens
 
 
 def detection_losses(
-    out: dict, cls_targets: list[Tensor], reg_targets: list[Tensor], previous: float,
-    num_bins: int, iou_weight_power: float,
+    out: dict,
+    cls_targets: list[Tensor],
+    reg_targets: list[Tensor],
+    previous: float,
+    num_bins: int,
+    iou_weight_power: float,
 ) -> tuple[dict[str, Tensor], float]:
     """meta_archs.py losses: {'cls_loss', 'reg_loss'} and the updated normaliser
     (``previous`` moved towards this batch's positive points, then divided by)."""

@@ -179,11 +179,13 @@ class StudentMethod(Method):
     def bind_inputs(self, inputs, annotations) -> None:
         path = inputs["pseudo_labels"]
         o = self.options
-        found = pseudo.read_pseudo_labels(path, annotations)
-        self.pseudo = {
-            name: pseudo.filter_pseudo(video, o.pseudo_min_overlap, o.pseudo_min_score)
-            for name, video in found.items()
-        }
+        found, selected = pseudo.read_pseudo_labels(path, annotations)
+        self.pseudo = found  # FuSTAL's selection made already (the file's rules) or here:
+        if not selected:
+            self.pseudo = {
+                name: pseudo.filter_pseudo(video, o.pseudo_min_overlap, o.pseudo_min_score)
+                for name, video in found.items()
+            }
         self.durations = {video.name: float(video.duration) for video in annotations.videos}
         self.classes = list(annotations.classes)
         self.train_names = [v.name for v in annotations.subset(self.config.data.train_subset)]

@@ -22,11 +22,16 @@ class PseudoVideo:
     scores: np.ndarray
 
 
-def read_pseudo_labels(path: Path, annotations) -> dict[str, PseudoVideo]:
+def read_pseudo_labels(path: Path, annotations) -> tuple[dict[str, PseudoVideo], bool]:
     """``{"database": {video: {"annotations": [{"segment", "label", "score"}]}}}``:
     every video must be one of the dataset's, every label one of its classes, every
-    segment a finite span inside the video (1 s of slack, as other readers allow)."""
-    database = _database(path, read_json(path, DataError))
+    segment a finite span inside the video (1 s of slack, as other readers allow). Also
+    whether the file records a selection already made (``provenance.rules``, as
+    ``hamnet pseudo-label`` and ``--pseudo-labels`` / ``--teacher`` write)."""
+    raw = read_json(path, DataError)
+    database = _database(path, raw)
+    provenance = raw.get("provenance") if isinstance(raw, dict) else None
+    selected = isinstance(provenance, dict) and bool(provenance.get("rules"))
     known = {video.name: video for video in annotations.videos}
     classes = {name: i for i, name in enumerate(annotations.classes)}
     out = {}
@@ -39,7 +44,7 @@ def read_pseudo_labels(path: Path, annotations) -> dict[str, PseudoVideo]:
         if not isinstance(rows, list):
             raise DataError(f"{path}: {name}: no 'annotations' list")
         out[name] = _video(path, name, rows, known[name].duration, classes)
-    return out
+    return out, selected
 
 
 def _database(path: Path, raw) -> dict:
