@@ -42,3 +42,13 @@ def perturbation(index: int, shape) -> np.ndarray:
 def sample_positions(size: int, count: int = 32) -> np.ndarray:
     """The flat positions of a tensor of ``size`` elements whose values are recorded."""
     return np.sort(np.random.default_rng([11, size]).choice(size, min(size, count), replace=False))
+
+
+# truncate_feats cases: (length, max_seq_len, crop_ratio, the draws of random.randint,
+# segments on the grid): a long video cut to max_seq_len (the second start keeps one),
+# a short one cropped to a drawn length, one kept whole
+CROPS = [
+    (400, 128, None, [250, 20], [[10.0, 40.0], [100.0, 160.0], [390.0, 399.0]]),
+    (100, 2304, [0.9, 1.0], [93, 4], [[0.0, 5.0], [50.0, 98.5], [95.0, 99.0]]),
+    (100, 2304, [0.9, 1.0], [100], [[1.0, 2.0]]),
+]

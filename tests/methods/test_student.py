@@ -141,6 +141,31 @@ def test_label_assignment_equals_the_official_targets(official):
         np.testing.assert_allclose(got, recorded[f"targets/{b}/offsets"], rtol=0, atol=1e-6)
 
 
+class Draws:
+    """Stands in for the generator: ``integers(low, high)`` gives the next given value
+    (the official ``random.randint(low, high - 1)`` draw)."""
+
+    def __init__(self, values):
+        self.values = list(values)
+
+    def integers(self, low, high):
+        value = self.values.pop(0)
+        assert low <= value < high
+        return value
+
+
+def test_training_crop_equals_the_official_truncate_feats(official):
+    _, meta = official
+    for (length, max_len, crop, draws, segments), ref in zip(sc.CROPS, meta["crops"], strict=True):
+        segments = np.asarray(segments, dtype=np.float32)
+        window = pseudo.crop_window(length, segments, max_len, 0.5, crop, Draws(draws))
+        assert list(window) == ref["window"]
+        got, labels = pseudo.cropped_targets(
+            segments, np.arange(len(segments)), *window, length, 0.5
+        )
+        assert got.tolist() == ref["segments"] and labels.tolist() == ref["labels"]
+
+
 def student_method(**options):
     values = {k: sc.SHAPE[k] for k in ("max_seq_len", "embd_dim", "sgp_mlp_dim", "head_dim")}
     values.update(k=sc.SHAPE["k"], distill_after=0)

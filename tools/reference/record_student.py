@@ -114,6 +114,35 @@ def record_outputs(net, video_list, out, prefix, labels=None):
     return result
 
 
+def record_crops():
+    """data_utils.truncate_feats with its random draws replaced by given values: the
+    window it takes and the targets it returns."""
+    import importlib.util
+
+    from student_case import CROPS
+
+    spec = importlib.util.spec_from_file_location("data_utils", REF / "libs/datasets/data_utils.py")
+    data_utils = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(data_utils)
+    out = []
+    for length, max_len, crop, draws, segments in CROPS:
+        queue = list(draws)
+        data_utils.random.randint = lambda a, b, q=queue: q.pop(0)
+        item = {
+            "feats": torch.arange(length, dtype=torch.float32)[None].repeat(2, 1),
+            "segments": torch.tensor(segments, dtype=torch.float32),
+            "labels": torch.arange(len(segments)),
+        }
+        got = data_utils.truncate_feats(item, max_len, 0.5, crop)
+        rows = got["feats"][0]
+        out.append({
+            "window": [int(rows[0]), int(rows[-1]) + 1],
+            "segments": got["segments"].tolist(),
+            "labels": got["labels"].tolist(),
+        })  # fmt: skip
+    return out
+
+
 def main():
     from student_case import LR, SEED, STEPS, WARMUP_STEPS, WEIGHT_DECAY, case, perturbation
 
@@ -192,6 +221,7 @@ def main():
     for key in before:
         sampled(after[key] - before[key], out, f"step/{key}")
         sampled(ema_after[key] - before[key], out, f"ema/{key}")
+    meta["crops"] = record_crops()
     fixtures = ROOT / "tests" / "methods" / "fixtures"
     index, offset = {}, 0
     for key, value in out.items():  # one flat array (an npz entry per key costs ~300 B)
