@@ -169,7 +169,6 @@ class StudentMethod(Method):
         self.pseudo: dict[str, pseudo.PseudoVideo] = {}
         self.durations: dict[str, float] = {}
         self.train_names: list[str] = []
-        self.classes: list[str] = []
         self.steps_per_epoch = 1
         self.fallback_epoch = -1  # the epoch whose distillation fell back (see train_step)
         self._lrs: list[float] = []
@@ -187,7 +186,6 @@ class StudentMethod(Method):
                 for name, video in found.items()
             }
         self.durations = {video.name: float(video.duration) for video in annotations.videos}
-        self.classes = list(annotations.classes)
         self.train_names = [v.name for v in annotations.subset(self.config.data.train_subset)]
         labelled = {v.name: bool(v.labels) for v in annotations.videos}
         unlabelled = [n for n in self.train_names if n in self.pseudo and not labelled[n]]
@@ -365,10 +363,7 @@ class StudentMethod(Method):
         NMS and conversion: :mod:`hamnet.methods.student.postprocess`)."""
         from hamnet.methods.student.postprocess import detect_video
 
-        levels = {
-            k: torch.as_tensor(np.asarray(v) if not isinstance(v, Tensor) else v)
-            for k, v in outputs.items()
-        }
+        levels = {key: torch.as_tensor(value) for key, value in outputs.items()}
         return detect_video(levels, self.options, self.rate, duration)
 
     def video_output(self, name: str, outputs: dict[str, np.ndarray]) -> VideoOutput:
@@ -378,11 +373,11 @@ class StudentMethod(Method):
         length = int(outputs["length"]) if "length" in outputs else outputs["mask_0"].shape[0]
         logits = np.asarray(outputs["cls_0"], dtype=np.float64)[:length]
         cas = 1.0 / (1.0 + np.exp(-logits))
-        k = max(1, length // 5)
-        top = np.sort(logits, axis=0)[::-1][:k].mean(axis=0)
+        top_k = max(1, length // 5)
+        top = np.sort(logits, axis=0)[::-1][:top_k].mean(axis=0)
         video = np.exp(top - top.max())
         found = self.detect(
-            {k: v[None] for k, v in outputs.items() if k != "length"},
+            {key: value[None] for key, value in outputs.items() if key != "length"},
             self.durations.get(name, length / self.rate),
         )
         return VideoOutput(
