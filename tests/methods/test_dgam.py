@@ -220,3 +220,103 @@ def test_a_seed_gives_the_official_initial_weights(seed):
         assert flat.sum().item() == pytest.approx(recorded[name]["sum"], rel=1e-6, abs=1e-6), name
         assert flat[0].item() == recorded[name]["first"], name
         assert flat[-1].item() == recorded[name]["last"], name
+
+
+# ---- in the house -------------------------------------------------------------------
+
+
+def test_demo_trains_both_streams_resumes_exactly_and_tests(tiny_root, tiny_overrides, tmp_path):
+    """With 1-epoch blocks, epoch 0 trains RGB and epoch 1 flow; 1 epoch and a resume to
+    2 equal 2 straight; the test runs the official rule."""
+    from hamnet.cli import main
+    from hamnet.weights.checkpoint import load_checkpoint
+
+    sets = [a for item in tiny_overrides for a in ("--set", item)]
+    sets += ["--set", "method_options.stream_epochs=1"]
+    base = ["train", "--preset", "demo", "--method", "dgam", "--data", str(tiny_root), *sets]
+
+    def run(folder, epochs, *extra):
+        argv = [*base, "--run-dir", str(tmp_path / folder), "--set", f"train.epochs={epochs}"]
+        assert main([*argv, *extra]) == 0
+
+    run("straight", 2)
+    run("split", 1)
+    first = load_checkpoint(tmp_path / "split/last.pt")["model"]
+    run("split", 2, "--resume")
+    a = load_checkpoint(tmp_path / "straight/last.pt")["model"]
+    b = load_checkpoint(tmp_path / "split/last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    moved = {k.split(".")[0] for k in a if not torch.equal(a[k], first[k])}
+    # epoch 1 trained the flow stream alone; its VAE's loss is weighted 10 min(0, 300) / 300
+    assert moved == {"flow"}
+    result = tmp_path / "result.json"
+    argv = ["test", "--checkpoint", str(tmp_path / "split/last.pt"), "--data", str(tiny_root)]
+    assert main([*argv, "--out", str(tmp_path / "d.json"), "--json", str(result)]) == 0
+    record = json.loads(result.read_text())
+    assert record["method"] == "dgam" and record["rules"] == "reference"
+    detections = json.loads((tmp_path / "d.json").read_text())["results"]
+    assert sum(len(rows) for rows in detections.values()) > 0
+
+
+def _save_official_pair(folder: Path, streams: dict, tag: str = "0.2943") -> Path:
+    """train_all.py:177-183's two files: each stream's WSAL_Model.state_dict()."""
+    for stream, parts in streams.items():
+        torch.save(cases.as_tensors(parts["model"]), folder / f"final_{stream}_{tag}.pth")
+    return folder / f"final_rgb_{tag}.pth"
+
+
+def test_import_of_the_official_pair_gives_the_same_network(tmp_path, capsys):
+    from hamnet.cli import main
+    from hamnet.weights.trained import load_trained
+
+    recorded = _fixture("thumos")["saved_keys"]
+    case = cases.dgam_case(classes=20)
+    assert {k: list(v.shape) for k, v in case["streams"]["rgb"]["model"].items()} == recorded
+    original = _save_official_pair(tmp_path, case["streams"])
+    out = tmp_path / "imported.pt"
+    assert main(["import-checkpoint", "--method", "dgam", str(original), str(out)]) == 0
+    trained = load_trained(out)
+    assert trained.config.method == "dgam" and trained.config.preset == "thumos14"
+    _, network, _ = _method_and_network(20)
+    imported = trained.model.state_dict()
+    for name, value in network.state_dict().items():
+        if not name.startswith("cvae_"):
+            assert torch.equal(imported[name], value), name
+    # the flow file named instead, or the folder: the same import
+    again = tmp_path / "again.pt"
+    flow = tmp_path / "final_flow_0.2943.pth"
+    assert main(["import-checkpoint", "--method", "dgam", str(flow), str(again)]) == 0
+    assert all(
+        torch.equal(v, load_trained(again).model.state_dict()[k]) for k, v in imported.items()
+    )
+    capsys.readouterr()
+
+
+def test_import_refuses_a_missing_stream_a_wrong_width_and_other_files(tmp_path, cli_line):
+    streams = cases.dgam_case(classes=20)["streams"]
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    torch.save(cases.as_tensors(streams["rgb"]["model"]), alone / "final_rgb_1.pth")
+    code, line = cli_line(
+        "import-checkpoint", "--method", "dgam", alone / "final_rgb_1.pth", tmp_path / "a.pt"
+    )
+    assert code == 2 and "its flow stream final_flow_1.pth is missing" in line
+    narrow = {k: v for k, v in streams["flow"]["model"].items()}
+    narrow["clf_head.fc1.weight"] = narrow["clf_head.fc1.weight"][:, :1000]
+    torch.save(cases.as_tensors(streams["rgb"]["model"]), tmp_path / "w_rgb.pth")
+    torch.save(cases.as_tensors(narrow), tmp_path / "w_flow.pth")
+    code, line = cli_line(
+        "import-checkpoint", "--method", "dgam", tmp_path / "w_rgb.pth", tmp_path / "b.pt"
+    )
+    assert code == 2 and "w_flow.pth: (width, classes, attention) (1000, 20, 256)" in line
+    torch.save({"fusion.0.weight": torch.zeros(3)}, tmp_path / "x_rgb.pth")
+    torch.save({"fusion.0.weight": torch.zeros(3)}, tmp_path / "x_flow.pth")
+    code, line = cli_line(
+        "import-checkpoint", "--method", "dgam", tmp_path / "x_rgb.pth", tmp_path / "c.pt"
+    )
+    assert code == 2 and "not a DGAM WSAL_Model state_dict" in line
+    code, line = cli_line(
+        "import-checkpoint", "--method", "dgam", tmp_path / "model.pth", tmp_path / "d.pt"
+    )
+    assert code == 2 and "is two files" in line
+    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcd")
