@@ -44,10 +44,15 @@ STREAMS = ("rgb", "flow")
 VAE_PHASE, MODEL_PHASE = 0, 1
 
 # config.py:104-118 (Adam lr 1e-3, betas (0.8, 0.999), no weight decay, batch 32, 6000
-# epochs per stream in blocks of 10), dataset.py:444 (400 training snippets)
+# epochs per stream in blocks of 10), dataset.py:53 (400 training snippets),
+# get_detection_performance.py:17 (THUMOS14 mAP at tIoU 0.1:0.9)
 PRESETS: dict[str, dict] = {
     "*": {"train": {"lr": 1e-3, "weight_decay": 0.0, "batch_size": 32}},
-    "thumos14": {"data": {"num_segments": 400}, "train": {"epochs": 12000}},
+    "thumos14": {
+        "data": {"num_segments": 400},
+        "train": {"epochs": 12000},
+        "eval": {"tiou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
+    },
     "activitynet12": {
         "data": {"num_segments": 400},
         "train": {"epochs": 12000},
@@ -74,8 +79,8 @@ PRESETS: dict[str, dict] = {
 class DgamOptions:
     """Defaults are the official THUMOS14 values (docs/methods.md)."""
 
-    attention_dim: int = 256  # ATT_IM_DIM (model.py:10)
-    latent_dim: int = 128  # latent_size (model.py:69)
+    attention_dim: int = 256  # ATT_IM_DIM (model.py:15)
+    latent_dim: int = 128  # latent_size (model.py:73)
     stream_epochs: int = 10  # TEST_EVERY_EPOCH: epochs of one stream before the other
     ramp_epochs: int = 300  # min(epoch, 300) / 300 (function.py:76, 155)
     vae_weight: float = 10.0  # function.py:76
@@ -88,7 +93,7 @@ class DgamOptions:
     recon_weight_flow: float = 0.3
     recon_ramp: int = 1  # 1: recon weighted by the ramp (THUMOS14), 0: not (ActivityNet)
     guide_sigma: float = 1.0  # gaussian_filter1d of the guidance (loss.py:47)
-    # test (config.py:131-143, dataset.py:446, function.py)
+    # test (config.py:131-143, dataset.py:55, function.py:194-420)
     test_min_snippets: int = 50
     test_max_snippets: int = 400
     scale: int = 20
@@ -161,14 +166,14 @@ class ConditionalVAE(nn.Module):
         return self.cdecoder(torch.cat([z, attention[..., None]], dim=-1))
 
     def reconstruct(self, x: Tensor, attention: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """mode 'forward' (model.py:76-84): mean, log-variance, decoding of a posterior draw."""
+        """mode 'forward' (model.py:128-137): mean, log-variance, decoding of a posterior draw."""
         encoded = self.cencoder(torch.cat([x, attention[..., None]], dim=-1))
         mean, log_var = encoded[..., : self.latent], encoded[..., self.latent :]
         eps = torch.randn(mean.shape, device=mean.device)
         return mean, log_var, self.decode(mean + eps * torch.exp(0.5 * log_var), attention)
 
     def generate(self, attention: Tensor) -> Tensor:
-        """mode 'inference' (model.py:85-90): decoding of z ~ N(attention, I)."""
+        """mode 'inference' (model.py:138-143): decoding of z ~ N(attention, I)."""
         noise = torch.randn((*attention.shape, self.latent), device=attention.device)
         return self.decode(noise + attention[..., None], attention)
 
@@ -228,7 +233,7 @@ def stream_features(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def with_background(labels: Tensor) -> Tensor:
-    """The labels with a zero background column (dataset.py:442)."""
+    """The labels with a zero background column (dataset.py:51)."""
     return torch.cat([labels.float(), labels.new_zeros(labels.shape[0], 1).float()], dim=1)
 
 
@@ -298,7 +303,7 @@ def guide_loss(
 
 
 def guide_from_tcam(tcam: Tensor, target: Tensor, attention: Tensor, valid, sigma) -> Tensor:
-    """loss_guide (loss.py:25-44): the softmax over classes of the T-CAS, smoothed over
+    """loss_guide (loss.py:37-57): the softmax over classes of the T-CAS, smoothed over
     time; mean of |a - its max over the video's classes| + |a - (1 - background)|."""
     with torch.no_grad():
         smoothed = smooth_time_torch(torch.softmax(tcam, dim=2), sigma)
@@ -449,7 +454,8 @@ def dgam_rule(
 
 def stream_scores(outputs: dict[str, np.ndarray], name: str, rows: np.ndarray) -> StreamScores:
     """A stream's test inputs on the sampled ``rows``: pooled logits
-    Σ a·logits / Σ a (test.py: the classifier of the attention-weighted mean feature)."""
+    Σ a·logits / Σ a (function.py:225-228: the classifier of the attention-weighted
+    mean feature)."""
     attention = outputs[f"attention_{name}"][rows].astype(np.float32)
     logits = outputs[f"logits_{name}"][rows].astype(np.float64)
     pooled = (attention[:, None] * logits).sum(axis=0) / attention.sum(dtype=np.float64)
@@ -596,9 +602,9 @@ class DgamMethod(Method):
                 terms = self.model_terms(model, cvae, x, labels, valid)
             weights, optimizer = self.model_weights(stream, ramp), stream
         zero = x.new_zeros(())
-        total = sum((weights[k] * v for k, v in terms.items()), zero)
-        named = {k: terms.get(k, zero) for k in LOSS_TERMS if k in self.config.loss.losses}
-        return named, total, optimizer
+        enabled = [k for k in LOSS_TERMS if k in self.config.loss.losses]
+        total = sum((weights[k] * terms[k] for k in enabled if k in terms), zero)
+        return {k: terms.get(k, zero) for k in enabled}, total, optimizer
 
     def train_step(self, batch, context: StepContext) -> dict[str, Tensor]:
         network = context.network
@@ -639,10 +645,10 @@ class DgamMethod(Method):
                 "kld": kl_to_attention(mean, log_var, attention.detach(), valid),
             }
             weights = {**self.model_weights(name, 1.0), **self.vae_weights(1.0)}
-            for key, value in terms.items():
-                sums[key] = sums.get(key, 0.0) + value
-                total = total + weights[key] * value
-        out = {k: sums[k] for k in LOSS_TERMS if k in self.config.loss.losses}
+            for key in self.config.loss.losses:
+                sums[key] = sums.get(key, 0.0) + terms[key]
+                total = total + weights[key] * terms[key]
+        out = {k: sums[k] for k in LOSS_TERMS if k in sums}
         out["total"] = total
         return out
 
@@ -652,7 +658,7 @@ class DgamMethod(Method):
         return "attention"
 
     def test_rows(self, length: int) -> np.ndarray:
-        """dataset.py:446 (ActivityNet 498): uniform sampling to the length clipped to
+        """dataset.py:55 (ActivityNet :107): uniform sampling to the length clipped to
         [test_min_snippets, test_max_snippets] (short videos repeat snippets)."""
         o = self.options
         count = min(max(length, o.test_min_snippets), o.test_max_snippets)
