@@ -319,4 +319,17 @@ def test_import_refuses_a_missing_stream_a_wrong_width_and_other_files(tmp_path,
         "import-checkpoint", "--method", "dgam", tmp_path / "model.pth", tmp_path / "d.pt"
     )
     assert code == 2 and "is two files" in line
-    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcd")
+    # the pre-release models once in the repo's history (8e58599) carry a cluster_head
+    for stream in ("rgb", "flow"):
+        old = {f"module.{k}": v for k, v in cases.as_tensors(streams[stream]["model"]).items()}
+        old["module.cluster_head.u_fg.weight"] = torch.zeros(1, 1024)
+        torch.save(old, tmp_path / f"checkpoint_{stream}_0.1.pth")
+    code, line = cli_line(
+        "import-checkpoint",
+        "--method",
+        "dgam",
+        tmp_path / "checkpoint_rgb_0.1.pth",
+        tmp_path / "e.pt",
+    )
+    assert code == 2 and "a pre-release DGAM model (cluster_head" in line
+    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcde")

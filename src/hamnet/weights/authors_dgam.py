@@ -57,6 +57,12 @@ def read_dgam_pair(files: dict[str, Path]) -> dict[str, Tensor]:
     for stream in ("rgb", "flow"):
         path = files[stream]
         own = {k.replace("module.", ""): v for k, v in read_authors_checkpoint(path).items()}
+        extra_keys = set(own) - set(STREAM_KEYS)
+        if extra_keys and {k.split(".")[0] for k in extra_keys} == {"cluster_head"}:
+            raise CheckpointError(
+                f"{path}: a pre-release DGAM model (cluster_head; the repo's history before "
+                "2020-03-07): the released model has none and its strict load refuses it too"
+            )
         if set(own) != set(STREAM_KEYS):
             extra = sorted(set(own) - set(STREAM_KEYS))[:3]
             missing = sorted(set(STREAM_KEYS) - set(own))[:3]
