@@ -6,6 +6,7 @@ tools/reference/record_dgam.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -115,6 +116,12 @@ def test_epochs_alternate_streams_in_blocks_with_fixed_batches(tiny_config):
 # ---- against the official code ------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=2)
+def _case(classes: int) -> dict:
+    """The seeded case (read only by the tests: shared between them)."""
+    return cases.dgam_case(classes=classes)
+
+
 def _fixture(kind: str) -> dict:
     return json.loads((FIXTURES / f"dgam_official_{kind}.json").read_text())
 
@@ -123,7 +130,7 @@ def _method_and_network(classes: int):
     preset = "activitynet12" if classes == 100 else "thumos14"
     config = make_config(preset, "all", ["data.feature_dim=2048"], method="dgam")
     method = make_method(config)
-    case = cases.dgam_case(classes=classes)
+    case = _case(classes)
     network = method.build_network(classes)
     network.load_state_dict(cases.as_tensors(cases.dgam_to_hamnet(case["streams"])))
     return method, network, case
@@ -270,7 +277,7 @@ def test_import_of_the_official_pair_gives_the_same_network(tmp_path, capsys):
     from hamnet.weights.trained import load_trained
 
     recorded = _fixture("thumos")["saved_keys"]
-    case = cases.dgam_case(classes=20)
+    case = _case(20)
     assert {k: list(v.shape) for k, v in case["streams"]["rgb"]["model"].items()} == recorded
     original = _save_official_pair(tmp_path, case["streams"])
     out = tmp_path / "imported.pt"
@@ -293,7 +300,7 @@ def test_import_of_the_official_pair_gives_the_same_network(tmp_path, capsys):
 
 
 def test_import_refuses_a_missing_stream_a_wrong_width_and_other_files(tmp_path, cli_line):
-    streams = cases.dgam_case(classes=20)["streams"]
+    streams = _case(20)["streams"]
     alone = tmp_path / "alone"
     alone.mkdir()
     torch.save(cases.as_tensors(streams["rgb"]["model"]), alone / "final_rgb_1.pth")

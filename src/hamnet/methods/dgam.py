@@ -618,8 +618,9 @@ class DgamMethod(Method):
         )
         optimizer = context.optimizer[name]
         optimizer.zero_grad(set_to_none=True)
-        (total * context.scale).backward()
-        optimizer.step()
+        if total.requires_grad:  # none of this phase's terms enabled: nothing to step
+            (total * context.scale).backward()
+            optimizer.step()
         terms["total"] = total
         return {k: v.detach() for k, v in terms.items()}
 
