@@ -339,4 +339,13 @@ def test_import_refuses_a_missing_stream_a_wrong_width_and_other_files(tmp_path,
         tmp_path / "e.pt",
     )
     assert code == 2 and "a pre-release DGAM model (cluster_head" in line
-    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcde")
+    # what torch.load(weights_only=True) cannot read is refused, not unpickled
+    import argparse
+
+    torch.save(argparse.Namespace(a=1), tmp_path / "p_rgb.pth")
+    torch.save(argparse.Namespace(a=1), tmp_path / "p_flow.pth")
+    code, line = cli_line(
+        "import-checkpoint", "--method", "dgam", tmp_path / "p_rgb.pth", tmp_path / "f.pt"
+    )
+    assert code == 2 and "p_rgb.pth" in line and "Namespace" in line
+    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcdef")
