@@ -321,3 +321,106 @@ def pmil_case(seed: int = SEED, classes: int = 5, dim: int = 64) -> dict:
         "test_proposals": test_props,
         "classes": [f"class{c}" for c in range(classes)],
     }
+
+
+# ---- DGAM (github:bfshi/DGAM-Weakly-Supervised-Action-Localization @ 752bd45) ----------
+
+DGAM_HALF = 1024  # config.py FEATURE_DIM: each stream's width is fixed
+DGAM_TRAIN_SEGMENTS = 400  # function.py:31: training batches are 400 snippets
+DGAM_THUMOS_LENGTHS = (20, 45, 64, 130, 260, 420)
+DGAM_ANET_LENGTHS = (1, 5, 37, 150, 260, 90, 180, 320, 600)
+
+
+def _dgam_stream(rng, classes: int, directions, actionness) -> dict:
+    """One WSAL_Model whose classifier and attention read the case's directions, and its
+    CVAE at the scale of PyTorch's default init."""
+    half, hidden, latent = DGAM_HALF, 256, 128
+    clf = np.concatenate([4 * directions, -2 * actionness[None]]) + _normal(
+        rng, (classes + 1, half), 0.02
+    )
+    weights = {
+        "clf_head.fc1.weight": clf.astype(np.float32),
+        "clf_head.fc1.bias": _normal(rng, (classes + 1,), 0.05),
+        "att_head.fc1.weight": (
+            actionness[None] * rng.uniform(1.5, 3.5, size=(hidden, 1))
+            + _normal(rng, (hidden, half), 0.02)
+        ).astype(np.float32),
+        "att_head.fc1.bias": (-1 + _normal(rng, (hidden,), 0.3)).astype(np.float32),
+        "att_head.fc2.weight": rng.uniform(0.0, 0.02, size=(1, hidden)).astype(np.float32),
+        "att_head.fc2.bias": np.array([-2.5], dtype=np.float32),
+    }
+    layers = {
+        "cencoder.fc1": (half + 1, latent),
+        "cencoder.fc2": (latent, latent),
+        "cencoder.fc3": (latent, 2 * latent),
+        "cdecoder.fc1": (latent + 1, latent),
+        "cdecoder.fc2": (latent, latent),
+        "cdecoder.fc3": (latent, half),
+    }
+    vae = {}
+    for name, (fan_in, fan_out) in layers.items():
+        bound = 1 / np.sqrt(fan_in)
+        vae[f"{name}.weight"] = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
+        vae[f"{name}.bias"] = rng.uniform(-bound, bound, (fan_out,)).astype(np.float32)
+    return {"model": weights, "cvae": vae}
+
+
+def _dgam_video(rng, length: int, labels: list[int], directions, actionness) -> np.ndarray:
+    """Noise, and in one to three segments per label the class and actionness
+    directions at a varying amplitude (the two streams' halves drawn apart)."""
+    halves = []
+    for _ in range(2):
+        x = _normal(rng, (length, DGAM_HALF), 0.05)
+        for c in labels:
+            for _ in range(1 + rng.randint(3)):
+                start = rng.randint(length)
+                end = min(length, start + 1 + rng.randint(max(1, length // 4)))
+                amplitude = rng.uniform(0.3, 1.6, size=(end - start, 1))
+                x[start:end] += (amplitude * 1.5 * (directions[c] + actionness)).astype(np.float32)
+        halves.append(x)
+    return np.concatenate(halves, axis=1).astype(np.float32)
+
+
+def dgam_case(seed: int = SEED, classes: int = 20) -> dict:
+    """DGAM's four official models (model.py WSAL_Model x2, CVAE x2) with weights that
+    read class and actionness directions of the features; test videos of the lengths
+    above (THUMOS14; ``classes=100``: ActivityNet's), one of them of class 0 alone; a
+    training batch of 3 videos of 400 snippets."""
+    rng = np.random.RandomState(seed)
+    unit = lambda v: (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    directions = unit(rng.randn(classes, DGAM_HALF))
+    actionness = unit(rng.randn(DGAM_HALF))
+    streams = {s: _dgam_stream(rng, classes, directions, actionness) for s in ("rgb", "flow")}
+    lengths = DGAM_ANET_LENGTHS if classes == 100 else DGAM_THUMOS_LENGTHS
+    video_labels = [[0]] + [
+        sorted(rng.choice(classes, size=1 + i % 2, replace=False).tolist())
+        for i in range(len(lengths) - 1)
+    ]
+    videos = [
+        _dgam_video(rng, n, lab, directions, actionness)
+        for n, lab in zip(lengths, video_labels, strict=True)
+    ]
+    train_labels = [[1], [2, 5], [7]]
+    batch = np.stack(
+        [_dgam_video(rng, DGAM_TRAIN_SEGMENTS, lab, directions, actionness) for lab in train_labels]
+    )
+    labels = np.zeros((3, classes), dtype=np.float32)
+    for row, lab in enumerate(train_labels):
+        labels[row, lab] = 1
+    return {
+        "streams": streams,
+        "videos": videos,
+        "video_labels": video_labels,
+        "batch": batch,
+        "labels": labels,
+        "classes": [f"class{c}" for c in range(classes)],
+    }
+
+
+def dgam_to_hamnet(streams: dict) -> dict:
+    """The official models' names under hamnet's ``rgb.`` / ``flow.`` / ``cvae_*.``."""
+    out = {}
+    for stream, parts in streams.items():
+        out.update({f"{stream}.{k}": v for k, v in parts["model"].items()})
+        out.update({f"cvae_{stream}.{k}": v for k, v in parts["cvae"].items()})
+    return out

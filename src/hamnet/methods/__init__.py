@@ -24,6 +24,7 @@ METHODS: dict[str, str | type] = {
     "delu": "hamnet.methods.co2net.delu:DeluMethod",
     "3cnet": "hamnet.methods.threecnet:ThreeCNetMethod",
     "pmil": "hamnet.methods.pmil:PmilMethod",
+    "dgam": "hamnet.methods.dgam:DgamMethod",
     "student": "hamnet.methods.student.method:StudentMethod",
 }
 # spellings accepted on input; configs store the registry name

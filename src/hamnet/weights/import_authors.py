@@ -8,10 +8,13 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from hamnet.config import make_config
 from hamnet.data.layout import find_dataset, load_annotations
 from hamnet.errors import CheckpointError, ConfigError
 from hamnet.weights.authors_co2net import OFFICIAL_METHODS, load_official, official_shape
+from hamnet.weights.authors_dgam import dgam_shape, load_dgam, read_dgam_pair, stream_files
 from hamnet.weights.authors_hamnet import (
     infer_model_shape,
     load_authors_state_dict,
@@ -24,7 +27,7 @@ from hamnet.weights.trained import build_model
 log = logging.getLogger(__name__)
 
 # whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model
-IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet")
+IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet", "dgam")
 
 
 def preset_classes(preset: str) -> list[str]:
@@ -96,14 +99,21 @@ def import_authors_checkpoint(
         raise ConfigError(f"import-checkpoint --method: one of {', '.join(IMPORTABLE)}")
     from hamnet.io import input_files, refuse_overwriting_inputs
 
-    refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
-    state = read_authors_checkpoint(original)
-    shape = _shape(method, state, original)
+    files = stream_files(original) if method == "dgam" else {"model": original}
+    refuse_overwriting_inputs([out], [*files.values(), *input_files(classes_from)])
+    if method == "dgam":  # two files, one per stream
+        state = read_dgam_pair(files)
+        shape = dgam_shape(state, files)
+    else:
+        state = read_authors_checkpoint(original)
+        shape = _shape(method, state, original)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
     classes = _classes(original, preset, classes_from, shape["num_classes"])
     config = make_config(preset, "all", _width_overrides(method, shape), method=method)
-    model = build_model(config, len(classes))
-    if method == "3cnet":
+    model = _built(config, len(classes), seeded=method == "dgam")
+    if method == "dgam":
+        load_dgam(model, state, files)
+    elif method == "3cnet":
         load_threecnet(model, state, original)
     elif method in OFFICIAL_METHODS:
         load_official(model, state, original)
@@ -122,6 +132,16 @@ def import_authors_checkpoint(
     return out
 
 
+def _built(config, num_classes: int, seeded: bool):
+    """The network; ``seeded``: from ``train.seed`` without moving the global RNG
+    (DGAM's VAEs, which its files do not hold, are then the same on every import)."""
+    if not seeded:
+        return build_model(config, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        return build_model(config, num_classes)
+
+
 def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
     if method == "3cnet":
         return threecnet_shape(state, original)
@@ -135,6 +155,8 @@ def _width_overrides(method: str, shape: dict[str, int]) -> list[str]:
     widths = [f"data.feature_dim={shape['feature_dim']}"]
     if method == "3cnet":
         return [*widths, f"method_options.activitynet={shape['activitynet']}"]
+    if method == "dgam":
+        return [*widths, f"method_options.attention_dim={shape['attention_dim']}"]
     widths.append(f"model.attention_dim={shape['attention_dim']}")
     if method not in OFFICIAL_METHODS:
         widths.append(f"model.hidden_dim={shape['hidden_dim']}")
