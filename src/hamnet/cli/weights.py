@@ -24,8 +24,9 @@ def add_import_checkpoint_parser(sub) -> None:
     p.add_argument(
         "--method",
         default="hamnet",
-        help="whose checkpoint: hamnet (the HAM-Net release, default), or co2net / delu / "
-        "3cnet (an official saved model, a .pkl state_dict)",
+        help="whose checkpoint: hamnet (the HAM-Net release, default), co2net / delu / "
+        "3cnet (an official saved model, a .pkl state_dict) or dgam (its final_rgb/"
+        "final_flow .pth pair: either file or their folder)",
     )
     p.set_defaults(func=cmd_import_checkpoint)
 
