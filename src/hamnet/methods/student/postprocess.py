@@ -53,8 +53,9 @@ class InferenceSettings:
 
     def __post_init__(self):
         if self.nms_method not in NMS_METHODS:
-            raise ConfigError(f"student test nms_method must be one of {NMS_METHODS}, "
-                              f"not {self.nms_method!r}")
+            raise ConfigError(
+                f"student test nms_method must be one of {NMS_METHODS}, not {self.nms_method!r}"
+            )
         if self.pre_nms_topk < 1 or self.max_seg_num < 1:
             raise ConfigError("student test pre_nms_topk and max_seg_num must be >= 1")
         if self.nms_sigma <= 0:
@@ -93,22 +94,29 @@ def video_detections(
     indexed at the video): ``points`` [T_i, 4] (time, regression range lo/hi, stride),
     ``fpn_masks`` [T_i] bool, ``cls_logits`` [T_i, C], ``offsets`` [T_i, 2 (num_bins+1)],
     ``start_logits`` / ``end_logits`` [C, T_i]."""
-    found = candidates(points, fpn_masks, cls_logits, offsets, start_logits, end_logits,
-                       settings)
+    found = candidates(points, fpn_masks, cls_logits, offsets, start_logits, end_logits, settings)
     if settings.nms_method == "none":
         return found
     return batched_nms(found.segments, found.scores, found.labels, settings)
 
 
-def candidates(points, fpn_masks, cls_logits, offsets, start_logits, end_logits,
-               settings: InferenceSettings = InferenceSettings()) -> VideoDetections:
+def candidates(
+    points,
+    fpn_masks,
+    cls_logits,
+    offsets,
+    start_logits,
+    end_logits,
+    settings: InferenceSettings = InferenceSettings(),
+) -> VideoDetections:
     """inference_single_video: the filtered candidates of every level, concatenated
     (level order, each level by descending score), before NMS; shapes as in
     :func:`video_detections`."""
     levels = [
         _level_candidates(*level, settings)
-        for level in zip(points, fpn_masks, cls_logits, offsets, start_logits, end_logits,
-                         strict=True)
+        for level in zip(
+            points, fpn_masks, cls_logits, offsets, start_logits, end_logits, strict=True
+        )
     ]
     return VideoDetections(*(torch.cat(parts) for parts in zip(*levels, strict=True)))
 
@@ -132,13 +140,18 @@ def _level_candidates(points, mask, cls_logits, offsets, start_logits, end_logit
     return torch.stack((left, right), -1)[keep], prob[keep], label[keep]
 
 
-def batched_nms(segments: Tensor, scores: Tensor, labels: Tensor,
-                settings: InferenceSettings = InferenceSettings()) -> VideoDetections:
+def batched_nms(
+    segments: Tensor,
+    scores: Tensor,
+    labels: Tensor,
+    settings: InferenceSettings = InferenceSettings(),
+) -> VideoDetections:
     """nms.py batched_nms: per class (``multiclass_nms``) or over all classes followed by
     score voting; then sorted by score and cut to ``max_seg_num``."""
     if segments.shape[0] == 0:
-        return VideoDetections(torch.zeros([0, 2]), torch.zeros([0]),
-                               torch.zeros([0], dtype=labels.dtype))
+        return VideoDetections(
+            torch.zeros([0, 2]), torch.zeros([0]), torch.zeros([0], dtype=labels.dtype)
+        )
     if settings.multiclass_nms:
         parts = []
         for label in torch.unique(labels):
@@ -237,7 +250,7 @@ def _decay_and_compact(arrays, i, live, sigma, floor):
     perm = np.arange(keep)
     perm[np.flatnonzero(~alive[:keep])] = np.flatnonzero(alive[keep:])[::-1] + keep
     for a in arrays:
-        a[i + 1: i + 1 + keep] = a[rest][perm]
+        a[i + 1 : i + 1 + keep] = a[rest][perm]
     return i + 1 + keep
 
 
@@ -260,8 +273,9 @@ def seg_voting(kept: Tensor, segments: Tensor, scores: Tensor, iou_threshold: fl
     return weights @ segments
 
 
-def to_seconds(found: VideoDetections, fps: float, duration: float, feat_stride: float,
-               num_frames: float) -> VideoDetections:
+def to_seconds(
+    found: VideoDetections, fps: float, duration: float, feat_stride: float, num_frames: float
+) -> VideoDetections:
     """postprocessing step 3: ``(seg * feat_stride + 0.5 * num_frames) / fps``, then
     boundaries <= 0 become 0 and those >= duration become duration."""
     segs = found.segments
@@ -277,8 +291,9 @@ def to_detections(found: VideoDetections, video: str, class_names: list[str]) ->
     rule's order, named by its class index; no class selection, no score fusion."""
     return [
         Detection(video, class_names[int(label)], float(score), float(seg[0]), float(seg[1]))
-        for seg, score, label in zip(found.segments.tolist(), found.scores.tolist(),
-                                     found.labels.tolist(), strict=True)
+        for seg, score, label in zip(
+            found.segments.tolist(), found.scores.tolist(), found.labels.tolist(), strict=True
+        )
     ]
 
 
@@ -328,15 +343,26 @@ def detect_video(levels: dict[str, Tensor], options, rate: float, duration: floa
         parts["start"].append(levels[f"start_{level}"][0].float().transpose(0, 1))
         parts["end"].append(levels[f"end_{level}"][0].float().transpose(0, 1))
         parts["points"].append(levels.get(f"points_{level}", _tridet_points(cls.shape[0], level)))
-    found = video_detections(parts["points"], parts["masks"], parts["cls"], parts["offsets"],
-                             parts["start"], parts["end"], settings_from(options))
+    found = video_detections(
+        parts["points"],
+        parts["masks"],
+        parts["cls"],
+        parts["offsets"],
+        parts["start"],
+        parts["end"],
+        settings_from(options),
+    )
     found = to_seconds(found, fps=rate, duration=duration, feat_stride=1, num_frames=1)
-    return {"segments": found.segments.numpy(), "scores": found.scores.numpy(),
-            "labels": found.labels.numpy()}
+    return {
+        "segments": found.segments.numpy(),
+        "scores": found.scores.numpy(),
+        "labels": found.labels.numpy(),
+    }
 
 
 def _tridet_points(length: int, level: int) -> Tensor:
-    stride = 2.0 ** level
+    stride = 2.0**level
     times = torch.arange(length, dtype=torch.float32) * stride
-    return torch.stack([times, torch.zeros(length), torch.zeros(length),
-                        torch.full((length,), stride)], 1)
+    return torch.stack(
+        [times, torch.zeros(length), torch.zeros(length), torch.full((length,), stride)], 1
+    )

@@ -11,6 +11,7 @@ import numpy as np
 
 from hamnet.errors import DataError
 from hamnet.io import read_json
+from hamnet.localize.pseudo_labels import overlap_matrix
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,12 @@ def _video(path: Path, name: str, rows: list, duration: float, classes: dict) ->
     )
 
 
-def hull_overlaps(segments: np.ndarray) -> np.ndarray:
-    """train_utils.py calculate_iou_matrix: intersection over the HULL of two segments
-    (not their union), 0 when apart, 1e-9 added to the hull."""
-    s, e = segments[:, None, :], segments[None, :, :]
-    inter = np.minimum(s[..., 1], e[..., 1]) - np.maximum(s[..., 0], e[..., 0])
-    hull = np.maximum(s[..., 1], e[..., 1]) - np.minimum(s[..., 0], e[..., 0])
-    return np.maximum(inter, 0) / (hull + np.float32(1e-9))
-
-
 def filter_pseudo(video: PseudoVideo, min_overlap: float, min_score: float) -> PseudoVideo:
     """thumos14.py get_data: keep the segments whose hull overlaps with the others sum
     to >= ``min_overlap`` and whose score is > ``min_score``."""
     if len(video.segments) == 0:
         return video
-    overlaps = hull_overlaps(video.segments)
+    overlaps = overlap_matrix(video.segments)  # calculate_iou_matrix: over the pair's hull
     np.fill_diagonal(overlaps, 0)
     keep = (overlaps.sum(-1) >= min_overlap) & (video.scores > min_score)
     return PseudoVideo(video.segments[keep], video.labels[keep], video.scores[keep])
