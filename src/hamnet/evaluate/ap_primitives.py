@@ -65,7 +65,25 @@ def match_detections(
     overlap: Overlap,
     rule: str,
 ) -> np.ndarray:
-    """Greedy detection-side matching -> true-positive flags [N, T].
+    """Greedy detection-side matching -> true-positive flags [N, T] (see :func:`match_ids`)."""
+    ids = match_ids(
+        det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule
+    )
+    return ids >= 0
+
+
+def match_ids(
+    det_group: np.ndarray,
+    det_rank: np.ndarray,
+    det_segment: np.ndarray,
+    gt_group: np.ndarray,
+    gt_segment: np.ndarray,
+    thresholds: np.ndarray,
+    overlap: Overlap,
+    rule: str,
+) -> np.ndarray:
+    """Greedy detection-side matching -> index of the ground truth (a row of ``gt_group``)
+    each detection takes at each threshold [N, T], -1 for none.
 
     Detections of a group are taken in ``det_rank`` order; each takes, among the free
     ground truths (file order within the group) whose overlap is >= the threshold,
@@ -74,12 +92,14 @@ def match_detections(
     ``overlap(det [n, 2], gt [n, M, 2]) -> [n, M]``.
     """
     num_groups = int(max(det_group.max(initial=-1), gt_group.max(initial=-1)) + 1)
-    tp = np.zeros((det_group.shape[0], thresholds.shape[0]), dtype=bool)
+    ids = np.full((det_group.shape[0], thresholds.shape[0]), -1, dtype=np.int64)
     if det_group.size == 0:
-        return tp
+        return ids
     gt_slot, gt_counts = slots(gt_group, np.arange(gt_group.shape[0]), num_groups)
     width = int(gt_counts.max(initial=0))
     gt_pad = pad(gt_group, gt_slot, gt_segment, (num_groups, width), np.nan)
+    gt_index = np.full((num_groups, width), -1, dtype=np.int64)
+    gt_index[gt_group, gt_slot] = np.arange(gt_group.shape[0])
     locked = np.zeros((num_groups, thresholds.shape[0], width), dtype=bool)
     det_slot, _ = slots(det_group, det_rank, num_groups)
     for idx in steps(det_slot):
@@ -88,11 +108,11 @@ def match_detections(
         ov = np.where(np.arange(width) < gt_counts[g][:, None], ov, -np.inf)
         ok = (ov[:, None, :] >= thresholds[None, :, None]) & ~locked[g]
         choice = ok.argmax(axis=2) if rule == "first" else _best(ov, ok, gt_counts[g])
-        hit = ok.any(axis=2)
-        tp[idx] = hit
-        rows, cols = np.nonzero(hit)
-        locked[g[rows], cols, choice[rows, cols]] = True
-    return tp
+        rows, cols = np.nonzero(ok.any(axis=2))
+        taken = choice[rows, cols]
+        locked[g[rows], cols, taken] = True
+        ids[idx[rows], cols] = gt_index[g[rows], taken]
+    return ids
 
 
 def _best(ov: np.ndarray, ok: np.ndarray, counts: np.ndarray) -> np.ndarray:
