@@ -11,7 +11,6 @@ from hamnet.diagnose.analysis import (
     BACKGROUND,
     CONFUSION,
     DOUBLE,
-    ERROR_TYPES,
     LOCALIZATION,
     MIN_TIOU,
     TP,
@@ -102,4 +101,18 @@ def bin_ap(table, matched, ranked, in_bin: np.ndarray, c: int) -> np.ndarray | N
     return normalized_ap(ids[keep] >= 0, npos, table.average_instances_per_class)
 
 
-__all__ = ["ERROR_TYPES", "ap_without_type", "bin_ap", "error_types", "match", "rankings"]
+def drop_low_precision(table, matched, minimum: float) -> np.ndarray:
+    """Unmatch the detections whose normalized precision (all rows counted) is <= minimum."""
+    kept = matched.copy()
+    npos, nbar = table.positives(), table.average_instances_per_class
+    for c, ranked in enumerate(rankings(table)):
+        if ranked.size == 0 or npos[c] == 0:
+            continue
+        hits = matched[ranked] >= 0
+        tp = np.cumsum(hits, axis=0, dtype=np.float64)
+        fp = np.cumsum(~hits, axis=0, dtype=np.float64)
+        recall = tp / npos[c]
+        precision = recall * nbar / (recall * nbar + fp)
+        rows, cols = np.nonzero(precision <= minimum)
+        kept[ranked[rows], cols] = -1
+    return kept

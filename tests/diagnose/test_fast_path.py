@@ -80,10 +80,20 @@ def test_gains_and_bin_aps_equal_the_compacted_loops(case):
         ]
         expected = np.nanmean(np.array([np.resize(x, THRESHOLDS.size) for x in per_class]))
         assert gains[name] == pytest.approx(expected - base, abs=1e-12)
+    for minimum in (0.05, 0.3):
+        fast = analysis._drop_low_precision(table, matched, minimum)
+        assert np.array_equal(fast, slow.drop_low_precision(table, matched, minimum))
+    nbar, rows = table.average_instances_per_class, analysis._matched_rows(table, matched)
+    for c, ranked in enumerate(rankings):
+        if npos[c]:
+            full = analysis.normalized_ap(matched[ranked] >= 0, npos[c], nbar)
+            position, ids = rows[c]
+            sparse = analysis.sparse_ap(ids >= 0, np.ones(ids.shape, bool), position, npos[c], nbar)
+            assert np.array_equal(sparse, full)  # bit for bit: only exact zeros left out
     for name in CHARACTERISTICS:
         bins = BIN_SETS["activitynet"][name]
         index = bin_index(table.characteristic(name), bins)
-        aps, counts = analysis._bin_aps(table, matched, rankings, index, len(bins.names))
+        aps, counts = analysis._bin_aps(table, rows, index, len(bins.names), THRESHOLDS.size)
         for c, ranked in enumerate(rankings):
             for b in range(len(bins.names)):
                 expected = slow.bin_ap(table, matched, ranked, index == b, c)

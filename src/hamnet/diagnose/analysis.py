@@ -298,30 +298,50 @@ def false_negative_analysis(
 
 
 def _drop_low_precision(table, matched: np.ndarray, minimum: float) -> np.ndarray:
-    """Matches left after unmatching detections whose normalized precision is <= minimum."""
+    """Matches left after unmatching detections whose normalized precision is <= minimum
+    (only a match can be unmatched, so only the rows matched somewhere are looked at)."""
     kept = matched.copy()
     npos, nbar = table.positives(), table.average_instances_per_class
-    for c, ranked in enumerate(class_rankings(table)):
-        if ranked.size == 0 or npos[c] == 0:
+    for c, (position, ids) in enumerate(_matched_rows(table, matched)):
+        if position.size == 0 or npos[c] == 0:
             continue
-        _, precision = _curves(matched[ranked] >= 0, npos[c], nbar)
+        tp_sum = np.cumsum(ids >= 0, axis=0, dtype=np.float64)
+        fp_sum = (position[:, None] + 1.0) - tp_sum  # the false positives so far, exactly
+        recall = tp_sum / npos[c]
+        precision = recall * nbar / (recall * nbar + fp_sum)
         rows, cols = np.nonzero(precision <= minimum)
-        kept[ranked[rows], cols] = -1
+        kept[class_rankings(table)[c][position[rows]], cols] = -1
     return kept
+
+
+def _matched_rows(table, matched: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class: the ranks of its detections matched at some threshold, and their
+    matches [m, T] (every other detection is a false positive at every threshold)."""
+    anywhere = (matched >= 0).any(axis=1)
+    out = []
+    for ranked in class_rankings(table):
+        position = np.flatnonzero(anywhere[ranked])
+        out.append((position, matched[ranked[position]]))
+    return out
 
 
 def sensitivity_analysis(
     table: GroundTruthTable, matched: np.ndarray, keys: list[str], bin_set: str
 ) -> dict:
     nbar, npos = table.average_instances_per_class, table.positives()
-    rankings = class_rankings(table)
-    per_class = [normalized_ap(matched[r] >= 0, npos[c], nbar) for c, r in enumerate(rankings)]
+    rows_matched = _matched_rows(table, matched)
+    per_class = [
+        sparse_ap(ids >= 0, np.ones(ids.shape, bool), position, npos[c], nbar)
+        if npos[c]
+        else np.full(len(keys), np.nan)
+        for c, (position, ids) in enumerate(rows_matched)
+    ]
     base = _mean_ap(per_class)
     out: dict = {"average_mAP_N": base, "mAP_N": _per_threshold(per_class, keys)}
     for name in CHARACTERISTICS:
         bins = BIN_SETS[bin_set][name]
         index = bin_index(table.characteristic(name), bins)
-        aps, counts = _bin_aps(table, matched, rankings, index, len(bins.names))
+        aps, counts = _bin_aps(table, rows_matched, index, len(bins.names), len(keys))
         rows = []
         for b, (label, span) in enumerate(zip(bins.names, bins.ranges(), strict=True)):
             value = _bin_summary(aps[counts[:, b] > 0, b], keys)
@@ -352,23 +372,21 @@ def _spread(rows: list[dict], base: float) -> dict:
     }
 
 
-def _bin_aps(table, matched, rankings, index: np.ndarray, bins: int):
+def _bin_aps(table, rows_matched, index: np.ndarray, bins: int, thresholds: int):
     """AP_N [C, B, T] of every class in every bin, with only the bin's instances as ground
     truth, and the class's instances per bin [C, B] (AP NaN where 0).
 
     Detections matched to an instance outside the bin (at any threshold) are left out;
     unmatched ones stay (they are false positives either way). Only the detections
-    matched at some threshold enter the arrays (:func:`sparse_ap`).
+    matched at some threshold (``rows_matched``, :func:`_matched_rows`) enter the arrays
+    (:func:`sparse_ap`).
     """
-    nbar, thresholds = table.average_instances_per_class, matched.shape[1]
-    counts = np.zeros((len(rankings), bins), dtype=np.int64)
+    nbar = table.average_instances_per_class
+    counts = np.zeros((len(rows_matched), bins), dtype=np.int64)
     inside = index >= 0
     np.add.at(counts, (table.gt_class[inside], index[inside]), 1)
-    aps = np.full((len(rankings), bins, thresholds), np.nan)
-    for c, ranked in enumerate(rankings):
-        ids = matched[ranked]
-        position = np.flatnonzero((ids >= 0).any(axis=1))
-        ids = ids[position]
+    aps = np.full((len(rows_matched), bins, thresholds), np.nan)
+    for c, (position, ids) in enumerate(rows_matched):
         matched_bin = np.where(ids >= 0, index[np.maximum(ids, 0)], -2)
         in_bin = matched_bin[:, None, :] == np.arange(bins)[:, None]
         kept = ((ids[:, None, :] < 0) | in_bin).all(axis=2)
