@@ -66,10 +66,8 @@ def match_detections(
     rule: str,
 ) -> np.ndarray:
     """Greedy detection-side matching -> true-positive flags [N, T] (see :func:`match_ids`)."""
-    ids = match_ids(
-        det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule
-    )
-    return ids >= 0
+    args = (det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule)
+    return _greedy(*args, want_ids=False)
 
 
 def match_ids(
@@ -91,10 +89,28 @@ def match_ids(
     ActivityNet evaluator does (reversed ``argsort`` of the unpadded overlap row).
     ``overlap(det [n, 2], gt [n, M, 2]) -> [n, M]``.
     """
+    args = (det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule)
+    return _greedy(*args, want_ids=True)
+
+
+def _greedy(
+    det_group,
+    det_rank,
+    det_segment,
+    gt_group,
+    gt_segment,
+    thresholds,
+    overlap,
+    rule,
+    *,
+    want_ids: bool,
+):
+    """The matching loop: instance indices [N, T] (-1: none) or true-positive flags."""
     num_groups = int(max(det_group.max(initial=-1), gt_group.max(initial=-1)) + 1)
-    ids = np.full((det_group.shape[0], thresholds.shape[0]), -1, dtype=np.int64)
+    shape = (det_group.shape[0], thresholds.shape[0])
+    out = np.full(shape, -1, dtype=np.int64) if want_ids else np.zeros(shape, dtype=bool)
     if det_group.size == 0:
-        return ids
+        return out
     gt_slot, gt_counts = slots(gt_group, np.arange(gt_group.shape[0]), num_groups)
     width = int(gt_counts.max(initial=0))
     gt_pad = pad(gt_group, gt_slot, gt_segment, (num_groups, width), np.nan)
@@ -108,11 +124,15 @@ def match_ids(
         ov = np.where(np.arange(width) < gt_counts[g][:, None], ov, -np.inf)
         ok = (ov[:, None, :] >= thresholds[None, :, None]) & ~locked[g]
         choice = ok.argmax(axis=2) if rule == "first" else _best(ov, ok, gt_counts[g])
-        rows, cols = np.nonzero(ok.any(axis=2))
+        hit = ok.any(axis=2)
+        rows, cols = np.nonzero(hit)
         taken = choice[rows, cols]
         locked[g[rows], cols, taken] = True
-        ids[idx[rows], cols] = gt_index[g[rows], taken]
-    return ids
+        if want_ids:
+            out[idx[rows], cols] = gt_index[g[rows], taken]
+        else:
+            out[idx] = hit
+    return out
 
 
 def _best(ov: np.ndarray, ok: np.ndarray, counts: np.ndarray) -> np.ndarray:
