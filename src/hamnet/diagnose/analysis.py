@@ -24,7 +24,7 @@ from hamnet.diagnose.characteristics import BIN_SETS, CHARACTERISTICS, bin_index
 from hamnet.diagnose.detection_matching import GroundTruthTable, class_rankings, match_by_class
 from hamnet.errors import EvaluationInputError
 from hamnet.evaluate.ap_primitives import interpolated_ap
-from hamnet.localize.detections import Detection
+from hamnet.localize.detections import Detection, DetectionColumns
 
 ERROR_TYPES = (
     "true_positive",
@@ -67,7 +67,7 @@ class Diagnosis:
 
 def diagnose(
     ground_truth: AnnotationSet,
-    detections: Sequence[Detection],
+    detections: Sequence[Detection] | DetectionColumns,
     *,
     tiou: Sequence[float],
     bin_set: str = "activitynet",
@@ -125,6 +125,22 @@ def _curves(tp: np.ndarray, npos: int, nbar: float | None) -> tuple[np.ndarray, 
     return recall, precision
 
 
+def ap_without(hits: np.ndarray, kept: np.ndarray, npos, nbar: float) -> np.ndarray:
+    """Normalized AP per column of ranked flags [n, C] counting only the ``kept`` rows of
+    each column (as if the others were not there); ``npos`` per column or one number.
+
+    A left-out row adds neither a true nor a false positive: its recall is the previous
+    row's and its precision 0, so it changes neither the envelope at the kept rows nor
+    the area (the recall does not move there).
+    """
+    tp_sum = np.cumsum(hits & kept, axis=0, dtype=np.float64)
+    fp_sum = np.cumsum(~hits & kept, axis=0, dtype=np.float64)
+    recall = tp_sum / npos
+    with np.errstate(invalid="ignore"):  # 0/0 before the first kept row
+        precision = np.where(kept, recall * nbar / (recall * nbar + fp_sum), 0.0)
+    return interpolated_ap(recall, precision)
+
+
 def _per_threshold(per_class: list[np.ndarray], keys: list[str]) -> dict[str, float | None]:
     """mAP_N at each threshold: the mean over classes (those without positives left out)."""
     stacked = np.array(per_class, dtype=np.float64).reshape(len(per_class), len(keys))
@@ -155,20 +171,17 @@ def error_types(
     """
     types = np.full(matched.shape, BACKGROUND, dtype=np.int64)
     types[matched >= 0] = TP
-    for i in members[(matched[members] < 0).any(axis=1)]:
-        members = table.gt_of_video(int(table.det_video[i]))
-        if members.size == 0:
-            continue  # no ground truth in this video: background at every threshold
-        overlap = table.iou(i, members)
-        best = int(np.argmax(overlap))
-        top, same = overlap[best], table.gt_class[members[best]] == table.det_class[i]
-        for t, threshold in enumerate(thresholds):
-            if matched[i, t] >= 0:
-                continue
-            if top >= threshold:
-                types[i, t] = DOUBLE if same else WRONG_LABEL
-            elif top >= MIN_TIOU:
-                types[i, t] = LOCALIZATION if same else CONFUSION
+    rows = members[(matched[members] < 0).any(axis=1)]
+    top, best = table.best_overlap(rows)
+    same = np.zeros(rows.size, dtype=bool)
+    found = best >= 0
+    same[found] = table.gt_class[best[found]] == table.det_class[rows[found]]
+    top, same = top[:, None], same[:, None]
+    above = top >= thresholds[None, :]
+    near = ~above & (top >= MIN_TIOU)
+    code = np.where(above, np.where(same, DOUBLE, WRONG_LABEL), BACKGROUND)
+    code = np.where(near, np.where(same, LOCALIZATION, CONFUSION), code)
+    types[rows] = np.where(matched[rows] >= 0, TP, code)
     return types
 
 
@@ -233,18 +246,18 @@ def _gains_by_removal(table, matched, types, limited, npos) -> tuple[float, dict
     nbar = table.average_instances_per_class
     hits = matched >= 0
     base = _mean_ap([normalized_ap(hits[r], npos[c], nbar) for c, r in enumerate(limited)])
-    gains = {}
-    for code, name in enumerate(ERROR_TYPES):
-        if code == TP:
+    codes = np.array([code for code in range(len(ERROR_TYPES)) if code != TP])
+    per_class = np.full((len(limited), hits.shape[1], codes.size), np.nan)
+    for c, ranked in enumerate(limited):
+        if npos[c] == 0:
             continue
-        per_class = []
-        for c, ranked in enumerate(limited):
-            aps = [
-                normalized_ap(hits[ranked, t][types[ranked, t] != code][:, None], npos[c], nbar)[0]
-                for t in range(hits.shape[1])
-            ]
-            per_class.append(aps)
-        gains[name] = _mean_ap(per_class) - base
+        shape = (ranked.size, hits.shape[1] * codes.size)
+        flags = np.repeat(hits[ranked][:, :, None], codes.size, axis=2).reshape(shape)
+        kept = (types[ranked][:, :, None] != codes).reshape(shape)
+        per_class[c] = ap_without(flags, kept, npos[c], nbar).reshape(-1, codes.size)
+    gains = {
+        ERROR_TYPES[code]: _mean_ap(list(per_class[:, :, k])) - base for k, code in enumerate(codes)
+    }
     return base, gains
 
 
@@ -285,32 +298,53 @@ def false_negative_analysis(
 
 
 def _drop_low_precision(table, matched: np.ndarray, minimum: float) -> np.ndarray:
-    """Matches left after unmatching detections whose normalized precision is <= minimum."""
+    """Matches left after unmatching detections whose normalized precision is <= minimum
+    (only a match can be unmatched, so only the rows matched somewhere are looked at)."""
     kept = matched.copy()
     npos, nbar = table.positives(), table.average_instances_per_class
-    for c, ranked in enumerate(class_rankings(table)):
-        if ranked.size == 0 or npos[c] == 0:
+    for c, (position, ids) in enumerate(_matched_rows(table, matched)):
+        if position.size == 0 or npos[c] == 0:
             continue
-        _, precision = _curves(matched[ranked] >= 0, npos[c], nbar)
+        tp_sum = np.cumsum(ids >= 0, axis=0, dtype=np.float64)
+        fp_sum = (position[:, None] + 1.0) - tp_sum  # the false positives so far, exactly
+        recall = tp_sum / npos[c]
+        precision = recall * nbar / (recall * nbar + fp_sum)
         rows, cols = np.nonzero(precision <= minimum)
-        kept[ranked[rows], cols] = -1
+        kept[class_rankings(table)[c][position[rows]], cols] = -1
     return kept
+
+
+def _matched_rows(table, matched: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per class: the ranks of its detections matched at some threshold, and their
+    matches [m, T] (every other detection is a false positive at every threshold)."""
+    anywhere = (matched >= 0).any(axis=1)
+    out = []
+    for ranked in class_rankings(table):
+        position = np.flatnonzero(anywhere[ranked])
+        out.append((position, matched[ranked[position]]))
+    return out
 
 
 def sensitivity_analysis(
     table: GroundTruthTable, matched: np.ndarray, keys: list[str], bin_set: str
 ) -> dict:
     nbar, npos = table.average_instances_per_class, table.positives()
-    rankings = class_rankings(table)
-    per_class = [normalized_ap(matched[r] >= 0, npos[c], nbar) for c, r in enumerate(rankings)]
+    rows_matched = _matched_rows(table, matched)
+    per_class = [
+        sparse_ap(ids >= 0, np.ones(ids.shape, bool), position, npos[c], nbar)
+        if npos[c]
+        else np.full(len(keys), np.nan)
+        for c, (position, ids) in enumerate(rows_matched)
+    ]
     base = _mean_ap(per_class)
     out: dict = {"average_mAP_N": base, "mAP_N": _per_threshold(per_class, keys)}
     for name in CHARACTERISTICS:
         bins = BIN_SETS[bin_set][name]
         index = bin_index(table.characteristic(name), bins)
+        aps, counts = _bin_aps(table, rows_matched, index, len(bins.names), len(keys))
         rows = []
         for b, (label, span) in enumerate(zip(bins.names, bins.ranges(), strict=True)):
-            value = _bin_map_n(table, matched, rankings, index == b, nbar, keys)
+            value = _bin_summary(aps[counts[:, b] > 0, b], keys)
             rows.append(
                 {"bin": label, "range": span, "instances": int((index == b).sum()), **value}
             )
@@ -338,25 +372,60 @@ def _spread(rows: list[dict], base: float) -> dict:
     }
 
 
-def _bin_map_n(table, matched, rankings, in_bin: np.ndarray, nbar: float, keys: list[str]) -> dict:
-    """Average-mAP_N with only the bin's instances as ground truth.
+def _bin_aps(table, rows_matched, index: np.ndarray, bins: int, thresholds: int):
+    """AP_N [C, B, T] of every class in every bin, with only the bin's instances as ground
+    truth, and the class's instances per bin [C, B] (AP NaN where 0).
 
     Detections matched to an instance outside the bin (at any threshold) are left out;
-    unmatched ones stay (they are false positives either way). Classes without an
-    instance in the bin are skipped.
+    unmatched ones stay (they are false positives either way). Only the detections
+    matched at some threshold (``rows_matched``, :func:`_matched_rows`) enter the arrays
+    (:func:`sparse_ap`).
     """
-    per_class = []
-    for c, ranked in enumerate(rankings):
-        npos = int(np.count_nonzero(in_bin & (table.gt_class == c)))
-        if npos == 0:
-            continue
-        ids = matched[ranked]
-        keep = np.all((ids < 0) | in_bin[np.maximum(ids, 0)], axis=1)
-        per_class.append(normalized_ap(ids[keep] >= 0, npos, nbar))
-    if not per_class:
+    nbar = table.average_instances_per_class
+    counts = np.zeros((len(rows_matched), bins), dtype=np.int64)
+    inside = index >= 0
+    np.add.at(counts, (table.gt_class[inside], index[inside]), 1)
+    aps = np.full((len(rows_matched), bins, thresholds), np.nan)
+    for c, (position, ids) in enumerate(rows_matched):
+        matched_bin = np.where(ids >= 0, index[np.maximum(ids, 0)], -2)
+        in_bin = matched_bin[:, None, :] == np.arange(bins)[:, None]
+        kept = ((ids[:, None, :] < 0) | in_bin).all(axis=2)
+        shape = (position.size, bins * thresholds)
+        hits = np.broadcast_to((ids >= 0)[:, None, :], (position.size, bins, thresholds))
+        rows = np.broadcast_to(kept[:, :, None], hits.shape).reshape(shape)
+        npos = np.repeat(np.maximum(counts[c], 1), thresholds)
+        ap = sparse_ap(hits.reshape(shape), rows, position, npos, nbar)
+        aps[c] = ap.reshape(bins, thresholds)
+        aps[c][counts[c] == 0] = np.nan
+    return aps, counts
+
+
+def sparse_ap(hits, kept, position, npos, nbar: float) -> np.ndarray:
+    """:func:`ap_without` given only some rows of the ranking: ``position`` [m] (their
+    ranks, increasing) holds every row that is a hit or left out somewhere; every other
+    row is a kept false positive in every column.
+
+    Only the hits carry a precision (the rest 0): a false positive's precision is below
+    the last hit's before it (same recall, more false positives), so it never raises the
+    envelope at a hit, and recall moves only at hits. The counts at the hits, and so the
+    AP, are those of the full arrays.
+    """
+    hit = hits & kept
+    tp_sum = np.cumsum(hit, axis=0, dtype=np.float64)
+    left_out = np.cumsum(~kept, axis=0, dtype=np.float64)
+    fp_sum = (position[:, None] + 1.0) - left_out - tp_sum
+    recall = tp_sum / npos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(hit, recall * nbar / (recall * nbar + fp_sum), 0.0)
+    return interpolated_ap(recall, precision)
+
+
+def _bin_summary(per_class: np.ndarray, keys: list[str]) -> dict:
+    """Average-mAP_N and mAP_N per threshold of one bin over the classes it holds."""
+    if not len(per_class):
         return {"average_mAP_N": None, "mAP_N": dict.fromkeys(keys), "classes": 0}
     return {
-        "average_mAP_N": _mean_ap(per_class),
-        "mAP_N": _per_threshold(per_class, keys),
+        "average_mAP_N": _mean_ap(list(per_class)),
+        "mAP_N": _per_threshold(list(per_class), keys),
         "classes": len(per_class),
     }

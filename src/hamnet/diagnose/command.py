@@ -29,6 +29,7 @@ class AnalysisRequest:
     tiou: list[float] | None = None
     bins: str | None = None
     device: str = "auto"
+    charts: bool = True  # False: diagnosis.json only (no matplotlib)
 
 
 def analyze(request: AnalysisRequest) -> tuple[Diagnosis, list[Path]]:
@@ -48,6 +49,8 @@ def analyze(request: AnalysisRequest) -> tuple[Diagnosis, list[Path]]:
     payload.update(result.to_dict())
     request.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(request.out / "diagnosis.json", payload, indent=1)
+    if not request.charts:
+        return result, [request.out / "diagnosis.json"]
     from hamnet.viz.diagnosis import plot_diagnosis
 
     charts = plot_diagnosis(payload, request.out)

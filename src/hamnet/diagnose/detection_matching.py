@@ -15,8 +15,10 @@ import numpy as np
 
 from hamnet.data.annotations import AnnotationSet
 from hamnet.errors import EvaluationInputError
+from hamnet.evaluate.ap_primitives import group_keys, lookup, match_ids
 from hamnet.evaluate.detection_map import select_videos
-from hamnet.localize.detections import Detection
+from hamnet.evaluate.protocols.anet import segment_iou
+from hamnet.localize.detections import Detection, DetectionColumns
 
 
 @dataclass
@@ -43,16 +45,18 @@ class GroundTruthTable:
     instances_total: int = 0
     dropped_detections: int = 0
     _by_video: dict[int, np.ndarray] = field(default_factory=dict)
+    _rankings: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
     def build(
         cls,
         ground_truth: AnnotationSet,
-        detections: Sequence[Detection],
+        detections: Sequence[Detection] | DetectionColumns,
         subset: str | None,
         *,
         drop_like_detad: bool = True,
     ) -> GroundTruthTable:
+        """``detections``: a list of records or the columns of a file (the same table)."""
         videos = select_videos(ground_truth, subset)
         present = {seg.label for video in videos for seg in video.segments}
         classes = [name for name in ground_truth.classes if name in present]
@@ -66,15 +70,13 @@ class GroundTruthTable:
         length, coverage = gt[:, 3] - gt[:, 2], (gt[:, 3] - gt[:, 2]) / gt[:, 4]
         keep = (length > 0) & (coverage <= 1.0) if drop_like_detad else np.ones(len(gt), bool)
         gt = gt[keep]
+        columns = _as_columns(detections)
+        _refuse_unknown_labels(columns, ground_truth)
         video_index = {video.name: v for v, video in enumerate(videos)}
-        chosen = [i for i, d in enumerate(detections) if d.label in class_index]
-        for d in detections:
-            if d.label not in ground_truth.classes:
-                raise EvaluationInputError(
-                    f"video {d.video!r}: detection label {d.label!r} is not a class of the "
-                    f"ground truth ({ground_truth.source})"
-                )
-        picked = [detections[i] for i in chosen]
+        per_video = [video_index.get(name, -1) for name in columns.videos]
+        per_label = [class_index.get(name, -1) for name in columns.labels]
+        det_class = np.array(per_label, dtype=np.int64)[columns.label]
+        chosen = np.flatnonzero(det_class >= 0)
         return cls(
             classes=classes,
             videos=[video.name for video in videos],
@@ -83,15 +85,13 @@ class GroundTruthTable:
             gt_segment=gt[:, 2:4].copy(),
             gt_duration=gt[:, 4].copy(),
             gt_video_count=gt[:, 5].astype(np.int64),
-            det_video=np.array([video_index.get(d.video, -1) for d in picked], dtype=np.int64),
-            det_class=np.array([class_index[d.label] for d in picked], dtype=np.int64),
-            det_segment=np.array([(d.start, d.end) for d in picked], dtype=np.float64).reshape(
-                -1, 2
-            ),
-            det_score=np.array([d.score for d in picked], dtype=np.float64),
-            det_source=np.array(chosen, dtype=np.int64),
+            det_video=np.array(per_video, dtype=np.int64)[columns.video[chosen]],
+            det_class=det_class[chosen],
+            det_segment=columns.segment[chosen].reshape(-1, 2),
+            det_score=columns.score[chosen],
+            det_source=chosen.astype(np.int64),
             instances_total=len(rows),
-            dropped_detections=len(detections) - len(chosen),
+            dropped_detections=len(columns) - chosen.size,
         )
 
     @property
@@ -119,6 +119,28 @@ class GroundTruthTable:
         with np.errstate(divide="ignore", invalid="ignore"):
             return inter / union
 
+    def best_overlap(self, dets: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """For each detection in ``dets``: the highest tIoU with a kept instance (any class)
+        of its video (-inf when it has none) and that instance (the first of equal ones)."""
+        count = np.bincount(self.gt_video, minlength=len(self.videos))
+        slot = np.arange(self.gt_video.size) - (np.cumsum(count) - count)[self.gt_video]
+        width = max(int(count.max(initial=0)), 1)
+        padded = np.full((len(self.videos) + 1, width, 2), np.nan)  # the last row: video -1
+        padded[self.gt_video, slot] = self.gt_segment
+        index = np.full((len(self.videos) + 1, width), -1, dtype=np.int64)
+        index[self.gt_video, slot] = np.arange(self.gt_video.size)
+        top = np.full(dets.size, -np.inf)
+        best = np.full(dets.size, -1, dtype=np.int64)
+        for lo in range(0, dets.size, chunk):
+            part = dets[lo : lo + chunk]
+            video = self.det_video[part]
+            overlap = segment_iou(self.det_segment[part], padded[video])
+            overlap[index[video] < 0] = -np.inf
+            choice = np.argmax(overlap, axis=1)
+            top[lo : lo + chunk] = overlap[np.arange(part.size), choice]
+            best[lo : lo + chunk] = index[video, choice]
+        return top, best
+
     def characteristic(self, name: str) -> np.ndarray:
         length = self.gt_segment[:, 1] - self.gt_segment[:, 0]
         if name == "length":
@@ -141,67 +163,63 @@ class GroundTruthTable:
         }
 
 
+def _as_columns(detections: Sequence[Detection] | DetectionColumns) -> DetectionColumns:
+    if isinstance(detections, DetectionColumns):
+        return detections
+    return DetectionColumns.from_detections(detections)
+
+
+def _refuse_unknown_labels(columns: DetectionColumns, ground_truth: AnnotationSet) -> None:
+    """One error naming the first detection (file order) of a class the ground truth lacks."""
+    known = set(ground_truth.classes)
+    for k, label in enumerate(columns.labels):  # first-appearance order
+        if label not in known:
+            first = int(np.flatnonzero(columns.label == k)[0])
+            raise EvaluationInputError(
+                f"video {columns.videos[columns.video[first]]!r}: detection label {label!r} "
+                f"is not a class of the ground truth ({ground_truth.source})"
+            )
+
+
 def class_rankings(table: GroundTruthTable) -> list[np.ndarray]:
     """Per class, its detections best first (the official evaluator's tie order)."""
-    rankings = []
-    for c in range(len(table.classes)):
-        members = np.flatnonzero(table.det_class == c)
-        rankings.append(members[table.det_score[members].argsort()[::-1]])
-    return rankings
+    if not table._rankings:
+        order = np.argsort(table.det_class, kind="stable")
+        bounds = np.cumsum(np.bincount(table.det_class, minlength=len(table.classes)))
+        for members in np.split(order, bounds[:-1]):
+            table._rankings.append(members[table.det_score[members].argsort()[::-1]])
+    return table._rankings
 
 
 def match_by_class(table: GroundTruthTable, thresholds: np.ndarray) -> np.ndarray:
     """Index of the instance each detection takes at each threshold [N, T] (-1: none).
 
-    Groups (class, video) are independent, so each is matched alone: its detections in
-    the class's rank order, tIoU and candidate order computed once per group with numpy,
-    the greedy choice in plain Python over the few instances of the group.
+    The evaluator's vectorised greedy matching (:func:`hamnet.evaluate.ap_primitives.match_ids`):
+    per (class, video) group, detections in the class's rank order, each taking the free
+    instance with the highest tIoU (ties in the official order) if it is >= the threshold.
     """
+    rank = np.zeros(table.det_class.size, dtype=np.int64)
+    for members in class_rankings(table):
+        rank[members] = np.arange(members.size)
+    count = len(table.videos)
+    gt_keys = group_keys(table.gt_video, table.gt_class, count)
+    keys = np.unique(gt_keys)
+    det_group = lookup(group_keys(table.det_video, table.det_class, count), keys)
+    grouped = np.flatnonzero(det_group >= 0)
     matched = np.full((table.det_class.size, thresholds.size), -1, dtype=np.int64)
-    groups = _instances_by_video_class(table)
-    limits = thresholds.tolist()
-    for c, ranked in enumerate(class_rankings(table)):
-        by_video: dict[int, list[int]] = {}
-        for i in ranked.tolist():
-            by_video.setdefault(int(table.det_video[i]), []).append(i)
-        for video, dets in by_video.items():
-            members = groups.get((video, c))
-            if members is not None:
-                matched[dets] = _match_group(table, np.array(dets), members, limits)
+    matched[grouped] = match_ids(
+        det_group[grouped],
+        rank[grouped],
+        table.det_segment[grouped],
+        lookup(gt_keys, keys),
+        table.gt_segment,
+        np.asarray(thresholds, dtype=np.float64),
+        _overlap_or_none,
+        rule="best",
+    )
     return matched
 
 
-def _match_group(table: GroundTruthTable, dets: np.ndarray, members: np.ndarray, limits):
-    """Greedy matching inside one (class, video) group -> instance ids [D, T] (-1: none)."""
-    det, gt = table.det_segment[dets], table.gt_segment[members]
-    inter = np.minimum(det[:, None, 1], gt[None, :, 1]) - np.maximum(
-        det[:, None, 0], gt[None, :, 0]
-    )
-    inter = inter.clip(0)
-    union = (gt[None, :, 1] - gt[None, :, 0]) + (det[:, None, 1] - det[:, None, 0]) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        overlap = np.nan_to_num(inter / union, nan=-1.0)  # 0/0 (empty segments): no match
-    # candidates by decreasing tIoU, ties in the official evaluator's order
-    orders = np.argsort(overlap, axis=1)[:, ::-1].tolist()
-    overlap_rows = overlap.tolist()
-    ids = members.tolist()
-    out = [[-1] * len(limits) for _ in range(dets.size)]
-    locked = [[False] * len(ids) for _ in limits]
-    for d, (row, order) in enumerate(zip(overlap_rows, orders, strict=True)):
-        for t, limit in enumerate(limits):
-            for j in order:
-                if row[j] < limit:
-                    break
-                if locked[t][j]:
-                    continue
-                locked[t][j] = True
-                out[d][t] = ids[j]
-                break
-    return np.array(out, dtype=np.int64).reshape(dets.size, len(limits))
-
-
-def _instances_by_video_class(table: GroundTruthTable) -> dict[tuple[int, int], np.ndarray]:
-    groups: dict[tuple[int, int], list[int]] = {}
-    for g, (v, c) in enumerate(zip(table.gt_video.tolist(), table.gt_class.tolist(), strict=True)):
-        groups.setdefault((v, c), []).append(g)
-    return {key: np.array(value, dtype=np.int64) for key, value in groups.items()}
+def _overlap_or_none(det: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """tIoU [n, M]; 0/0 (an empty detection on an empty instance) is -1: never a match."""
+    return np.nan_to_num(segment_iou(det, gt), nan=-1.0)

@@ -12,10 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from hamnet.data.annotations import AnnotationSet, load_gt_json, save_gt_json
 from hamnet.errors import ConfigError
 from hamnet.io import atomic_write_json, read_json
-from hamnet.localize.detections import Detection, load_detections
+from hamnet.localize.detections import Detection, DetectionColumns, read_detection_columns
 from hamnet.provenance import file_fingerprint
 
 TEST_DIR = "test"
@@ -123,14 +125,19 @@ def recorded_data_root(run_dir: Path) -> Path | None:
     return Path(root)
 
 
-def guess_subset(annotations: AnnotationSet, detections: list[Detection]) -> str | None:
+def guess_subset(
+    annotations: AnnotationSet, detections: list[Detection] | DetectionColumns
+) -> str | None:
     """The one subset that holds every detected video, else None (all videos)."""
-    names = {d.video for d in detections}
+    if isinstance(detections, DetectionColumns):
+        names = {detections.videos[v] for v in np.unique(detections.video).tolist()}
+    else:
+        names = {d.video for d in detections}
     subsets = {v.subset for v in annotations.videos if v.name in names}
     return subsets.pop() if len(subsets) == 1 else None
 
 
-def load_inputs(gt_path: Path, pred_path: Path) -> tuple[AnnotationSet, list[Detection]]:
-    """Ground truth and detections through the project's own readers."""
+def load_inputs(gt_path: Path, pred_path: Path) -> tuple[AnnotationSet, DetectionColumns]:
+    """Ground truth and detections (as columns) through the project's own readers."""
     annotations = load_gt_json(gt_path)
-    return annotations, load_detections(pred_path, classes=annotations.classes)
+    return annotations, read_detection_columns(pred_path, classes=annotations.classes)

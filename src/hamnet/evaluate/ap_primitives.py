@@ -65,7 +65,23 @@ def match_detections(
     overlap: Overlap,
     rule: str,
 ) -> np.ndarray:
-    """Greedy detection-side matching -> true-positive flags [N, T].
+    """Greedy detection-side matching -> true-positive flags [N, T] (see :func:`match_ids`)."""
+    args = (det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule)
+    return _greedy(*args, want_ids=False)
+
+
+def match_ids(
+    det_group: np.ndarray,
+    det_rank: np.ndarray,
+    det_segment: np.ndarray,
+    gt_group: np.ndarray,
+    gt_segment: np.ndarray,
+    thresholds: np.ndarray,
+    overlap: Overlap,
+    rule: str,
+) -> np.ndarray:
+    """Greedy detection-side matching -> index of the ground truth (a row of ``gt_group``)
+    each detection takes at each threshold [N, T], -1 for none.
 
     Detections of a group are taken in ``det_rank`` order; each takes, among the free
     ground truths (file order within the group) whose overlap is >= the threshold,
@@ -73,13 +89,33 @@ def match_detections(
     ActivityNet evaluator does (reversed ``argsort`` of the unpadded overlap row).
     ``overlap(det [n, 2], gt [n, M, 2]) -> [n, M]``.
     """
+    args = (det_group, det_rank, det_segment, gt_group, gt_segment, thresholds, overlap, rule)
+    return _greedy(*args, want_ids=True)
+
+
+def _greedy(
+    det_group,
+    det_rank,
+    det_segment,
+    gt_group,
+    gt_segment,
+    thresholds,
+    overlap,
+    rule,
+    *,
+    want_ids: bool,
+):
+    """The matching loop: instance indices [N, T] (-1: none) or true-positive flags."""
     num_groups = int(max(det_group.max(initial=-1), gt_group.max(initial=-1)) + 1)
-    tp = np.zeros((det_group.shape[0], thresholds.shape[0]), dtype=bool)
+    shape = (det_group.shape[0], thresholds.shape[0])
+    out = np.full(shape, -1, dtype=np.int64) if want_ids else np.zeros(shape, dtype=bool)
     if det_group.size == 0:
-        return tp
+        return out
     gt_slot, gt_counts = slots(gt_group, np.arange(gt_group.shape[0]), num_groups)
     width = int(gt_counts.max(initial=0))
     gt_pad = pad(gt_group, gt_slot, gt_segment, (num_groups, width), np.nan)
+    gt_index = np.full((num_groups, width), -1, dtype=np.int64)
+    gt_index[gt_group, gt_slot] = np.arange(gt_group.shape[0])
     locked = np.zeros((num_groups, thresholds.shape[0], width), dtype=bool)
     det_slot, _ = slots(det_group, det_rank, num_groups)
     for idx in steps(det_slot):
@@ -89,10 +125,14 @@ def match_detections(
         ok = (ov[:, None, :] >= thresholds[None, :, None]) & ~locked[g]
         choice = ok.argmax(axis=2) if rule == "first" else _best(ov, ok, gt_counts[g])
         hit = ok.any(axis=2)
-        tp[idx] = hit
         rows, cols = np.nonzero(hit)
-        locked[g[rows], cols, choice[rows, cols]] = True
-    return tp
+        taken = choice[rows, cols]
+        locked[g[rows], cols, taken] = True
+        if want_ids:
+            out[idx[rows], cols] = gt_index[g[rows], taken]
+        else:
+            out[idx] = hit
+    return out
 
 
 def _best(ov: np.ndarray, ok: np.ndarray, counts: np.ndarray) -> np.ndarray:
