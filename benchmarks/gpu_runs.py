@@ -11,6 +11,8 @@ recorded as such; the steps after it still run, and the JSON is rewritten after 
     synth-activitynet12  hamnet synth --like <annotations>/activitynet12 --dim 2048
     activitynet12        hamnet train --preset activitynet12 (20 epochs + test)
     ablate-thumos14      hamnet ablate --preset thumos14 --seeds 0,1,2 (every row)
+    student-thumos14     hamnet ablate --preset thumos14 --methods co2net,co2net+student
+                         --seeds 0 (CO2-Net, its pseudo labels, FuSTAL's TriDet student)
 
 Each step reports the whole-process wall time against the issue's target, epochs per
 second, GPU utilisation (nvidia-smi sampled every 0.5 s in a thread, when present), peak
@@ -48,6 +50,7 @@ STEPS = (
     "synth-activitynet12",
     "activitynet12",
     "ablate-thumos14",
+    "student-thumos14",
 )
 TARGETS_S = {"thumos14-fp32": 30, "thumos14-bf16": 20, "activitynet12": 90, "ablate-thumos14": 300}
 TIMEOUTS_S = {
@@ -58,6 +61,7 @@ TIMEOUTS_S = {
     "synth-activitynet12": 900,
     "activitynet12": 600,
     "ablate-thumos14": 900,
+    "student-thumos14": 1200,
 }
 
 
@@ -242,6 +246,14 @@ def step_commands(step: str, args: argparse.Namespace, sizes: Sizes, work: Path)
         argv += [arg for item in overrides for arg in ("--set", item)]
         if args.jobs:
             argv += ["--jobs", str(args.jobs)]
+        return argv, out
+    if step == "student-thumos14":
+        out = work / "runs" / step
+        preset = "demo" if sizes.extra else "thumos14"  # tiny: the student's CPU-sized preset
+        argv = [*hamnet, "ablate", "--preset", preset, "--data", str(work / "data/thumos14")]
+        argv += ["--out", str(out), "--seeds", "0", "--methods", "co2net,co2net+student"]
+        named = ["data.name=Thumos14reduced"] if sizes.extra else []
+        argv += [arg for item in [*common, *named] for arg in ("--set", item)]
         return argv, out
     raise ValueError(step)
 
