@@ -24,6 +24,7 @@ METHODS: dict[str, str | type] = {
     "delu": "hamnet.methods.co2net.delu:DeluMethod",
     "3cnet": "hamnet.methods.threecnet:ThreeCNetMethod",
     "pmil": "hamnet.methods.pmil:PmilMethod",
+    "cmcs": "hamnet.methods.cmcs:CmcsMethod",
 }
 # spellings accepted on input; configs store the registry name
 ALIASES = {

@@ -1,0 +1,296 @@
+"""CMCS: its terms and rule by hand, and the official code's outputs, detections, losses,
+one Adam update and initial weights recorded on the seeded case of
+:func:`reference_cases.cmcs_case` (fixtures/cmcs_official.{json,npz}: the code of
+github:Finspire13/CMCS-Temporal-Action-Localization @ d03f480 run on the CPU; how:
+tools/reference/record_cmcs.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_cases as cases  # noqa: E402
+
+from hamnet.config import make_config
+from hamnet.data.dataset import collate_videos
+from hamnet.methods import make_method
+from hamnet.methods.base import StepContext, TrainItem
+from hamnet.methods.cmcs import (
+    STREAMS,
+    TEST_STREAMS,
+    CmcsOptions,
+    CmcsStream,
+    cmcs_rule,
+    dilate,
+    diversity_loss,
+    fused_outputs,
+    item_targets,
+    norm_regularization,
+    read_static_clips,
+    run_scores,
+    stream_terms,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SNIPPET = 16 / 25
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    arrays = np.load(FIXTURES / "cmcs_official.npz")
+    content = json.loads((FIXTURES / "cmcs_official.json").read_text())
+    return {key: arrays[key] for key in arrays.files}, content
+
+
+def _method_and_network():
+    config = make_config("thumos14", "all", ["data.feature_dim=2048"], method="cmcs")
+    method = make_method(config)
+    network = method.build_network(20)
+    case = cases.cmcs_case()
+    state = {
+        f"{stream}.{key}": torch.from_numpy(value)
+        for stream, weights in case["weights"].items()
+        for key, value in weights.items()
+    }
+    network.load_state_dict(state)
+    network.eval()
+    return method, network, case
+
+
+def _outputs(network, features) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        found = network(torch.from_numpy(features)[None])
+    return {key: value[0].numpy() for key, value in found.items()}
+
+
+# ---- by hand ----------------------------------------------------------------------
+
+
+def test_dilation_covers_ten_frames_before_and_nine_after():
+    """skimage's dilation by a column of 20 ones (the mask of one frame at 30: 20..39)."""
+    mask = np.zeros(60, dtype=bool)
+    mask[30] = True
+    assert np.flatnonzero(dilate(mask, 20)).tolist() == list(range(20, 40))
+    mask[:] = False
+    mask[[0, 59]] = True
+    assert np.flatnonzero(dilate(mask, 20)).tolist() == [*range(10), *range(49, 60)]
+    assert np.flatnonzero(dilate(mask, 3)).tolist() == [0, 1, 58, 59]
+
+
+def test_run_scores_slice_the_context_as_python_does():
+    """A run at the start: left min(int(0 - 1), -1) = -1 wraps to an empty slice; a run
+    at 2..5 (L 4): left int(2 - 1) = 1 .. 2, right 6 .. 7."""
+    metric = np.arange(10, dtype=np.float64)
+    options = CmcsOptions()
+    first = run_scores(metric, np.array([[0, 3]]), options)[0]
+    assert first == pytest.approx(1.5 - 4.0)  # only the right context 4 (int(4 + 1) = 5)
+    inner = run_scores(metric, np.array([[2, 5]]), options)[0]
+    assert inner == pytest.approx(3.5 - np.mean([1, 6]))
+    # 2..9 (L 8): left int(2 - 2) = 0 .. 2; right 10 .. 12 is past the end
+    assert run_scores(metric, np.array([[2, 9]]), options)[0] == pytest.approx(5.5 - 0.5)
+    # 3..18 (L 16): left int(3 - 4) = -1: metric[-1:3] is empty (a wrapped start is
+    # always past the run), so only the right context 19..22 counts
+    long = np.arange(30, dtype=np.float64)
+    assert run_scores(long, np.array([[3, 18]]), options)[0] == pytest.approx(10.5 - 20.5)
+
+
+def test_diversity_and_norm_by_hand():
+    """Two identical branches: cosine 1 off the diagonal, relu(1 - 0) x 2 pairs / 2 = 1;
+    orthogonal one-hot scores give 0. Norm: |mean| deviation of the L1 norms / T."""
+    same = torch.zeros(2, 3, 2)
+    assert diversity_loss(same).item() == pytest.approx(1.0, abs=1e-5)
+    apart = torch.tensor([[[30.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [30.0, 0.0]]])
+    # class 0: softmax ~ (1, .5) and (.5, 1): cosine 0.8; class 1: (0, .5), (.5, 0): 0
+    assert diversity_loss(apart).item() == pytest.approx(0.4, abs=1e-5)
+    branches = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[3.0, 0.0], [-3.0, 0.0]]])
+    # L1 / T: branch 0 (1, 0), branch 1 (3, 0): deviations 1, 1, 0, 0
+    assert norm_regularization(branches).item() == pytest.approx(0.5)
+
+
+def test_items_split_multi_label_videos_and_add_static_clips(tmp_path):
+    """One item per label weighted 1 / count, one background item per video with valid
+    static clips (ratio within 0.05..0.30), every item once per epoch, shuffled."""
+    config = make_config("demo", "all", [], method="cmcs")
+    method = make_method(config)
+    method.num_classes = 3
+    masks = {"a": np.r_[np.ones(20), np.zeros(80)], "b": np.ones(10), "c": np.zeros(50)}
+    path = tmp_path / "static_clips.npz"
+    np.savez(path, **masks)
+    method.static_rows = read_static_clips(path, method.options)
+    assert list(method.static_rows) == ["a"]  # b: ratio 1, c: 0
+    assert method.static_rows["a"].tolist() == [0, 1]  # frames 0 and 16 of 0..19
+    method.train_names = ["a", "b", "c"]
+    labels = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=np.float32)
+    batches = method.epoch_batches(labels, 0, 0, 3)
+    items = sorted((i.index, i.tag) for batch in batches for i in batch)
+    assert items == [(0, 0), (0, 2), (0, 3), (1, 1)]
+    assert [len(b) for b in batches] == [3, 1]
+    assert batches == method.epoch_batches(labels, 0, 0, 3)
+    targets = item_targets(
+        torch.from_numpy(labels[[0, 0, 1]]), [TrainItem(0, 2), TrainItem(0, 3), TrainItem(1, 1)], 4
+    )
+    assert targets.tolist() == [[0, 0, 0.5, 0], [0, 0, 0, 1], [0, 1, 0, 0]]
+    rows = method.training_rows(100, TrainItem(0, 3), np.random.default_rng(0), 0)
+    assert rows.tolist() == [0, 1]
+    assert method.training_rows(7, TrainItem(0, 2), np.random.default_rng(0), 0).tolist() == [
+        *range(7)
+    ]
+
+
+def test_rule_by_hand():
+    """Two snippets, class 0 above 0.1: the metric 1 -> 0 over frames 0..16; above its
+    mean 0.5 on frames 0..7, dilated to 0..17 (clipped 0..16): one run 0..17 frames,
+    no context, score 1 x mean + 0.25 x video score; seconds x 0.64 / 16."""
+    cas = np.array([[5.0, 0.0, 0.0], [0.0, 0.0, 5.0]], dtype=np.float32)
+    found = cmcs_rule("v", cas, np.array([3.0, 0.0, 0.0]), ["a", "b"], SNIPPET, CmcsOptions())
+    assert [d.label for d in found] == ["a"]
+    probs = torch.softmax(torch.from_numpy(cas), 1).numpy()[:, 0]
+    frames = np.interp(np.arange(17), [0, 16], (probs - probs.min()) / (probs - probs.min()).max())
+    video = torch.softmax(torch.tensor([3.0, 0.0, 0.0]), 0)[0].item()
+    assert found[0].score == pytest.approx(frames.mean() + 0.25 * video, rel=1e-6)
+    assert (found[0].start, found[0].end) == (0.0, pytest.approx(17 * SNIPPET / 16))
+    assert cmcs_rule("v", cas[:1], np.zeros(3), ["a", "b"], SNIPPET, CmcsOptions()) == []
+
+
+# ---- against the official code -------------------------------------------------------
+
+
+def test_a_seed_gives_the_official_initial_weights(recorded):
+    """torch.manual_seed(0), then BackboneNet(1024, ...) of configs/thumos-I3D.json; the
+    rgb stream is built first, so the whole network from that seed starts with it."""
+    init = recorded[1]["init"]
+    torch.manual_seed(0)
+    stream = CmcsStream(1024, 21, 0.5, CmcsOptions())
+    torch.manual_seed(0)
+    network = make_method(
+        make_config("thumos14", "all", ["data.feature_dim=2048"], method="cmcs")
+    ).build_network(20)
+    assert set(stream.state_dict()) == set(init)
+    for name, value in stream.state_dict().items():
+        assert value.double().sum().item() == pytest.approx(init[name]["sum"], abs=1e-5), name
+        assert value.flatten()[:5].tolist() == pytest.approx(init[name]["head"], abs=1e-7), name
+        assert torch.equal(network.rgb.state_dict()[name], value), name
+
+
+def test_outputs_equal_the_official_code_alone_and_in_a_padded_batch(recorded):
+    arrays = recorded[0]
+    _, network, case = _method_and_network()
+    padded = collate_videos(
+        [
+            {
+                "name": str(i),
+                "features": torch.from_numpy(x),
+                "labels": torch.zeros(20),
+                "length": len(x),
+            }
+            for i, x in enumerate(case["videos"])
+        ]
+    )
+    with torch.no_grad():
+        batch = network(padded.features, padded.mask)
+    for i, x in enumerate(case["videos"]):
+        alone = _outputs(network, x)
+        for stream in [*STREAMS, "late-fusion"]:
+            fused = fused_outputs(alone, stream)
+            in_batch = fused_outputs(
+                {
+                    k: v[i].numpy() if k.endswith("global") else v[i, : len(x)].numpy()
+                    for k, v in batch.items()
+                },
+                stream,
+            )
+            for key, official in (
+                ("cas", "avg_score"),
+                ("attention", "weight"),
+                ("global", "global_score"),
+            ):
+                expected = arrays[f"{stream}/{i}/{official}"].reshape(fused[key].shape)
+                for mine in (fused[key], in_batch[key]):
+                    np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-5)
+
+
+def _official_rows(recorded, stream):
+    rows = recorded[1]["detections"][stream]
+    return [(r[0], f"class{r[3]}", r[1], r[2], r[4]) for r in rows]
+
+
+@pytest.mark.parametrize("stream", TEST_STREAMS)
+def test_detections_equal_the_official_code_both_ways(recorded, stream):
+    """detect.py on the official CAS files = hamnet's rule on hamnet's outputs (label,
+    segment within 1e-4 s, score within 1e-4 relative), in the official order."""
+    method, network, case = _method_and_network()
+    method.options.test_stream = TEST_STREAMS.index(stream)
+    ours = []
+    for i, x in enumerate(case["videos"]):
+        output = method.video_output(f"video_{i}", _outputs(network, x))
+        ours += cmcs_rule(
+            output.name,
+            output.cas,
+            output.extras["global"],
+            case["classes"],
+            SNIPPET,
+            method.options,
+        )
+    official = _official_rows(recorded, stream)
+    assert len(ours) == len(official) > 0
+    for mine, theirs in zip(ours, official, strict=True):
+        assert (mine.video, mine.label) == theirs[:2]
+        assert mine.start == pytest.approx(theirs[2], abs=1e-4)
+        assert mine.end == pytest.approx(theirs[3], abs=1e-4)
+        assert mine.score == pytest.approx(theirs[4], rel=1e-4)
+
+
+def _training_batch(method, case):
+    method.num_classes = 20
+    method.train_names = ["t0", "t1", "t2", "t3"]
+    method.static_rows = {"t3": case["static_rows"]}
+    items = [TrainItem(v, tag) for v, tag in case["items"]]
+    rows = []
+    for item in items:
+        x = case["train"][item.index]
+        keep = method.training_rows(len(x), item, np.random.default_rng(0), 0)
+        rows.append(
+            {
+                "name": str(item.index),
+                "features": torch.from_numpy(x[keep]),
+                "labels": torch.from_numpy(case["labels"][item.index]),
+                "length": len(keep),
+                "item": item,
+            }
+        )
+    return collate_videos(rows)
+
+
+def test_losses_and_one_update_equal_the_official_code(recorded):
+    """train.py's three terms per stream on the items (eval mode), summed as its
+    gradient accumulation adds them; one Adam step per stream (lr 1e-4, wd 1e-3)."""
+    content = recorded[1]
+    method, network, case = _method_and_network()
+    batch = _training_batch(method, case)
+    targets = item_targets(batch.labels, batch.items, 21)
+    with torch.no_grad():
+        outputs = network(batch.features, batch.mask)
+    lengths = batch.mask.sum(dim=1).tolist()
+    for stream in STREAMS:
+        terms = stream_terms(outputs, stream, targets, lengths)
+        expected = content["losses"][stream]
+        assert terms["cls"].item() == pytest.approx(expected["cls"], rel=1e-5)
+        assert 0.2 * terms["div"].item() == pytest.approx(expected["div"], rel=1e-4)
+        assert 0.2 * terms["norm"].item() == pytest.approx(expected["norm"], rel=1e-5)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    optimizer = method.make_optimizer(network)
+    method.train_step(batch, StepContext(network, optimizer, 1.0, 0, 1))
+    for name, value in network.state_dict().items():
+        stream, key = name.split(".", 1)
+        delta = value - before[name]
+        expected = content["step"][stream][key]
+        assert delta.abs().sum().item() == pytest.approx(expected["l1"], rel=1e-3), name
+        assert delta.flatten()[:6].tolist() == pytest.approx(expected["head"], abs=1e-7), name
+    assert math.isfinite(sum(before[k].sum().item() for k in before))
