@@ -294,3 +294,137 @@ def test_losses_and_one_update_equal_the_official_code(recorded):
         assert delta.abs().sum().item() == pytest.approx(expected["l1"], rel=1e-3), name
         assert delta.flatten()[:6].tolist() == pytest.approx(expected["head"], abs=1e-7), name
     assert math.isfinite(sum(before[k].sum().item() for k in before))
+
+
+# ---- import of the released models, and training in the house ----------------------
+
+RELEASED = FIXTURES / "cmcs_released" / "model-rgb-15000"
+
+
+def _released_run(folder: Path, step: int = 15000) -> Path:
+    """The real released rgb file, a copy of it as the flow stream (the same layout), and
+    a both stream of its layout from a seed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stream in ("rgb", "flow"):
+        (folder / f"model-{stream}-{step}").write_bytes(RELEASED.read_bytes())
+    torch.manual_seed(5)
+    torch.save(CmcsStream(2048, 21, 0.5, CmcsOptions()).state_dict(), folder / f"model-both-{step}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wide_root(tmp_path_factory) -> Path:
+    """8 synthetic videos of THUMOS14's 20 classes, 2048-wide features."""
+    from hamnet.data.synthetic import make_synthetic
+
+    out = tmp_path_factory.mktemp("cmcs_wide")
+    return make_synthetic(
+        out,
+        num_classes=20,
+        num_videos=8,
+        duration_range=(20.0, 40.0),
+        feature_dim=2048,
+        seed=1,
+        name="Thumos14reduced",
+        progress=False,
+    )
+
+
+def test_import_of_the_released_files_then_test(tmp_path, wide_root, capsys):
+    """The three files of one check point (the folder or any one of them) become the
+    three streams; the released rgb weights arrive unchanged and `hamnet test` runs."""
+    from hamnet.cli import main
+    from hamnet.weights.files import read_weight_file
+    from hamnet.weights.trained import load_trained
+
+    run = _released_run(tmp_path / "trained-thumos-I3D-run-0")
+    out = tmp_path / "cmcs.pt"
+    assert main(["import-checkpoint", "--method", "cmcs", str(run), str(out)]) == 0
+    trained = load_trained(out)
+    assert trained.config.method == "cmcs" and trained.config.preset == "thumos14"
+    assert trained.config.data.feature_dim == 2048
+    released = read_weight_file(RELEASED)
+    for key, value in released.items():
+        assert torch.equal(trained.model.rgb.state_dict()[key], value), key
+    both = read_weight_file(run / "model-both-15000")
+    assert torch.equal(trained.model.both.att_head.weight, both["att_head.weight"])
+    again = tmp_path / "again.pt"
+    assert (
+        main(
+            [
+                "import-checkpoint",
+                "--method",
+                "cmcs",
+                str(run / "model-both-15000"),
+                str(again),
+                "--data",
+                str(wide_root),
+            ]
+        )
+        == 0
+    )
+    detections = tmp_path / "det.json"
+    args = ["test", "--checkpoint", str(again), "--data", str(wide_root), "--out", str(detections)]
+    assert main(args) == 0
+    results = json.loads(detections.read_text())["results"]
+    assert sum(len(rows) for rows in results.values()) > 0
+
+
+def test_import_refuses_what_does_not_fit_in_one_line(tmp_path, cli_line):
+    run = _released_run(tmp_path / "run")
+    (run / "model-both-15000").unlink()
+    code, line = cli_line(
+        "import-checkpoint", "--method", "cmcs", run / "model-rgb-15000", tmp_path / "a.pt"
+    )
+    assert code == 2 and "the both stream (model-both-15000) is missing" in line
+    torch.save(CmcsStream(1000, 21, 0.5, CmcsOptions()).state_dict(), run / "model-both-15000")
+    code, line = cli_line("import-checkpoint", "--method", "cmcs", run, tmp_path / "b.pt")
+    assert code == 2 and "stream input widths rgb 1024, flow 1024, both 1000" in line
+    torch.save({"fc_f.weight": torch.zeros(4, 4)}, run / "model-flow-15000")
+    code, line = cli_line("import-checkpoint", "--method", "cmcs", run, tmp_path / "c.pt")
+    assert code == 2 and "not a CMCS BackboneNet state_dict" in line
+    torch.save(
+        {"base.base_conv_0.weight": torch.zeros(1), "x": Path("p")}, run / "model-flow-15000"
+    )
+    code, line = cli_line("import-checkpoint", "--method", "cmcs", run, tmp_path / "d.pt")
+    assert code == 2 and "model-flow-15000" in line
+    code, line = cli_line(
+        "import-checkpoint", "--method", "cmcs", RELEASED.parent / "README.md", tmp_path / "e.pt"
+    )
+    assert code == 2 and "not a CMCS model file" in line
+    assert not any((tmp_path / f"{n}.pt").exists() for n in "abcde")
+
+
+def test_trains_with_static_clips_and_tests_end_to_end(tiny_root, tmp_path):
+    """`hamnet train --preset demo --method cmcs` on the tiny dataset with static clips
+    for some training videos (their background items join the epoch), then `test`."""
+    import shutil
+
+    from hamnet.cli import main
+    from hamnet.data.layout import find_dataset, load_annotations
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    annotations = load_annotations(find_dataset(root))
+    masks = {}
+    for video in annotations.subset("validation")[:4]:
+        frames = np.zeros(int(video.duration * 25), dtype=bool)
+        frames[: len(frames) // 8] = True
+        masks[video.name] = frames
+    np.savez(Path(annotations.source) / "static_clips.npz", **masks)
+    run = tmp_path / "run"
+    args = ["train", "--preset", "demo", "--method", "cmcs", "--data", root, "--run-dir", run]
+    for item in ("data.feature_dim=16", "train.epochs=1", "train.batch_size=6"):
+        args += ["--set", item]
+    assert main([str(a) for a in args]) == 0
+    detections = tmp_path / "det.json"
+    test = ["test", "--checkpoint", run / "last.pt", "--data", root, "--out", detections]
+    assert main([str(a) for a in test]) == 0
+    assert json.loads(detections.read_text())["results"]
+    config = make_config("demo", "all", ["data.feature_dim=16"], method="cmcs")
+    method = make_method(config)
+    method.bind_inputs({}, annotations)
+    assert sorted(method.static_rows) == sorted(masks)
+    labels = np.stack([annotations.label_vector(v) for v in annotations.subset("validation")])
+    tags = [item.tag for batch in method.epoch_batches(labels, 0, 0, 6) for item in batch]
+    assert tags.count(4) == 4 and len(tags) == int(labels.sum()) + 4

@@ -23,6 +23,7 @@
 
 import ast
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -33,8 +34,6 @@ sys.path[:0] = [str(REF / "stubs"), str(REF), str(ROOT / "tests" / "methods")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-import os  # noqa: E402
 
 os.chdir(REF)  # utils.py reads misc/*.npy relative to the working directory
 import model as ref_model  # noqa: E402

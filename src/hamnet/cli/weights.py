@@ -25,7 +25,8 @@ def add_import_checkpoint_parser(sub) -> None:
         "--method",
         default="hamnet",
         help="whose checkpoint: hamnet (the HAM-Net release, default), or co2net / delu / "
-        "3cnet (an official saved model, a .pkl state_dict)",
+        "3cnet (an official saved model, a .pkl state_dict), or cmcs (one of its "
+        "model-{rgb,flow,both}-N files or their folder: the three are imported)",
     )
     p.set_defaults(func=cmd_import_checkpoint)
 

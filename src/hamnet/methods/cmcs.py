@@ -265,9 +265,10 @@ def frame_metric(column: np.ndarray, stride: int) -> np.ndarray:
 
 def run_scores(metric: np.ndarray, runs: np.ndarray, options: CmcsOptions) -> list[float]:
     """mask_to_detections (utils.py:678-711): inner mean x weight_inner + outer mean x
-    weight_outter (-1: ``outer_penalty``), the outer context ``int(start - L/4)`` (at most start - 1) .. ``int(end
-    + L/4)`` (at least end + 1) sliced as Python does (a negative start wraps around, so
-    a run near the video's start usually has no left context)."""
+    weight_outter (-1: ``outer_penalty``); the outer context is ``int(start - L/4)``
+    (at most start - 1) .. ``int(end + L/4)`` (at least end + 1), sliced as Python does:
+    a negative start wraps to an empty slice, so a run whose context would cross frame
+    0 has none on the left."""
     scores = []
     for start, last in runs.tolist():
         end = last + 1

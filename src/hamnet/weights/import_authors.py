@@ -11,6 +11,7 @@ from pathlib import Path
 from hamnet.config import make_config
 from hamnet.data.layout import find_dataset, load_annotations
 from hamnet.errors import CheckpointError, ConfigError
+from hamnet.weights.authors_cmcs import cmcs_overrides, cmcs_shape, load_cmcs, read_cmcs
 from hamnet.weights.authors_co2net import OFFICIAL_METHODS, load_official, official_shape
 from hamnet.weights.authors_hamnet import (
     infer_model_shape,
@@ -23,8 +24,9 @@ from hamnet.weights.trained import build_model
 
 log = logging.getLogger(__name__)
 
-# whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model
-IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet")
+# whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model,
+# CMCS's three stream files
+IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet", "cmcs")
 
 
 def preset_classes(preset: str) -> list[str]:
@@ -97,7 +99,7 @@ def import_authors_checkpoint(
     from hamnet.io import input_files, refuse_overwriting_inputs
 
     refuse_overwriting_inputs([out], [original, *input_files(classes_from)])
-    state = read_authors_checkpoint(original)
+    state = read_cmcs(original) if method == "cmcs" else read_authors_checkpoint(original)
     shape = _shape(method, state, original)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
     classes = _classes(original, preset, classes_from, shape["num_classes"])
@@ -105,6 +107,8 @@ def import_authors_checkpoint(
     model = build_model(config, len(classes))
     if method == "3cnet":
         load_threecnet(model, state, original)
+    elif method == "cmcs":
+        load_cmcs(model, state, original)
     elif method in OFFICIAL_METHODS:
         load_official(model, state, original)
     else:
@@ -125,6 +129,8 @@ def import_authors_checkpoint(
 def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
     if method == "3cnet":
         return threecnet_shape(state, original)
+    if method == "cmcs":
+        return cmcs_shape(state, original)
     if method in OFFICIAL_METHODS:
         return official_shape(state, original)
     return infer_model_shape(state)
@@ -132,6 +138,8 @@ def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
 
 def _width_overrides(method: str, shape: dict[str, int]) -> list[str]:
     """The config values the checkpoint's shapes fix."""
+    if method == "cmcs":
+        return cmcs_overrides(shape)
     widths = [f"data.feature_dim={shape['feature_dim']}"]
     if method == "3cnet":
         return [*widths, f"method_options.activitynet={shape['activitynet']}"]
