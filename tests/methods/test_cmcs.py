@@ -428,3 +428,44 @@ def test_trains_with_static_clips_and_tests_end_to_end(tiny_root, tmp_path):
     labels = np.stack([annotations.label_vector(v) for v in annotations.subset("validation")])
     tags = [item.tag for batch in method.epoch_batches(labels, 0, 0, 6) for item in batch]
     assert tags.count(4) == 4 and len(tags) == int(labels.sum()) + 4
+
+
+def test_the_released_rgb_model_gives_the_official_detections(recorded):
+    """detect.py on the CAS of the released THUMOS14 RGB model (test.py, modality rgb) on
+    the seeded videos = hamnet's rule on that model's stream."""
+    from hamnet.weights.files import read_weight_file
+
+    method, network, case = _method_and_network()
+    network.rgb.load_state_dict(read_weight_file(RELEASED))
+    method.options.test_stream = TEST_STREAMS.index("rgb")
+    ours = []
+    for i, x in enumerate(case["videos"]):
+        output = method.video_output(f"video_{i}", _outputs(network, x))
+        ours += method.reference_detections(output, case["classes"], _Settings())
+    official = recorded[1]["released_rgb_detections"]
+    assert len(ours) == len(official) > 0
+    for mine, theirs in zip(ours, official, strict=True):
+        assert (mine.video, mine.label) == (theirs[0], f"class{theirs[3]}")
+        assert (mine.start, mine.end) == (
+            pytest.approx(theirs[1], abs=1e-4),
+            pytest.approx(theirs[2], abs=1e-4),
+        )
+        assert mine.score == pytest.approx(theirs[4], rel=1e-4)
+
+
+class _Settings:
+    snippet_seconds = SNIPPET
+
+
+def test_learning_rate_decays_tenfold_from_the_milestone():
+    """MultiStepLR(milestones=[max_step_num // 2]): the update of 0-based step s uses
+    lr x 0.1 once s >= the milestone (ActivityNet: 20005 // 2 = 10002)."""
+    config = make_config("activitynet12", "all", ["data.feature_dim=32"], method="cmcs")
+    method = make_method(config)
+    assert method.options.lr_decay_step == 10002 and config.train.lr == 1e-3
+    optimizer = method.make_optimizer(method.build_network(3))
+    method.set_learning_rate(optimizer, 10001)
+    assert {g["lr"] for g in optimizer.param_groups} == {1e-3}
+    method.set_learning_rate(optimizer, 10002)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4] * 3)
+    assert sorted(optimizer.optimizers) == ["both", "flow", "rgb"]

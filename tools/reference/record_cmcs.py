@@ -18,7 +18,9 @@
    proc_value converted as utils.load_config_file does) on the saved CAS files,
    train.py's losses on the training items (eval mode: no dropout) and one Adam update
    per stream (train.py:203-205, 268, 319), and BackboneNet's default initial weights
-   after torch.manual_seed(0).
+   after torch.manual_seed(0); then the rgb modality's detections again with the
+   released THUMOS14 RGB model (tests/methods/fixtures/cmcs_released) in place of the
+   seeded rgb weights.
 """
 
 import ast
@@ -191,12 +193,26 @@ def main() -> None:
                 for key in ("avg_score", "weight", "global_score"):
                     arrays[f"{modality}/{i}/{key}"] = np.asarray(saved[key], dtype=np.float32)
         detections = record_detections(case, dirs)
+    released = torch.load(
+        ROOT / "tests/methods/fixtures/cmcs_released/model-rgb-15000", weights_only=True
+    )
+    nets["rgb"] = build(1024, {k: v.numpy() for k, v in released.items()})
+    with tempfile.TemporaryDirectory() as scratch:
+        dirs = record_outputs(case, nets, Path(scratch))
+        released_rgb = record_detections(case, {"rgb": dirs["rgb"]})["rgb"]
+    nets["rgb"] = build(1024, case["weights"]["rgb"])
     terms, deltas = record_losses(case, nets)
     fixtures = ROOT / "tests" / "methods" / "fixtures"
     np.savez_compressed(fixtures / "cmcs_official.npz", **arrays)
-    content = {"detections": detections, "losses": terms, "step": deltas, "init": record_init()}
+    content = {
+        "detections": detections,
+        "released_rgb_detections": released_rgb,
+        "losses": terms,
+        "step": deltas,
+        "init": record_init(),
+    }
     (fixtures / "cmcs_official.json").write_text(json.dumps(content, indent=0))
-    print({m: len(d) for m, d in detections.items()}, terms)
+    print({m: len(d) for m, d in detections.items()}, len(released_rgb), terms)
 
 
 if __name__ == "__main__":
