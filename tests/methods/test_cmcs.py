@@ -52,6 +52,7 @@ def recorded():
 def _method_and_network():
     config = make_config("thumos14", "all", ["data.feature_dim=2048"], method="cmcs")
     method = make_method(config)
+    method.options.round_output = 0  # the official rows are compared unrounded
     network = method.build_network(20)
     case = cases.cmcs_case()
     state = {
@@ -157,6 +158,10 @@ def test_rule_by_hand():
     assert found[0].score == pytest.approx(frames.mean() + 0.25 * video, rel=1e-6)
     assert (found[0].start, found[0].end) == (0.0, pytest.approx(17 * SNIPPET / 16))
     assert cmcs_rule("v", cas[:1], np.zeros(3), ["a", "b"], SNIPPET, CmcsOptions()) == []
+    rounded = cmcs_rule(
+        "v", cas, np.array([3.0, 0.0, 0.0]), ["a", "b"], SNIPPET, CmcsOptions(round_output=1)
+    )[0]
+    assert (rounded.score, rounded.end) == (round(found[0].score, 4), 0.68)
 
 
 # ---- against the official code -------------------------------------------------------

@@ -56,7 +56,13 @@ PRESETS: dict[str, dict] = {
         "model": {"dropout": 0.5},
         "train": {"lr": 1e-4, "weight_decay": 1e-3, "batch_size": 24},
     },
-    "thumos14": {"train": {"iterations": 15000}},
+    # detect.py:453-478: the THUMOS14 kit (TH14evalDet) at tIoU 0.1..0.9, on the file
+    # output_detections_thumos14 writes (utils.py:756: 2 decimals of seconds, 4 of score)
+    "thumos14": {
+        "train": {"iterations": 15000},
+        "eval": {"protocol": "thumos14", "tiou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]},
+        "method_options": {"round_output": 1},
+    },
     "activitynet12": {
         "train": {"lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "iterations": 20000},
         "method_options": {
@@ -93,6 +99,8 @@ class CmcsOptions:
     inner_weight: float = 1.0  # weight_inner
     outer_penalty: float = 1.0  # -weight_outter (options are >= 0)
     global_weight: float = 0.25  # weight_global
+    # 1: seconds to 2 decimals and scores to 4, as the THUMOS14 detection file is written
+    round_output: int = 0
 
 
 def _conv_relu(in_width: int, width: int, kernel: int, prefix: str) -> nn.Sequential:
@@ -296,8 +304,8 @@ def cmcs_rule(
     softmax T-CAS column, min-max normalised, interpolated to frames, thresholded above
     ``mean_ratio`` x its mean, dilated by int(dilation_seconds x stride) frames; each run
     scored by run_scores + video score x ``global_weight``; frames / fps seconds
-    (fps = stride / snippet_seconds); no NMS. A one-snippet video gives none (the
-    official interp1d fails on it)."""
+    (fps = stride / snippet_seconds), rounded as the THUMOS14 file when ``round_output``;
+    no NMS. A one-snippet video gives none (the official interp1d fails on it)."""
     stride = options.frames_per_snippet
     if cas.shape[0] < 2:
         return []
@@ -318,6 +326,8 @@ def cmcs_rule(
         ):
             score += float(scores[c]) * options.global_weight
             seconds = (start * frame_seconds, (last + 1) * frame_seconds)
+            if options.round_output:
+                score, seconds = round(score, 4), (round(seconds[0], 2), round(seconds[1], 2))
             detections.append(Detection(video, classes[c], score, *seconds))
     return detections
 
@@ -490,6 +500,8 @@ class CmcsMethod(Method):
             self.localization_source(),
             attended=probs,
             extras={"global": fused["global"]},
+            # train.py:147-156: the raw pooled scores, background dropped
+            classification_scores=fused["global"][:classes],
         )
 
 
