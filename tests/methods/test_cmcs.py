@@ -474,3 +474,22 @@ def test_learning_rate_decays_tenfold_from_the_milestone():
     method.set_learning_rate(optimizer, 10002)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4] * 3)
     assert sorted(optimizer.optimizers) == ["both", "flow", "rgb"]
+
+
+def test_a_resumed_run_ends_with_the_weights_of_a_straight_one(tiny_root, tiny_config, tmp_path):
+    """Items, dropout and the lr decay (here from step 3 of 0..3: the second epoch) are
+    functions of (seed, epoch, step): 1 epoch + resume to 2 = 2 epochs, bit for bit."""
+    from hamnet.train.trainer import train
+
+    extra = ("method=cmcs", "method_options.lr_decay_step=3")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_config("all", *extra, "train.epochs=2"), tiny_root, straight, progress=False)
+    train(tiny_config("all", *extra, "train.epochs=1"), tiny_root, split, progress=False)
+    train(
+        tiny_config("all", *extra, "train.epochs=2"), tiny_root, split, resume=True, progress=False
+    )
+    a = torch.load(straight / "last.pt", map_location="cpu", weights_only=True)
+    b = torch.load(split / "last.pt", map_location="cpu", weights_only=True)
+    assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
+    assert set(a["optimizer"]) == {"rgb", "flow", "both"}
+    assert a["optimizer"]["rgb"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
