@@ -477,11 +477,11 @@ def test_learning_rate_decays_tenfold_from_the_milestone():
 
 
 def test_a_resumed_run_ends_with_the_weights_of_a_straight_one(tiny_root, tiny_config, tmp_path):
-    """Items, dropout and the lr decay (here from step 3 of 0..3: the second epoch) are
+    """Items, dropout and the lr decay (here from step 1 of 0..1: the second epoch) are
     functions of (seed, epoch, step): 1 epoch + resume to 2 = 2 epochs, bit for bit."""
     from hamnet.train.trainer import train
 
-    extra = ("method=cmcs", "method_options.lr_decay_step=3")
+    extra = ("method=cmcs", "method_options.lr_decay_step=1", "train.batch_size=12")
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(tiny_config("all", *extra, "train.epochs=2"), tiny_root, straight, progress=False)
     train(tiny_config("all", *extra, "train.epochs=1"), tiny_root, split, progress=False)
