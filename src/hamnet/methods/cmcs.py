@@ -169,6 +169,8 @@ class CmcsNetwork(nn.Module):
         self.both = CmcsStream(feature_dim, outputs, dropout, options)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """``<stream>_cas`` [B, T, C'], ``_attention`` [B, T], ``_branches`` [B, T, K, C'],
+        ``_global`` [B, C'] (per video; an owning method is tested one video at a time)."""
         half = x.shape[-1] // 2
         if mask is None:
             valid = x.new_ones(x.shape[0], x.shape[1], 1)
