@@ -424,3 +424,62 @@ def dgam_to_hamnet(streams: dict) -> dict:
         out.update({f"{stream}.{k}": v for k, v in parts["model"].items()})
         out.update({f"cvae_{stream}.{k}": v for k, v in parts["cvae"].items()})
     return out
+
+# ---- CMCS: three official BackboneNets (rgb, flow, both), THUMOS14's 20 classes + bg ----
+
+CMCS_SEED = 22
+
+
+def _cmcs_stream(rng, in_width: int, outputs: int) -> dict:
+    """One BackboneNet state dict (configs/thumos-I3D.json: 32, 4 x (16, k3), 16);
+    scales large enough for peaked softmaxes (classes above the 0.1 threshold)."""
+    weights = {
+        "base.base_conv_0.weight": _normal(rng, (32, in_width, 1), 0.06),
+        "base.base_conv_0.bias": _normal(rng, (32,), 0.1),
+    }
+    for b in range(4):
+        weights[f"cls_bottoms.{b}.cls_b{b}_conv_0.weight"] = _normal(rng, (16, 32, 3), 0.3)
+        weights[f"cls_bottoms.{b}.cls_b{b}_conv_0.bias"] = _normal(rng, (16,), 0.1)
+    for b in range(4):
+        weights[f"cls_heads.{b}.weight"] = _normal(rng, (outputs, 16), 0.9)
+        weights[f"cls_heads.{b}.bias"] = _normal(rng, (outputs,), 0.3)
+    weights["att_bottom.att_conv_0.weight"] = _normal(rng, (16, 32, 1), 0.4)
+    weights["att_bottom.att_conv_0.bias"] = _normal(rng, (16,), 0.1)
+    weights["att_head.weight"] = _normal(rng, (1, 16), 0.8)
+    weights["att_head.bias"] = _normal(rng, (1,), 0.1)
+    return weights
+
+
+def cmcs_case(seed: int = CMCS_SEED, classes: int = 20) -> dict:
+    """Weights of the official rgb / flow (1024 wide) and both (2048) models, 6 test
+    videos of 3-60 snippets (features made of a few class-like patterns, so the T-CAS
+    has runs), and a training batch of items: (video, label tag) with the multi-label
+    video split, and one static-clip item (tag = classes, the background)."""
+    rng = np.random.RandomState(seed)
+    outputs = classes + 1
+    weights = {
+        "rgb": _cmcs_stream(rng, 1024, outputs),
+        "flow": _cmcs_stream(rng, 1024, outputs),
+        "both": _cmcs_stream(rng, 2048, outputs),
+    }
+    patterns = _normal(rng, (4, 2048), 1.0)
+    videos = []
+    for length in (3, 9, 17, 28, 41, 60):
+        pick = rng.randint(0, 4, size=length)
+        pick = np.sort(pick) if length > 20 else pick
+        videos.append(patterns[pick] + _normal(rng, (length, 2048), 0.6))
+    labels = np.zeros((4, classes), dtype=np.float32)
+    labels[0, 3] = labels[1, [5, 11]] = labels[2, 0] = labels[3, 7] = 1
+    train = [videos[i] for i in (2, 3, 4, 5)]
+    items = [(0, 3), (1, 5), (1, 11), (2, 0), (3, classes)]  # (video, tag)
+    static = np.zeros(60, dtype=bool)
+    static[[2, 3, 4, 20, 21, 40, 41, 42, 43]] = True
+    return {
+        "weights": weights,
+        "videos": videos,
+        "train": train,
+        "labels": labels,
+        "items": items,
+        "static_rows": np.flatnonzero(static),
+        "classes": [f"class{c}" for c in range(classes)],
+    }

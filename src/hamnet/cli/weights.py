@@ -25,8 +25,9 @@ def add_import_checkpoint_parser(sub) -> None:
         "--method",
         default="hamnet",
         help="whose checkpoint: hamnet (the HAM-Net release, default), co2net / delu / "
-        "3cnet (an official saved model, a .pkl state_dict) or dgam (its final_rgb/"
-        "final_flow .pth pair: either file or their folder)",
+        "3cnet (an official saved model, a .pkl state_dict), dgam (its final_rgb/"
+        "final_flow .pth pair: either file or their folder) or cmcs (one of its "
+        "model-{rgb,flow,both}-N files or their folder: the three are imported)",
     )
     p.set_defaults(func=cmd_import_checkpoint)
 

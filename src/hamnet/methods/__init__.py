@@ -26,6 +26,7 @@ METHODS: dict[str, str | type] = {
     "pmil": "hamnet.methods.pmil:PmilMethod",
     "dgam": "hamnet.methods.dgam:DgamMethod",
     "student": "hamnet.methods.student.method:StudentMethod",
+    "cmcs": "hamnet.methods.cmcs:CmcsMethod",
 }
 # spellings accepted on input; configs store the registry name
 ALIASES = {

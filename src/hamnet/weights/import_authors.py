@@ -13,6 +13,7 @@ import torch
 from hamnet.config import make_config
 from hamnet.data.layout import find_dataset, load_annotations
 from hamnet.errors import CheckpointError, ConfigError
+from hamnet.weights.authors_cmcs import cmcs_overrides, cmcs_shape, load_cmcs, read_cmcs
 from hamnet.weights.authors_co2net import OFFICIAL_METHODS, load_official, official_shape
 from hamnet.weights.authors_dgam import dgam_shape, load_dgam, read_dgam_pair, stream_files
 from hamnet.weights.authors_hamnet import (
@@ -26,8 +27,9 @@ from hamnet.weights.trained import build_model
 
 log = logging.getLogger(__name__)
 
-# whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model
-IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet", "dgam")
+# whose checkpoints import: the HAM-Net release, an official CO2-Net / DELU / 3C-Net model,
+# DGAM's two stream files, CMCS's three stream files
+IMPORTABLE = ("hamnet", *OFFICIAL_METHODS, "3cnet", "dgam", "cmcs")
 
 
 def preset_classes(preset: str) -> list[str]:
@@ -105,7 +107,7 @@ def import_authors_checkpoint(
         state = read_dgam_pair(files)
         shape = dgam_shape(state, files)
     else:
-        state = read_authors_checkpoint(original)
+        state = read_cmcs(original) if method == "cmcs" else read_authors_checkpoint(original)
         shape = _shape(method, state, original)
     preset = choose_preset(original, shape["num_classes"], preset, classes_from)
     classes = _classes(original, preset, classes_from, shape["num_classes"])
@@ -115,6 +117,8 @@ def import_authors_checkpoint(
         load_dgam(model, state, files)
     elif method == "3cnet":
         load_threecnet(model, state, original)
+    elif method == "cmcs":
+        load_cmcs(model, state, original)
     elif method in OFFICIAL_METHODS:
         load_official(model, state, original)
     else:
@@ -145,6 +149,8 @@ def _built(config, num_classes: int, seeded: bool):
 def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
     if method == "3cnet":
         return threecnet_shape(state, original)
+    if method == "cmcs":
+        return cmcs_shape(state, original)
     if method in OFFICIAL_METHODS:
         return official_shape(state, original)
     return infer_model_shape(state)
@@ -152,6 +158,8 @@ def _shape(method: str, state: dict, original: Path) -> dict[str, int]:
 
 def _width_overrides(method: str, shape: dict[str, int]) -> list[str]:
     """The config values the checkpoint's shapes fix."""
+    if method == "cmcs":
+        return cmcs_overrides(shape)
     widths = [f"data.feature_dim={shape['feature_dim']}"]
     if method == "3cnet":
         return [*widths, f"method_options.activitynet={shape['activitynet']}"]
