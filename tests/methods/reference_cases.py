@@ -425,6 +425,7 @@ def dgam_to_hamnet(streams: dict) -> dict:
         out.update({f"cvae_{stream}.{k}": v for k, v in parts["cvae"].items()})
     return out
 
+
 # ---- CMCS: three official BackboneNets (rgb, flow, both), THUMOS14's 20 classes + bg ----
 
 CMCS_SEED = 22

@@ -47,9 +47,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "student_post_official.npz"
 
 
 def _dets(segments, scores, labels) -> VideoDetections:
-    return VideoDetections(torch.tensor(segments, dtype=torch.float32),
-                           torch.tensor(scores, dtype=torch.float32),
-                           torch.tensor(labels, dtype=torch.long))
+    return VideoDetections(
+        torch.tensor(segments, dtype=torch.float32),
+        torch.tensor(scores, dtype=torch.float32),
+        torch.tensor(labels, dtype=torch.long),
+    )
 
 
 # ---- decode by hand ---------------------------------------------------------------
@@ -85,8 +87,10 @@ def test_training_layout_equals_the_test_layout_per_video_and_level():
     batch = decode_batch(offsets, start, end, bins)
     assert batch.shape == (2, 9, classes, 2)
     for video in range(2):
-        levels = [decode_video_level(o[video], s[video], e[video], bins).permute(1, 0, 2)
-                  for o, s, e in zip(offsets, start, end, strict=True)]
+        levels = [
+            decode_video_level(o[video], s[video], e[video], bins).permute(1, 0, 2)
+            for o, s, e in zip(offsets, start, end, strict=True)
+        ]
         assert torch.allclose(batch[video], torch.cat(levels), atol=1e-6)
 
 
@@ -106,7 +110,7 @@ def test_hard_nms_suppresses_at_iou_at_least_the_threshold():
 def test_soft_nms_gaussian_decay_by_hand():
     dets, kept = soft_nms(THREE, torch.tensor([0.9, 0.8, 0.7]), sigma=0.5, min_score=0.001)
     assert kept.tolist() == [0, 2, 1]
-    decayed = 0.8 * math.exp(-(0.5 ** 2) / 0.5)  # 0.4852
+    decayed = 0.8 * math.exp(-(0.5**2) / 0.5)  # 0.4852
     assert dets[:, 2].tolist() == pytest.approx([0.9, 0.7, decayed], rel=1e-6)
     assert dets[:, :2].tolist() == [[0, 10], [20, 30], [5, 10]]
 
@@ -163,7 +167,9 @@ def test_detections_are_named_by_class_index_in_the_rule_order():
     found = _dets([[0.5, 1.5], [2.0, 3.0]], [0.75, 0.5], [1, 0])
     dets = to_detections(found, "video_test_0000004", ["Billiards", "CliffDiving"])
     assert [(d.label, d.score, d.start, d.end) for d in dets] == [
-        ("CliffDiving", 0.75, 0.5, 1.5), ("Billiards", 0.5, 2.0, 3.0)]
+        ("CliffDiving", 0.75, 0.5, 1.5),
+        ("Billiards", 0.5, 2.0, 3.0),
+    ]
     assert {d.video for d in dets} == {"video_test_0000004"}
 
 
@@ -185,7 +191,10 @@ def test_settings_defaults_and_refusals():
     default = InferenceSettings()
     assert (default.pre_nms_topk, default.max_seg_num, default.min_score) == (2000, 2000, 0.001)
     assert (default.nms_method, default.multiclass_nms, default.voting_thresh) == (
-        "soft", True, 0.7)
+        "soft",
+        True,
+        0.7,
+    )
     assert InferenceSettings.library_defaults().max_seg_num == 1000
     with pytest.raises(ConfigError, match="nms_method"):
         InferenceSettings(nms_method="linear")
@@ -200,22 +209,38 @@ def _hamnet_case(name: str) -> tuple[int, VideoDetections]:
     seed, overrides = cases.CASES[name]
     setting = replace(InferenceSettings(), **overrides)
     head = cases.head_outputs(seed)
-    args = (head["points"], head["masks"], head["cls"], head["offsets"], head["start"],
-            head["end"], setting)
+    args = (
+        head["points"],
+        head["masks"],
+        head["cls"],
+        head["offsets"],
+        head["start"],
+        head["end"],
+        setting,
+    )
     count = len(candidates(*args))
     meta = cases.META
-    found = to_seconds(video_detections(*args), meta["fps"], meta["duration"],
-                       meta["feat_stride"], meta["feat_num_frames"])
+    found = to_seconds(
+        video_detections(*args),
+        meta["fps"],
+        meta["duration"],
+        meta["feat_stride"],
+        meta["feat_num_frames"],
+    )
     return count, found
 
 
 def _matched(a: VideoDetections, b: dict, seconds=1e-4, relative=1e-4) -> bool:
     """Every detection of ``a`` has one of ``b`` with its label, its segment within
     ``seconds`` and its score within ``relative``."""
-    for seg, score, label in zip(a.segments.numpy(), a.scores.numpy(), a.labels.numpy(),
-                                 strict=True):
-        near = ((b["labels"] == label) & (np.abs(b["segments"] - seg).max(1) <= seconds)
-                & (np.abs(b["scores"] - score) <= relative * np.abs(b["scores"])))
+    for seg, score, label in zip(
+        a.segments.numpy(), a.scores.numpy(), a.labels.numpy(), strict=True
+    ):
+        near = (
+            (b["labels"] == label)
+            & (np.abs(b["segments"] - seg).max(1) <= seconds)
+            & (np.abs(b["scores"] - score) <= relative * np.abs(b["scores"]))
+        )
         if not near.any():
             return False
     return True
@@ -292,9 +317,15 @@ def test_detect_video_reads_the_methods_layout_and_its_options():
     got = detect_video(levels, options, rate=25 / 16, duration=20.0)
     setting = replace(InferenceSettings(), max_seg_num=100, multiclass_nms=False)
     assert settings_from(options) == setting
-    want = to_seconds(video_detections(*(head[k] for k in (
-        "points", "masks", "cls", "offsets", "start", "end")), setting),
-        fps=25 / 16, duration=20.0, feat_stride=1, num_frames=1)
+    want = to_seconds(
+        video_detections(
+            *(head[k] for k in ("points", "masks", "cls", "offsets", "start", "end")), setting
+        ),
+        fps=25 / 16,
+        duration=20.0,
+        feat_stride=1,
+        num_frames=1,
+    )
     assert np.array_equal(got["segments"], want.segments.numpy())
     assert np.array_equal(got["labels"], want.labels.numpy())
     assert np.array_equal(got["scores"], want.scores.numpy())
