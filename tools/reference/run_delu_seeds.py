@@ -143,9 +143,16 @@ else:
         train_mod.train(itr, dataset, args, net, optimizer, device)
         print(f"iteration {itr} total {losses[-1]['total_loss']:.6f}", flush=True)
     iou, dmap = test_mod.test(args.max_iter, dataset, args, net, device)
+peaks = []  # each test video's largest fused attention (eval mode), the final model
+net.eval()
+with torch.no_grad():
+    for i in dataset.testidx:
+        video = torch.from_numpy(dataset.features[i]).float()[None]
+        out = net(video, is_training=False, seq_len=[video.shape[1]], opt=args)
+        peaks.append(float(out["attn"].max()))
 print("RESULT " + json.dumps({"seed": args.seed, "iters": args.max_iter,
       "map": [float(x) * 100 for x in dmap], "avg": float(np.mean(dmap)) * 100,
-      "losses": losses}))
+      "attention_peaks": peaks, "losses": losses}))
 """
 
 
@@ -280,18 +287,114 @@ def hamnet_series(run_dir: Path) -> tuple[float, dict[str, list[float]]]:
     return 100 * last["average_mAP"], {"attention": read("norm"), "total": read("total")}
 
 
-def summary(official: list[Path], hamnet: list[Path], every: int) -> None:
-    """One line per seed: final mAP and the mean attention every ``every`` iterations."""
+def hamnet_peaks(run_dir: Path, data: Path) -> list[float]:
+    """Each test video's largest fused attention under the run's last.pt (eval mode)."""
+    import torch
+
+    from hamnet.config import config_from_dict
+    from hamnet.data.features import PackedFeatureStore
+    from hamnet.data.released import load_released_annotations
+    from hamnet.methods import make_method
+
+    state = torch.load(Path(run_dir, "last.pt"), map_location="cpu", weights_only=True)
+    config = config_from_dict(state["config"])
+    annotations = load_released_annotations(data / "Thumos14reduced-Annotations")
+    net = make_method(config).build_network(len(state["classes"]))
+    net.load_state_dict(state["model"])
+    net.eval()
+    store = PackedFeatureStore(data / "Thumos14reduced-packed")
+    peaks = []
+    with torch.no_grad():
+        for video in annotations.subset(config.data.test_subset):
+            features = torch.from_numpy(np.array(store.read(video.name)))[None]
+            peaks.append(float(net(features)["attn"].max()))
+    return peaks
+
+
+def summary(official: list[Path], hamnet: list[Path], every: int, data: Path | None) -> None:
+    """One line per seed: final mAP and the mean attention every ``every`` iterations;
+    then the median and largest of the test videos' attention peaks."""
     rows = [
-        ("official", r["seed"], *official_series(r))
+        ("official", r["seed"], *official_series(r), r.get("attention_peaks"))
         for f in official
         for r in json.loads(f.read_text())
     ]
-    rows += [("hamnet", d.name, *hamnet_series(d)) for d in hamnet]
-    for code, seed, final, series in rows:
+    for d in hamnet:
+        rows.append(("hamnet", d.name, *hamnet_series(d), data and hamnet_peaks(d, data)))
+    for code, seed, final, series, peaks in rows:
         attention = series["attention"]
         marks = " ".join(f"{attention[i]:.3f}" for i in range(0, len(attention), every))
-        print(f"{code:8} {str(seed):>18} mAP {final:6.2f} | attention {marks} {attention[-1]:.3f}")
+        print(f"{code:8} {str(seed):>18} mAP {final:6.2f} | mean attention {marks}")
+        if peaks:
+            print(
+                f"{'':27} | test attention peak median {np.median(peaks):.3f} "
+                f"max {np.max(peaks):.3f}"
+            )
+
+
+# the official loss_dict's keys and hamnet's terms (weighted as in the official total)
+OFFICIAL_TERMS = {
+    "loss_mil_orig": "mil_base",
+    "loss_mil_supp": "mil_supp",
+    "loss_supp_contrastive": "coactivity",
+    "mutual_loss": "mutual",
+    "norm_loss": "norm",
+    "guide_loss": "guide",
+    "edl_loss": "edl",
+    "uct_guide_loss": "uct_guide",
+    "total_loss": "total",
+}
+
+
+def replay(work: Path, data: Path, official: Path, iters: int) -> None:
+    """hamnet's DELU network, terms and optimizer trained on the official code's own draws
+    (its SampleDataset.load_data on numpy's global stream, torch's seeded stream for the
+    weights and dropout), against the official run's logged terms, iteration by iteration.
+    ``work``: a copy patched by ``official`` (for its sampler)."""
+    import random
+
+    import torch
+
+    from hamnet.config import make_config
+    from hamnet.methods import make_method
+
+    result = json.loads(official.read_text())[0]
+    seed, total_iters = result["seed"], result["iters"]
+    sys.path.insert(0, str(work))
+    import options  # the official modules, from the patched copy
+    import wsad_dataset
+
+    args = options.parser.parse_args(official_argv("delu", data, total_iters, 16, seed))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    dataset = wsad_dataset.SampleDataset(args)
+    overrides = [f"train.iterations={total_iters}", "data.num_segments=16"]
+    method = make_method(make_config("thumos14", method="delu", overrides=overrides))
+    net = method.build_network(dataset.num_class)
+    optimizer = method.make_optimizer(net)
+    weights = {**method.weights(), "total": 1.0}
+    for itr in range(iters):
+        features, labels, _ = dataset.load_data(n_similar=args.num_similar)
+        rows = int(np.max(np.sum(np.max(np.abs(features), axis=2) > 0, axis=1)))
+        net.train()
+        method.set_progress(itr, total_iters)
+        outputs = net(torch.from_numpy(features[:, :rows]).float())
+        terms = method.losses(outputs, torch.from_numpy(labels).float(), None)
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+        logged = result["losses"][itr]
+        gaps = {
+            ours: abs(weights[ours] * float(terms[ours].detach()) - logged[key])
+            for key, ours in OFFICIAL_TERMS.items()
+        }
+        worst = max(gaps, key=gaps.get)
+        print(
+            f"iteration {itr}: total official {logged['total_loss']:.6f} hamnet "
+            f"{float(terms['total'].detach()):.6f}; largest gap {gaps[worst]:.2e} ({worst})",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -314,9 +417,18 @@ def main() -> None:
     table.add_argument("--official", type=Path, nargs="*", default=[], help="--out files")
     table.add_argument("--hamnet", type=Path, nargs="*", default=[], help="run folders")
     table.add_argument("--every", type=int, default=25, help="iterations between marks")
+    table.add_argument("--data", type=Path, help="the root (hamnet runs' test attention)")
+    again = commands.add_parser("replay", help="hamnet trained on the official draws")
+    again.add_argument("--work", type=Path, required=True, help="a patched copy")
+    again.add_argument("--data", type=Path, required=True, help="the synthetic root")
+    again.add_argument("--official", type=Path, required=True, help="one seed's --out")
+    again.add_argument("--iters", type=int, default=20, help="iterations to replay")
     args = parser.parse_args()
+    if args.command == "replay":
+        replay(args.work, args.data.resolve(), args.official, args.iters)
+        return
     if args.command == "summary":
-        summary(args.official, args.hamnet, args.every)
+        summary(args.official, args.hamnet, args.every, args.data)
         return
     if args.command == "data":
         make_data(args.annotations, args.out, args.seed)
