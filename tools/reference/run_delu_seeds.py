@@ -397,6 +397,60 @@ def replay(work: Path, data: Path, official: Path, iters: int) -> None:
         )
 
 
+STEP_SEED, STEP_ITERS, STEP_SHAPE = 0, 3, (10, 16, 2048)
+
+
+def step_batch() -> tuple[np.ndarray, np.ndarray]:
+    """The recorded training batch: features from ``default_rng(STEP_SEED)``, labels with
+    the pairs (0, 1), (2, 3), (4, 5) sharing a class, as the official sampler puts them."""
+    rng = np.random.default_rng(STEP_SEED)
+    features = rng.standard_normal(STEP_SHAPE).astype(np.float32)
+    labels = np.zeros((STEP_SHAPE[0], 20), dtype=np.float32)
+    labels[np.arange(10), [3, 3, 7, 7, 12, 12, 0, 5, 9, 19]] = 1
+    labels[8, 4] = 1  # one video with two classes
+    return features, labels
+
+
+def record_steps(work: Path, out: Path) -> None:
+    """The official DELU's loss_dict over STEP_ITERS training iterations (dropout on, Adam)
+    on the fixed batch, from ``setup_seed(STEP_SEED)``: hamnet's parity fixture."""
+    import torch
+
+    sys.path.insert(0, str(work))
+    sys.argv = ["main.py"]  # the official modules parse sys.argv when imported
+    import main as official_main
+    import model as official_model
+    import options
+
+    args = options.parser.parse_args(official_argv("delu", Path("."), 300, 16, STEP_SEED))
+    official_main.setup_seed(STEP_SEED)
+    net = official_model.DELU(2048, 20, opt=args)
+    optimizer = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    features, labels = (torch.from_numpy(a) for a in step_batch())
+    steps = []
+    for itr in range(STEP_ITERS):
+        net.train()
+        outputs = net(features, seq_len=np.full(10, 16), is_training=True, itr=itr, opt=args)
+        total, terms = net.criterion(
+            outputs,
+            labels,
+            seq_len=np.full(10, 16),
+            device="cpu",
+            opt=args,
+            itr=itr,
+            pairs_id=None,
+            inputs=features,
+        )
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        steps.append({k: float(v) for k, v in terms.items()})
+    source = "MengyuanChen21/ECCV2022-DELU@a60e46d, tools/reference/run_delu_seeds.py record-steps"
+    fixture = {"source": source, "seed": STEP_SEED, "max_iter": 300, "steps": steps}
+    out.write_text(json.dumps(fixture, indent=1) + "\n", encoding="utf-8")
+    print(f"{out}: {len(steps)} steps, totals {[round(x['total_loss'], 6) for x in steps]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -423,7 +477,13 @@ def main() -> None:
     again.add_argument("--data", type=Path, required=True, help="the synthetic root")
     again.add_argument("--official", type=Path, required=True, help="one seed's --out")
     again.add_argument("--iters", type=int, default=20, help="iterations to replay")
+    steps = commands.add_parser("record-steps", help="the parity fixture of 3 steps")
+    steps.add_argument("--work", type=Path, required=True, help="a patched copy")
+    steps.add_argument("--out", type=Path, required=True, help="the fixture to write")
     args = parser.parse_args()
+    if args.command == "record-steps":
+        record_steps(args.work, args.out)
+        return
     if args.command == "replay":
         replay(args.work, args.data.resolve(), args.official, args.iters)
         return
