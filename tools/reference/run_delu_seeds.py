@@ -1,19 +1,24 @@
 """Train the official DELU (or CO2-Net) code over several seeds on the CPU; issue 25.
 
-Two steps, each a subcommand:
+Subcommands:
 
   data      a small THUMOS14-shaped synthetic root in the released W-TALC layout: from the
             real annotation folder, 3 training (`validation`) videos per class (60) and 30 test
             videos covering every class, then `make_synthetic(like=...)` with 2048-wide
             features (Thumos14reduced-I3D-JOINTFeatures.npy + Thumos14reduced-Annotations/).
-  official  copies a checkout (MengyuanChen21/ECCV2022-DELU@a60e46d or
-            harlanhong/MM2021-CO2-Net@e879687) to --work, patches the copy for the CPU
-            (default tensor type, .cuda(), np.float; wandb and tensorboard_logger stubbed),
-            then per seed runs the official setup_seed / dataset / model / Adam / train()
-            for --iters iterations and the official test() on the final model. Prints one
-            JSON line per seed and writes --out: the final average mAP (tIoU 0.1:0.9, the
-            official evaluator), the per-tIoU mAPs, the classification mAP and every
-            iteration's loss terms (the criterion's own loss dictionary).
+  official  copies a checkout (MengyuanChen21/ECCV2022-DELU@a60e46d; with --code co2net
+            harlanhong/MM2021-CO2-Net@e879687, a path written but not run yet) to --work,
+            patches the copy for the CPU (default tensor type, .cuda(), np.float; wandb and
+            tensorboard_logger stubbed), then per seed runs the official setup_seed /
+            dataset / model / Adam / train() for --iters iterations and the official test()
+            on the final model. Writes --out (and one log per seed): the final average mAP
+            (tIoU 0.1:0.9, the official evaluator), the per-tIoU mAPs, each test video's
+            largest attention and every iteration's loss dictionary.
+  summary   final mAP, mean attention every N iterations and test attention peaks per seed,
+            official --out files and hamnet run folders side by side.
+  replay    hamnet's DELU trained on the official code's own draws, against an official
+            seed's logged loss terms, iteration by iteration.
+  record-steps  the parity fixture of tests/methods/test_delu_train_steps.py.
 
 The interval tests of main.py are skipped: they consume no random draws (the test loader
 walks the test videos in order, the model is in eval mode), so the final model is the one
@@ -24,7 +29,8 @@ main.py would train; main.py itself never tests after its last iteration.
   PYTHONPATH=/tmp/delu-seeds-pylib python tools/reference/run_delu_seeds.py official \
       --checkout /tmp/delu-ref --data /tmp/delu-seeds-data --work /tmp/delu-seeds-off \
       --iters 300 --seeds 0,1,2,3,4 --out delu_official_300.json
-(pandas and scipy, which the official code imports, on PYTHONPATH.)
+(pandas, scipy and joblib, which the official code imports, on PYTHONPATH; run with
+OMP_NUM_THREADS=1 on a loaded machine: two threads took 39 min for 300 iterations, one 8.)
 """
 
 from __future__ import annotations
