@@ -204,3 +204,18 @@ def test_a_second_stage_on_a_teacher_run_gets_its_training_subset_and_a_results_
     assert "pseudo labels vs the real labels, validation" in results
     kept = json.loads((run / "inputs" / "pseudo_labels.json").read_text())
     assert kept["provenance"]["teacher"]["run"] == str(teacher_run.resolve())
+
+
+def test_a_pseudo_label_file_of_unknown_videos_is_one_line_naming_it(
+    pseudo_toy, tiny_root, tiny_overrides, tmp_path, capsys
+):
+    bad = tmp_path / "bad.json"
+    entry = {"subset": "validation", "duration": 10.0, "annotations": []}
+    bad.write_text(json.dumps({"database": {"no_such_video": entry}}))
+    sets = [x for o in [*tiny_overrides, "train.epochs=1"] for x in ("--set", o)]
+    run = tmp_path / "run"
+    args = ["train", "--preset", "demo", "--method", "pseudo-toy", "--data", str(tiny_root)]
+    code = main([*args, "--run-dir", str(run), "--pseudo-labels", str(bad), *sets])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and str(bad) in err[0] and "no_such_video" in err[0]
+    assert not (run / "last.pt").exists()

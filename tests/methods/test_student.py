@@ -383,7 +383,7 @@ def test_a_video_without_ema_detections_skips_the_batch_and_ends_distillation(tm
 def _pseudo_from_truth(root: Path, run: Path) -> Path:
     """A teacher's pseudo labels: the synthetic ground truth, jittered, scored 0.9."""
     from hamnet.data.layout import open_dataset
-    from hamnet.experiments.pseudo_labels import PSEUDO_VERSION
+    from hamnet.localize.pseudo_labels import PSEUDO_VERSION
 
     annotations = open_dataset(root)[0]
     rng = np.random.default_rng(0)

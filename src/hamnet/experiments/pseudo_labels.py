@@ -21,7 +21,6 @@ from hamnet.evaluate.detection_map import evaluate_detections
 from hamnet.io import read_json
 from hamnet.localize.detections import Detection, load_detections
 from hamnet.localize.pseudo_labels import (
-    PSEUDO_VERSION,
     PseudoLabelRules,
     as_detections,
     pseudo_ground_truth,
@@ -167,8 +166,10 @@ def pseudo_labels_from_run(
 
 
 def is_pseudo_labels(path: Path) -> bool:
+    """A ground-truth style file (``hamnet pseudo-label``'s, or one made elsewhere with a
+    ``database`` of videos): taken as it is; anything else is read as detections."""
     raw = read_json(path, DataError)
-    return isinstance(raw, dict) and raw.get("pseudo_labels") == PSEUDO_VERSION
+    return isinstance(raw, dict) and isinstance(raw.get("database"), dict)
 
 
 def includes_test_subset(document: dict) -> bool:

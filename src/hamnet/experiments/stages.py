@@ -143,6 +143,7 @@ def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources
         )
     elif pl.is_pseudo_labels(source):
         document = read_json(source, DataError)
+        _check_videos(source, document, load_annotations(find_dataset(data_root)))
         _check_test_subset(config, source, document)
     else:
         annotations = load_annotations(find_dataset(data_root))
@@ -153,6 +154,15 @@ def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources
     path = stage_inputs.write_input(run_dir, "pseudo_labels", document)
     log.info("%s: pseudo labels of %d videos from %s", path, len(document["database"]), source)
     return path
+
+
+def _check_videos(source: Path, document: dict, annotations) -> None:
+    unknown = sorted(set(document["database"]) - {v.name for v in annotations.videos})
+    if unknown:
+        raise DataError(
+            f"{source}: pseudo labels for {unknown[0]!r}, a video the dataset does not have"
+            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+        )
 
 
 def _check_test_subset(config: Config, source: Path, document: dict) -> None:
