@@ -56,14 +56,19 @@ def overlap_matrix(segments: np.ndarray) -> np.ndarray:
 
 def kept_mask(detections: Sequence[Detection], rules: PseudoLabelRules) -> np.ndarray:
     """[N] bool: which of one video's detections the rules keep."""
-    if not detections:
-        return np.zeros(0, dtype=bool)
     segments = np.array([[d.start, d.end] for d in detections], dtype=np.float32)
     scores = np.array([d.score for d in detections], dtype=np.float32)
+    return kept_rows(segments.reshape(-1, 2), scores, rules)
+
+
+def kept_rows(segments: np.ndarray, scores: np.ndarray, rules: PseudoLabelRules) -> np.ndarray:
+    """[N] bool for one video's ``segments`` [N, 2] and ``scores`` [N] (float32)."""
+    if len(segments) == 0:
+        return np.zeros(0, dtype=bool)
     overlaps = overlap_matrix(segments)
     np.fill_diagonal(overlaps, 0.0)
     dense = overlaps.sum(axis=1) >= np.float32(rules.min_overlap_sum)
-    return dense & (scores > np.float32(rules.min_score))
+    return dense & (np.asarray(scores, dtype=np.float32) > np.float32(rules.min_score))
 
 
 def select_pseudo_labels(

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from hamnet.errors import ConfigError, DataError
 from hamnet.localize.detections import Detection
+from hamnet.localize.pseudo_labels import PseudoLabelRules
 from hamnet.methods.base import Method, StepContext, TrainItem, VideoOutput, enabled_terms
 from hamnet.methods.student import losses as L
 from hamnet.methods.student import pseudo
@@ -46,25 +47,30 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# the network's defaults (TriDetShape: config.py + configs/thumos_i3d.yaml), stated once
+NETWORK = TriDetShape(input_dim=0, num_classes=0)
+FUSTAL_RULES = PseudoLabelRules()  # the pseudo-label selection (hamnet pseudo-label's too)
+
+
 @dataclass
 class StudentOptions:
-    # network (configs/thumos_i3d.yaml over libs/core/config.py defaults)
-    max_seq_len: int = 2304
-    embd_dim: int = 512
-    embd_kernel_size: int = 3
-    sgp_mlp_dim: int = 768
-    sgp_win_size: int = 1
-    k: float = 5.0
-    init_conv_vars: float = 0.0
-    head_dim: int = 512
-    head_kernel_size: int = 3
-    boundary_kernel_size: int = 3
-    head_num_layers: int = 3
-    num_bins: int = 16
-    cls_prior_prob: float = 0.01
-    droppath: float = 0.1
-    input_noise: float = 0.0005
-    max_buffer_len_factor: float = 6.0
+    # network: TriDetShape's defaults
+    max_seq_len: int = NETWORK.max_seq_len
+    embd_dim: int = NETWORK.embd_dim
+    embd_kernel_size: int = NETWORK.embd_kernel_size
+    sgp_mlp_dim: int = NETWORK.sgp_mlp_dim
+    sgp_win_size: int = NETWORK.sgp_win_size
+    k: float = NETWORK.k
+    init_conv_vars: float = NETWORK.init_conv_vars
+    head_dim: int = NETWORK.head_dim
+    head_kernel_size: int = NETWORK.head_kernel_size
+    boundary_kernel_size: int = NETWORK.boundary_kernel_size
+    head_num_layers: int = NETWORK.head_num_layers
+    num_bins: int = NETWORK.num_bins
+    cls_prior_prob: float = NETWORK.cls_prior_prob
+    droppath: float = NETWORK.droppath
+    input_noise: float = NETWORK.input_noise
+    max_buffer_len_factor: float = NETWORK.max_buffer_len_factor
     # losses
     center_sample_radius: float = 1.5
     iou_weight_power: float = 0.2
@@ -74,8 +80,8 @@ class StudentOptions:
     trunc_thresh: float = 0.5
     crop_low: float = 0.9
     crop_high: float = 1.0
-    pseudo_min_overlap: float = 0.2
-    pseudo_min_score: float = 0.4
+    pseudo_min_overlap: float = FUSTAL_RULES.min_overlap_sum
+    pseudo_min_score: float = FUSTAL_RULES.min_score
     # optimisation
     clip_grad_l2norm: float = 1.0
     warmup_epochs: int = 1

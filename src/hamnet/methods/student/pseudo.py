@@ -11,7 +11,7 @@ import numpy as np
 
 from hamnet.errors import DataError
 from hamnet.io import read_json
-from hamnet.localize.pseudo_labels import overlap_matrix
+from hamnet.localize.pseudo_labels import PseudoLabelRules, kept_rows
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,8 @@ def filter_pseudo(video: PseudoVideo, min_overlap: float, min_score: float) -> P
     to >= ``min_overlap`` and whose score is > ``min_score``."""
     if len(video.segments) == 0:
         return video
-    overlaps = overlap_matrix(video.segments)  # calculate_iou_matrix: over the pair's hull
-    np.fill_diagonal(overlaps, 0)
-    keep = (overlaps.sum(-1) >= min_overlap) & (video.scores > min_score)
+    rules = PseudoLabelRules(min_score=min_score, min_overlap_sum=min_overlap)
+    keep = kept_rows(video.segments, video.scores, rules)
     return PseudoVideo(video.segments[keep], video.labels[keep], video.scores[keep])
 
 
