@@ -21,7 +21,13 @@ from hamnet.data.dataset import Batch
 from hamnet.errors import DataError
 from hamnet.methods import make_method
 from hamnet.methods.base import StepContext
-from hamnet.methods.pmil import rampup, read_proposals, roi_align, segments_iou
+from hamnet.methods.pmil import (
+    rampup,
+    rank_consistency_loss,
+    read_proposals,
+    roi_align,
+    segments_iou,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SNIPPET = 16 / 25
@@ -56,6 +62,43 @@ def test_segments_iou_and_rampup_by_hand():
     iou = segments_iou(torch.tensor([[0.0, 4.0]]), torch.tensor([[2.0, 6.0], [5.0, 7.0]]))
     assert torch.allclose(iou, torch.tensor([[2 / 6, 0.0]]), atol=1e-6)
     assert rampup(0, 30) == pytest.approx(np.exp(-5.0)) and rampup(45, 30) == 1.0
+
+
+def test_irc_of_a_single_proposal_is_the_official_nan_unless_skipped():
+    # one proposal: none is above its mean attention, the official mean over none is NaN
+    student, teacher = torch.tensor([[[0.3, 0.7]]]), torch.tensor([[[0.1, 0.9]]])
+    attention, labels = torch.tensor([[[0.5]]]), torch.tensor([[1.0, 0.0]])
+    valid, proposals = torch.tensor([[True]]), [torch.tensor([[2.0, 6.0]])]
+    args = (student, teacher, attention, labels, valid, proposals)
+    assert torch.isnan(rank_consistency_loss(*args))
+    assert float(rank_consistency_loss(*args, skip_empty=True)) == 0.0
+    # two proposals, the same class: KL over the overlapping pair, the retained one only
+    student = torch.tensor([[[0.0], [1.0]]])
+    teacher = torch.tensor([[[1.0], [0.0]]])
+    two = [torch.tensor([[0.0, 4.0], [2.0, 6.0]])]
+    attention = torch.tensor([[[0.2], [0.8]]])
+    loss = rank_consistency_loss(
+        student, teacher, attention, torch.tensor([[1.0]]), torch.tensor([[True, True]]), two
+    )
+    p = torch.softmax(torch.tensor([1.0, 0.0]), 0)
+    q = torch.log_softmax(torch.tensor([0.0, 1.0]), 0)
+    assert float(loss) == pytest.approx(float((p * (p.log() - q)).sum()), rel=1e-6)
+
+
+def test_training_videos_with_one_proposal_are_warned_of(tmp_path, annotations, caplog):
+    method = make_method(make_config("thumos14", "all", OVERRIDES, method="pmil"))
+    rows = [{"segment": [1.0, 2.0], "score": 0.5}]
+    path = _write(tmp_path, _every_video(annotations, rows))
+    with caplog.at_level("WARNING"):
+        method.bind_inputs({"proposals": path}, annotations)
+    assert "fewer than 2 proposals" in caplog.text and "irc_skip_empty=1" in caplog.text
+    caplog.clear()
+    skipping = make_config(
+        "thumos14", "all", [*OVERRIDES, "method_options.irc_skip_empty=1"], method="pmil"
+    )
+    with caplog.at_level("WARNING"):
+        make_method(skipping).bind_inputs({"proposals": path}, annotations)
+    assert "fewer than 2 proposals" not in caplog.text
 
 
 def test_outputs_and_detections_equal_the_official_code():
@@ -181,6 +224,13 @@ def _every_video(annotations, rows=None):
             lambda c, a: c["results"].update({a.videos[0].name: [{"label": "x"}]}) or c,
             r"without a \[start, end\]",
         ),
+        (
+            lambda c, a: c["results"].update(
+                {a.videos[0].name: [{"segment": [1, 2], "label": "NoSuchClass"}]}
+            )
+            or c,
+            "'NoSuchClass' is not one of the dataset's classes",
+        ),
     ],
 )
 def test_proposals_that_do_not_belong_to_the_data_are_refused(tmp_path, annotations, edit, message):
@@ -200,7 +250,7 @@ def test_an_empty_or_broken_file_is_refused(tmp_path, annotations):
 def test_a_video_without_proposals_gets_the_official_zero_span(tmp_path, annotations):
     read = read_proposals(_write(tmp_path, _every_video(annotations)), annotations, SNIPPET)
     assert all(np.array_equal(p, [[0.0, 0.0]]) for p in read.values())
-    rows = [{"segment": [1.0, 2.0], "label": "a", "score": 0.5}]
+    rows = [{"segment": [1.0, 2.0], "label": annotations.classes[0], "score": 0.5}]
     read = read_proposals(_write(tmp_path, _every_video(annotations, rows)), annotations, SNIPPET)
     assert np.allclose(next(iter(read.values())), [[1.56, 3.12]])  # round(t * 25 / 16, 2)
 

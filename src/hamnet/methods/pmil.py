@@ -12,6 +12,7 @@ follows github:RenHuan1999/CVPR2023_P-MIL @ 855e683 (docs/methods.md, file:line)
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,15 @@ from hamnet.methods.base import Method, StepContext, TrainItem, VideoOutput, ena
 from hamnet.timing import snippets_per_second
 
 LOSS_TERMS = ("mil_orig", "mil_supp", "irc", "comp")
+log = logging.getLogger(__name__)
 
 # options.py defaults (its README trains THUMOS14 with them): lr 5e-5, weight decay 1e-3,
 # batch 10, 200 epochs
 PRESETS: dict[str, dict] = {
     "*": {"train": {"lr": 5e-5, "weight_decay": 1e-3, "batch_size": 10}},
     "thumos14": {"train": {"epochs": 200}},
+    # the official code ships no ActivityNet script or options: hamnet's choice, the same
+    # values (docs/methods.md, P-MIL)
     "activitynet12": {"train": {"epochs": 200}},
     "demo": {},
 }
@@ -54,6 +58,9 @@ class PmilOptions:
     rampup_length: int = 30  # epochs of the exponential ramp-up of irc and comp
     threshold_cls: float = 0.2
     gamma_vid: float = 0.2  # the video score's share of a proposal's score
+    # 1: a class whose video has no proposal above its mean attention (one proposal, or
+    # equal attentions) adds 0 to IRC; the official mean over none is NaN (model.py:318-319)
+    irc_skip_empty: int = 0
 
 
 # ---- the network (model.py:10-150) --------------------------------------------------
@@ -206,10 +213,13 @@ def topk_mil_loss(cas, labels, valid, with_background: bool, k: float) -> Tensor
     return loss / cas.shape[0]
 
 
-def rank_consistency_loss(student, teacher, attention, labels, valid, proposals) -> Tensor:
+def rank_consistency_loss(
+    student, teacher, attention, labels, valid, proposals, skip_empty: bool = False
+) -> Tensor:
     """prop_irc_loss: per labelled class, KL between the teacher's and the student's
     softmax over the proposals overlapping each proposal, on proposals whose (teacher
-    stream's) attention is above its mean; mean over classes, then videos."""
+    stream's) attention is above its mean; mean over classes, then videos. With no such
+    proposal the official mean is NaN; ``skip_empty`` counts it 0 instead."""
     loss = 0
     for b, proposal in enumerate(proposals):
         attn = attention[b][valid[b]][:, 0]
@@ -221,7 +231,10 @@ def rank_consistency_loss(student, teacher, attention, labels, valid, proposals)
             p_tea = F.softmax(offset + tea[:, c].unsqueeze(0), dim=1)
             log_stu = F.log_softmax(offset + stu[:, c].unsqueeze(0), dim=1)
             kl = F.kl_div(log_stu, p_tea.detach(), reduction="none").sum(-1)
-            per_video = per_video + kl[attn > attn.mean()].mean()
+            retained = attn > attn.mean()
+            if skip_empty and not bool(retained.any()):
+                continue
+            per_video = per_video + kl[retained].mean()
         loss = loss + per_video / labels[b].sum()
     return loss / len(proposals)
 
@@ -271,12 +284,14 @@ def read_proposals(path: Path, annotations, snippet_seconds: float) -> dict[str,
     if unknown:
         raise DataError(f"{path}: proposals for {unknown[0]!r}, a video the dataset does not have")
     rate = snippets_per_second(snippet_seconds)
+    classes = set(annotations.classes)
     return {
-        name: _video_proposals(path, name, results.get(name), known[name], rate) for name in known
+        name: _video_proposals(path, name, results.get(name), known[name], rate, classes)
+        for name in known
     }
 
 
-def _video_proposals(path: Path, name: str, rows, video, rate: float) -> np.ndarray:
+def _video_proposals(path: Path, name: str, rows, video, rate: float, classes) -> np.ndarray:
     if not isinstance(rows, list):
         raise DataError(f"{path}: no proposals for video {name!r} (a list is needed, [] for none)")
     spans = []
@@ -284,6 +299,11 @@ def _video_proposals(path: Path, name: str, rows, video, rate: float) -> np.ndar
         segment = row.get("segment") if isinstance(row, dict) else None
         if not (isinstance(segment, list) and len(segment) == 2):
             raise DataError(f"{path}: {name}: a proposal without a [start, end] 'segment'")
+        # the official reader uses the spans only; a label from another dataset's
+        # classes says the file was made for other data
+        label = row.get("label")
+        if label is not None and label not in classes:
+            raise DataError(f"{path}: {name}: class {label!r} is not one of the dataset's classes")
         start, end = (float(v) for v in segment)
         if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
             raise DataError(f"{path}: {name}: segment {segment} is not a span of seconds")
@@ -319,6 +339,25 @@ class PmilMethod(Method):
         self.proposals = read_proposals(
             inputs["proposals"], annotations, self.config.data.snippet_seconds
         )
+        self._warn_single_proposals(annotations)
+
+    def _warn_single_proposals(self, annotations) -> None:
+        if self.options.irc_skip_empty:
+            return
+        subset = self.config.data.train_subset
+        single = [
+            v.name
+            for v in annotations.videos
+            if v.subset == subset and len(self.proposals.get(v.name, ())) < 2
+        ]
+        if single:
+            log.warning(
+                "P-MIL: %d training video(s) have fewer than 2 proposals (first: %s); the "
+                "official IRC loss is NaN on such a video; method_options.irc_skip_empty=1 "
+                "counts it 0 instead",
+                len(single),
+                single[0],
+            )
 
     def set_progress(self, step: int, total: int) -> None:
         self.step = step
@@ -373,8 +412,9 @@ class PmilMethod(Method):
             return (both[0] + both[1]) / 2
 
         def irc() -> Tensor:
-            a = rank_consistency_loss(v_cas, f_cas, f_attn, labels, valid, proposals)
-            b = rank_consistency_loss(f_cas, v_cas, v_attn, labels, valid, proposals)
+            skip = bool(o.irc_skip_empty)
+            a = rank_consistency_loss(v_cas, f_cas, f_attn, labels, valid, proposals, skip)
+            b = rank_consistency_loss(f_cas, v_cas, v_attn, labels, valid, proposals, skip)
             return (a + b) / 2 * ramp
 
         def comp() -> Tensor:
