@@ -59,7 +59,7 @@ class PmilOptions:
     threshold_cls: float = 0.2
     gamma_vid: float = 0.2  # the video score's share of a proposal's score
     # 1: a class whose video has no proposal above its mean attention (one proposal, or
-    # equal attentions) adds 0 to IRC; the official mean over none is NaN (model.py:318-319)
+    # equal attentions) adds 0 to IRC; the official mean over none is NaN (model.py:317-318)
     irc_skip_empty: int = 0
 
 
