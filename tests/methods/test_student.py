@@ -230,11 +230,14 @@ def test_three_adamw_clip_schedule_ema_steps_equal_the_official_ones(official):
         ours = reference_key(key)
         start = before[ours].reshape(-1).numpy()
         at = sc.sample_positions(start.size)
-        ulp = np.spacing(np.abs(start[at]))  # float32 steps of each weight (other sum orders)
+        # float32 steps of each weight (other sum orders), plus 1e-8: 1e-4 of a step of
+        # lr 1e-4, where another CPU's reduction order (AVX2 against AVX-512) moves a
+        # tiny weight's gradient and Adam rescales it (3.7e-9 seen on an AMD EPYC)
+        ulp = np.spacing(np.abs(start[at]))
         for name, state in (("step", after), ("ema", ema)):
             delta = (state[ours] - before[ours]).double().reshape(-1).numpy()[at]
             gap = np.abs(delta - recorded[f"{name}/{key}/values"])
-            assert (gap <= 4 * ulp + 1e-9).all(), (key, name)
+            assert (gap <= 4 * ulp + 1e-8).all(), (key, name)
             worst = max(worst, float(gap.max()))
     # changes of ~1e-4 (lr x Adam's unit steps), equal up to 3 float32 steps of a weight
     # (1.4e-6 on the boundary heads' biases of -4.6, whose tiny gradients Adam rescales)
