@@ -168,6 +168,23 @@ def test_pseudo_label_writes_the_training_subset_with_provenance_and_quality(
     assert main(["eval", "--gt", str(out), "--pred", str(teacher), "--subset", "validation"]) == 0
 
 
+def test_pseudo_label_applies_and_records_the_optional_rules(teacher_run, tmp_path, capsys):
+    plain, ruled = tmp_path / "plain.json", tmp_path / "ruled.json"
+    assert main(["pseudo-label", str(teacher_run), "--out", str(plain), "--min-score", "0"]) == 0
+    args = ["--min-score", "0", "--nms-iou", "0.5", "--merge-iou", "0.1"]
+    assert main(["pseudo-label", str(teacher_run), "--out", str(ruled), *args]) == 0
+    printed = capsys.readouterr().out
+    assert "per-class NMS at IoU 0.5" in printed and "merged where hull IoU > 0.1" in printed
+    before, after = (json.loads(p.read_text()) for p in (plain, ruled))
+    assert after["provenance"]["rules"] == {
+        "name": "FuSTAL", "min_score": 0.0, "min_overlap_sum": 0.2, "nms_iou": 0.5,
+        "merge_iou": 0.1,
+    }  # fmt: skip
+    assert 0 < after["provenance"]["kept"] < before["provenance"]["kept"]
+    assert after["provenance"]["detections_in"] == before["provenance"]["detections_in"]
+    assert 0 <= after["quality"]["validation"]["average"] <= 100
+
+
 def test_a_second_stage_refuses_test_subset_pseudo_labels_unless_asked(
     pseudo_toy, teacher_run, tiny_root, tiny_overrides, tmp_path, capsys
 ):

@@ -436,3 +436,23 @@ def test_trains_checkpoints_resumes_and_tests_end_to_end(tiny_root, tmp_path, ca
     evaluation = evaluate_checkpoint(straight / "last.pt", tiny_root, tmp_path / "det.json",
                                      progress=False)  # fmt: skip
     assert evaluation.detections and evaluation.result.average_mAP >= 0
+
+
+def test_the_optional_pseudo_label_rules_are_student_options(tmp_path):
+    """A file without a recorded selection is selected with the method's pseudo_*
+    options: merge_box's merge (and CoLA's NMS) when set, off by default."""
+    rows = [
+        {"segment": [1.0, 6.0], "label": "A", "score": 0.9},
+        {"segment": [2.0, 7.0], "label": "A", "score": 0.8},
+    ]
+    path = write(tmp_path, {"v1": {"annotations": rows}})
+    plain = student_method()
+    plain.bind_inputs({"pseudo_labels": path}, annotations())
+    assert plain.pseudo["v1"].segments.tolist() == [[1.0, 6.0], [2.0, 7.0]]
+    merged = student_method(pseudo_merge_iou=0.1)
+    merged.bind_inputs({"pseudo_labels": path}, annotations())
+    assert merged.pseudo["v1"].segments.tolist() == [[1.0, 7.0]]
+    assert merged.pseudo["v1"].scores.tolist() == pytest.approx([0.9])
+    nms = student_method(pseudo_nms_iou=0.5, pseudo_min_overlap=0.0)
+    nms.bind_inputs({"pseudo_labels": path}, annotations())  # IoU (4 + 1) / (6 + 6 - 5) >= 0.5
+    assert nms.pseudo["v1"].segments.tolist() == [[1.0, 6.0]]

@@ -151,6 +151,18 @@ def add_pseudo_label_parser(sub) -> None:
         default=0.2,
         help="keep a detection whose IoUs with the video's others sum to this (0.2)",
     )
+    p.add_argument(
+        "--nms-iou",
+        type=float,
+        default=0.0,
+        help="first, CoLA's per-class NMS at this IoU (FuSTAL's generator: 0.5; default 0: off)",
+    )
+    p.add_argument(
+        "--merge-iou",
+        type=float,
+        default=0.0,
+        help="last, FuSTAL's merge_box: the best takes in hull IoU > this (0.1; default 0: off)",
+    )
     p.set_defaults(func=cmd_pseudo_label)
 
 
@@ -160,7 +172,12 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from hamnet.localize.pseudo_labels import PseudoLabelRules
 
     out = as_path(args.out)
-    rules = PseudoLabelRules(min_score=args.min_score, min_overlap_sum=args.min_overlap_sum)
+    rules = PseudoLabelRules(
+        min_score=args.min_score,
+        min_overlap_sum=args.min_overlap_sum,
+        nms_iou=args.nms_iou,
+        merge_iou=args.merge_iou,
+    )
     work = out.with_name(f"{out.stem}-teacher")
     subsets = [s for s in args.subset.split(",") if s.strip()]
     document = pseudo_labels_from_run(as_path(args.run), subsets, rules, work, as_path(args.data))

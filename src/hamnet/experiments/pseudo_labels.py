@@ -183,8 +183,7 @@ def summary_lines(document: dict) -> list[str]:
     rules = provenance.get("rules") or {}
     lines = [
         f"pseudo labels: {provenance.get('kept', '?')} of {provenance.get('detections_in', '?')} "
-        f"teacher detections kept ({rules.get('name', '?')} rules: score > "
-        f"{rules.get('min_score')}, IoU sum with the others >= {rules.get('min_overlap_sum')})",
+        f"teacher detections kept ({rules.get('name', '?')} rules: {_rules_text(rules)})",
         f"teacher: {teacher.get('method', '?')} ({teacher.get('run') or teacher.get('file', '?')})",
     ]
     for subset, q in (document.get("quality") or {}).items():
@@ -199,3 +198,15 @@ def summary_lines(document: dict) -> list[str]:
             "train.allow_test_subset=true, and is then labelled"
         )
     return lines
+
+
+def _rules_text(rules: dict) -> str:
+    """The rules in words, in the order applied (the optional ones only when on)."""
+    parts = [f"per-class NMS at IoU {rules['nms_iou']}"] if rules.get("nms_iou") else []
+    parts.append(
+        f"score > {rules.get('min_score')}, IoU sum with the others >= "
+        f"{rules.get('min_overlap_sum')}"
+    )
+    if rules.get("merge_iou"):
+        parts.append(f"merged where hull IoU > {rules['merge_iou']}")
+    return "; ".join(parts)

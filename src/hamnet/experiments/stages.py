@@ -125,7 +125,8 @@ def _run_detections(run: Path, data_root: Path, run_dir: Path) -> Path:
 
 def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources) -> Path:
     """``RUN/inputs/pseudo_labels.json`` from one source: a pseudo-label file (taken as
-    it is), a detections file or a run (FuSTAL's selection on the training subset)."""
+    it is), a detections file or a run (FuSTAL's selection on the training subset, with
+    the method's ``pseudo_*`` options where it sets them)."""
     from hamnet.data.layout import find_dataset, load_annotations
     from hamnet.experiments import pseudo_labels as pl
     from hamnet.localize.pseudo_labels import PseudoLabelRules
@@ -134,13 +135,12 @@ def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources
         raise ConfigError("pseudo labels come from one source (a run, detections or labels file)")
     source = sources[0]
     train_subset = [config.data.train_subset]
+    rules = PseudoLabelRules.from_options(config.method_options)  # the student's pseudo_* keys
     if source.is_dir():
         annotations = load_annotations(find_dataset(data_root))
         found = pl.run_detections(source, data_root, train_subset, run_dir / stage_inputs.INPUTS)
         teacher = {"run": str(source), "method": _run_method(source), "data": str(data_root)}
-        document = pl.make_pseudo_labels(
-            found, annotations, train_subset, PseudoLabelRules(), config, teacher
-        )
+        document = pl.make_pseudo_labels(found, annotations, train_subset, rules, config, teacher)
     elif pl.is_pseudo_labels(source):
         document = read_json(source, DataError)
         _check_videos(source, document, load_annotations(find_dataset(data_root)))
@@ -148,9 +148,7 @@ def _pseudo_labels_input(config: Config, data_root: Path, run_dir: Path, sources
     else:
         annotations = load_annotations(find_dataset(data_root))
         teacher = {"file": str(source), "method": "?", "data": str(data_root)}
-        document = pl.make_pseudo_labels(
-            source, annotations, train_subset, PseudoLabelRules(), config, teacher
-        )
+        document = pl.make_pseudo_labels(source, annotations, train_subset, rules, config, teacher)
     path = stage_inputs.write_input(run_dir, "pseudo_labels", document)
     log.info("%s: pseudo labels of %d videos from %s", path, len(document["database"]), source)
     return path

@@ -82,6 +82,8 @@ class StudentOptions:
     crop_high: float = 1.0
     pseudo_min_overlap: float = FUSTAL_RULES.min_overlap_sum
     pseudo_min_score: float = FUSTAL_RULES.min_score
+    pseudo_nms_iou: float = FUSTAL_RULES.nms_iou  # CoLA's per-class NMS first; 0: off
+    pseudo_merge_iou: float = FUSTAL_RULES.merge_iou  # merge_box after; 0: off
     # optimisation
     clip_grad_l2norm: float = 1.0
     warmup_epochs: int = 1
@@ -188,7 +190,13 @@ class StudentMethod(Method):
         self.pseudo = found  # FuSTAL's selection made already (the file's rules) or here:
         if not selected:
             self.pseudo = {
-                name: pseudo.filter_pseudo(video, o.pseudo_min_overlap, o.pseudo_min_score)
+                name: pseudo.filter_pseudo(
+                    video,
+                    o.pseudo_min_overlap,
+                    o.pseudo_min_score,
+                    o.pseudo_nms_iou,
+                    o.pseudo_merge_iou,
+                )
                 for name, video in found.items()
             }
         self.durations = {video.name: float(video.duration) for video in annotations.videos}

@@ -11,7 +11,7 @@ import numpy as np
 
 from hamnet.errors import DataError
 from hamnet.io import read_json
-from hamnet.localize.pseudo_labels import PseudoLabelRules, kept_rows
+from hamnet.localize.pseudo_labels import PseudoLabelRules, selected_rows
 
 
 @dataclass(frozen=True)
@@ -90,14 +90,24 @@ def _video(path: Path, name: str, rows: list, duration: float, classes: dict) ->
     )
 
 
-def filter_pseudo(video: PseudoVideo, min_overlap: float, min_score: float) -> PseudoVideo:
+def filter_pseudo(
+    video: PseudoVideo,
+    min_overlap: float,
+    min_score: float,
+    nms_iou: float = 0.0,
+    merge_iou: float = 0.0,
+) -> PseudoVideo:
     """thumos14.py get_data: keep the segments whose hull overlaps with the others sum
-    to >= ``min_overlap`` and whose score is > ``min_score``."""
+    to >= ``min_overlap`` and whose score is > ``min_score``; with ``nms_iou`` CoLA's
+    per-class NMS first, with ``merge_iou`` merge_box after (both off at 0; see
+    :class:`hamnet.localize.pseudo_labels.PseudoLabelRules`)."""
     if len(video.segments) == 0:
         return video
-    rules = PseudoLabelRules(min_score=min_score, min_overlap_sum=min_overlap)
-    keep = kept_rows(video.segments, video.scores, rules)
-    return PseudoVideo(video.segments[keep], video.labels[keep], video.scores[keep])
+    rules = PseudoLabelRules(min_score, min_overlap, nms_iou, merge_iou)
+    chosen = selected_rows(video.segments, video.scores, video.labels.tolist(), rules)
+    rows = np.array([i for i, _, _ in chosen], dtype=int)
+    segments = np.array([[s, e] for _, s, e in chosen], dtype=np.float32).reshape(-1, 2)
+    return PseudoVideo(segments, video.labels[rows], video.scores[rows])
 
 
 def to_grid(seconds: np.ndarray, rate: float) -> np.ndarray:
