@@ -61,7 +61,10 @@ def test_three_training_steps_give_the_official_loss_terms():
         optimizer.step()
         for key, ours in OFFICIAL_TERMS.items():
             value = weights[ours] * float(terms[ours].detach())
-            assert value == pytest.approx(official[key], rel=1e-5, abs=1e-6), (itr, ours)
+            # 5e-5: recorded on an AVX-512 CPU; on an AVX2 one the float32 sums differ and,
+            # after two Adam steps, the mutual term (a difference of the two branches)
+            # moved 1.3e-5 relative (AMD EPYC, 2026-12-07)
+            assert value == pytest.approx(official[key], rel=5e-5, abs=1e-6), (itr, ours)
     # the steps moved the weights: the later losses are not the first one repeated
     totals = [step["total_loss"] for step in fixture["steps"]]
     assert len(set(totals)) == len(totals)
