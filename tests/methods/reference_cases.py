@@ -484,3 +484,76 @@ def cmcs_case(seed: int = CMCS_SEED, classes: int = 20) -> dict:
         "static_rows": np.flatnonzero(static),
         "classes": [f"class{c}" for c in range(classes)],
     }
+
+
+# ---- ActivityNet-1.2-shaped data for CO2-Net's and DELU's training draws ---------------
+
+ANET_DRAWS_SEED = 25
+ANET_DRAWS_NAME = "ActivityNet1.2"
+
+
+def anet_draws_case(seed: int = ANET_DRAWS_SEED) -> dict:
+    """100 classes, 260 ``training`` videos (each class in at least two, about a third of
+    them of at most 10 snippets) and 12 ``validation`` videos spread among them in file
+    order, 4-wide features (the draws read only lengths and labels; column 0 holds the
+    video's position in the file, so that a drawn batch of features names its videos)."""
+    rng = np.random.RandomState(seed)
+    classes, train_count, test_count = 100, 260, 12
+    slots = rng.permutation(2 * classes)  # video slots[2c], slots[2c + 1] hold class c
+    labels = [[int(np.flatnonzero(slots == i)[0]) // 2] for i in range(2 * classes)]
+    for _ in range(train_count - 2 * classes):
+        labels.append(sorted({int(c) for c in rng.randint(classes, size=rng.randint(1, 3))}))
+    short = rng.rand(train_count) < 0.35
+    lengths = np.where(short, rng.randint(1, 11, train_count), rng.randint(11, 200, train_count))
+    subsets = ["training"] * train_count + ["validation"] * test_count
+    order = rng.permutation(train_count + test_count)
+    test_labels = [[int(rng.randint(classes))] for _ in range(test_count)]
+    all_labels = [*labels, *test_labels]
+    all_lengths = [*lengths.tolist(), *rng.randint(1, 200, test_count).tolist()]
+    return {
+        "classes": [f"class{c:03d}" for c in range(classes)],
+        "names": [f"v_draw{i:03d}" for i in range(len(order))],
+        "subsets": [subsets[i] for i in order],
+        "labels": [all_labels[i] for i in order],
+        "lengths": [int(all_lengths[i]) for i in order],
+        "features": [
+            _tagged(_normal(rng, (all_lengths[i], 4), 1.0), k) for k, i in enumerate(order)
+        ],
+    }
+
+
+def _tagged(features: np.ndarray, position: int) -> np.ndarray:
+    """Column 0 set to the video's file position: a batch of features names its videos."""
+    features[:, 0] = position
+    return features
+
+
+def write_anet_draws_root(case: dict, root) -> None:
+    """The released layout of ``case`` under ``root``: ``ActivityNet1.2-Annotations/``
+    (``labels_all`` as ``str`` lists, as ActivityNet-1.2's file is: the official
+    classwise_feature_mapping compares them to decoded class names) and the features."""
+    from pathlib import Path
+
+    from hamnet.data.annotations import AnnotationSet, Segment, Video
+    from hamnet.data.released import save_released_annotations
+
+    root = Path(root)
+    folder = root / f"{ANET_DRAWS_NAME}-Annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    videos = []
+    for name, subset, labels, n in zip(
+        case["names"], case["subsets"], case["labels"], case["lengths"], strict=True
+    ):
+        duration = n * 16 / 25
+        names = tuple(case["classes"][c] for c in labels)
+        spans = tuple(Segment(0.0, duration / 2, label) for label in names)
+        videos.append(Video(name, subset, duration, names, spans))
+    save_released_annotations(AnnotationSet(case["classes"], videos), folder)
+    text = np.empty(len(videos), dtype=object)
+    for i, video in enumerate(videos):
+        text[i] = list(video.labels)
+    np.save(folder / "labels_all.npy", text, allow_pickle=True)
+    features = np.empty(len(videos), dtype=object)
+    for i, array in enumerate(case["features"]):
+        features[i] = array
+    np.save(root / f"{ANET_DRAWS_NAME}-I3D-JOINTFeatures.npy", features, allow_pickle=True)

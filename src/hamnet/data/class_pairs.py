@@ -10,12 +10,19 @@ draws from a ``numpy.random.RandomState``, so the same seed gives the reference'
 1. ``rng.choice(num_classes, size=n_similar)``: the classes;
 2. per class, ``rng.choice(len(videos of class), size=2)``: the pair (``distinct``:
    ``replace=False``, CO2-Net's and DELU's draw);
-3. ``rng.choice(num_videos, size=batch_size - 2 * n_similar)``: the rest.
+3. ``rng.choice(len(rest), size=batch_size - 2 * n_similar)``: the rest, ``rest`` the
+   rows the random part may draw (every training video unless told otherwise).
+
+``rest`` is CO2-Net's and DELU's ActivityNet filter: their ``AntSampleDataset.filter``
+removes videos of at most 10 snippets from ``trainidx`` after the per-class lists were
+built (wsad_dataset.py:261, 267, 276-281), so only the random part loses them.
 
 The pair-wise losses then read pairs (0, 1), (2, 3), ... of the batch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,12 +42,13 @@ def class_paired_batch(
     n_similar: int,
     rng: np.random.RandomState,
     distinct: bool = False,
+    rest: Sequence[int] | None = None,
 ) -> list[int]:
     """One batch of video indices (see the module docstring).
 
     ``class_videos[c]``: the indices of the training videos of class c; ``num_videos``:
-    how many training videos there are (the rest of the batch is drawn from
-    ``range(num_videos)``). Classes that cannot give a pair (no video; one, when
+    how many training videos there are; the rest of the batch is drawn from ``rest``
+    (None: ``range(num_videos)``). Classes that cannot give a pair (no video; one, when
     ``distinct``) are never drawn (the reference's draw would fail on one); with every
     class able to, the draws are the reference's.
     """
@@ -59,7 +67,10 @@ def class_paired_batch(
         pair = rng.choice(len(present[drawn]), size=2, replace=not distinct)
         first, second = pair.tolist()
         batch += [present[drawn][first], present[drawn][second]]
-    batch += rng.choice(num_videos, size=batch_size - 2 * n_similar).tolist()
+    rest = range(num_videos) if rest is None else rest
+    if not len(rest) and batch_size > 2 * n_similar:
+        raise ConfigError("class-paired batches: no training video to draw the rest from")
+    batch += [rest[row] for row in rng.choice(len(rest), size=batch_size - 2 * n_similar).tolist()]
     return batch
 
 
@@ -70,14 +81,16 @@ def class_paired_epoch(
     seed: int,
     epoch: int,
     distinct: bool = False,
+    rest: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """ceil(N / batch_size) class-paired batches for one epoch (an epoch as long as a
-    shuffled one), from a RandomState seeded by (seed, epoch), the same on every rank."""
+    shuffled one, N counting every training video), from a RandomState seeded by
+    (seed, epoch), the same on every rank; ``rest``: see :func:`class_paired_batch`."""
     num_videos = len(labels)
     rng = np.random.RandomState(np.random.SeedSequence([seed, epoch, 7]).generate_state(1))
     class_videos = videos_per_class(labels)
     steps = -(-num_videos // batch_size)
     return [
-        class_paired_batch(class_videos, num_videos, batch_size, n_similar, rng, distinct)
+        class_paired_batch(class_videos, num_videos, batch_size, n_similar, rng, distinct, rest)
         for _ in range(steps)
     ]

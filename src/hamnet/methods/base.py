@@ -48,10 +48,13 @@ from hamnet.localize.proposals import localize_video
 class ClassPairs:
     """Class-paired batches: ``pairs`` pairs of videos sharing a class first in each
     batch, then videos drawn from all. ``distinct``: the two videos of a pair differ
-    (CO2-Net's and DELU's draw; W-TALC's may draw one video twice)."""
+    (CO2-Net's and DELU's draw; W-TALC's may draw one video twice). ``short_video``:
+    videos of at most that many snippets are left out of the draws from all, the pairs
+    may still draw them (CO2-Net's and DELU's ActivityNet filter; 0: none left out)."""
 
     pairs: int
     distinct: bool = False
+    short_video: int = 0
 
 
 @dataclass(frozen=True)

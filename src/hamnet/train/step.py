@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from hamnet.data.class_pairs import class_paired_epoch
 from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.errors import DataError
 from hamnet.methods.base import StepContext, TrainItem
 from hamnet.precision import autocast
 from hamnet.train import distributed as dist_utils
@@ -43,12 +44,30 @@ def epoch_batches(session: Session, epoch: int) -> list[list]:
     if pairs is None:
         batches = global_batches(len(session.train_set), train.batch_size, train.seed, epoch)
     else:
+        rest = drawable_at_random(session.train_set, pairs, train.batch_size)
         batches = class_paired_epoch(
-            labels, train.batch_size, pairs.pairs, train.seed, epoch, distinct=pairs.distinct
+            labels, train.batch_size, pairs.pairs, train.seed, epoch, pairs.distinct, rest
         )
     if method.owns_training_data:
         return [[TrainItem(index) for index in batch] for batch in batches]
     return batches
+
+
+def drawable_at_random(train_set: VideoDataset, pairs, batch_size: int) -> list[int] | None:
+    """The training rows the random part of a class-paired batch draws from: the videos
+    of more than ``pairs.short_video`` snippets (None: every video, ``short_video`` 0)."""
+    short = pairs.short_video
+    if short <= 0:
+        return None
+    store = train_set.store
+    rows = [i for i, v in enumerate(train_set.videos) if store.length(v.name) > short]
+    if not rows and batch_size > 2 * pairs.pairs:
+        raise DataError(
+            f"{store.path}: every training video has at most {short} snippets, so "
+            f"method_options.short_video={short} leaves the class-paired batches no "
+            "video to draw at random"
+        )
+    return rows
 
 
 def stamped(batches: list[list], first_step: int) -> list[list]:

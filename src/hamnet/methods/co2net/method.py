@@ -43,8 +43,9 @@ class Co2Options:
     alpha4: float = 1.0  # mutual
     pool_kernel: int = 0  # ActivityNet: 13 = (max_seqlen // t) // 2 * 2 + 1 with t = 5
     # ActivityNet: 10, the official AntSampleDataset.filter drops videos of at most 10
-    # snippets from the test (wsad_dataset.py:268-280); under localize.rules=reference
-    # they give no detections (their ground truth still counts, as in the official mAP)
+    # snippets (wsad_dataset.py:268-281); under localize.rules=reference they give no
+    # detections (their ground truth still counts, as in the official mAP) and are not
+    # drawn at random in training (the class-paired draws still may: see class_pairs)
     short_video: int = 0
 
 
@@ -188,8 +189,14 @@ class Co2NetMethod(Method):
 
     def class_pairs(self) -> ClassPairs:
         """The official sampler (wsad_dataset.py:81-113): 3 classes drawn with
-        replacement, two distinct videos of each first, then videos drawn from all."""
-        return ClassPairs(SIMILAR_PAIRS, distinct=True)
+        replacement, two distinct videos of each first, then videos drawn from all.
+        ActivityNet under ``localize.rules=reference``: videos of at most ``short_video``
+        snippets are not drawn at random, the pairs may still draw them (AntSampleDataset
+        filters ``trainidx`` after ``classwise_feature_mapping``, wsad_dataset.py:261-281;
+        its load_data, 301-330, draws the pairs from the per-class lists)."""
+        reference = self.config.localize.rules == "reference"
+        short = int(self.options.short_video) if reference else 0
+        return ClassPairs(SIMILAR_PAIRS, distinct=True, short_video=short)
 
     def before_reference_test(self, ambiguous: dict) -> None:
         """The official test filters Ambiguous_test.txt's spans on THUMOS14; say so when
