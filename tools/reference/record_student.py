@@ -20,7 +20,6 @@
 
 import json
 import sys
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,13 +28,7 @@ sys.path[:0] = [str(REF), str(ROOT / "tests" / "methods")]
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-
-def stub(name, **attrs):
-    module = types.ModuleType(name)
-    module.__dict__.update(attrs)
-    sys.modules[name] = module
-    return module
+from module_stubs import stub  # noqa: E402  (tools/reference, the script's folder)
 
 
 def load_reference():
