@@ -189,3 +189,91 @@ def load_columns(path, classes=None):
 def test_regular_looking_bad_files_are_refused(tmp_path, text, message):
     with pytest.raises(EvaluationInputError, match=message):
         load_columns(_write(tmp_path, text), ["X"])
+
+
+def _many_entries(tmp_path, label_in_second_half="late"):
+    """3,000 regular entries in 60 videos; one label first appears in the second half."""
+    rng = np.random.default_rng(4)
+    detections = []
+    for v in range(60):
+        for i in range(50):
+            label = label_in_second_half if v >= 45 and i == 7 else f"c{(v + i) % 9}"
+            start = float(rng.uniform(0, 100))
+            detections.append(Detection(f"v{v:02d}", label, float(rng.random()), start, start + i))
+    path = tmp_path / "many.json"
+    save_detections(path, detections)
+    return path
+
+
+def _columns_with(monkeypatch, path, two_processes, **patches):
+    import hamnet.localize.detections as module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_two_processes_pay", lambda data: two_processes)
+        for name, value in patches.items():
+            patch.setattr(module, name, value)
+        return module.read_detection_columns(path, None)
+
+
+needs_fork = pytest.mark.skipif(
+    not hasattr(__import__("os"), "fork"), reason="two processes need fork"
+)
+
+
+@needs_fork
+def test_two_processes_give_the_one_process_columns(tmp_path, monkeypatch):
+    import hamnet.localize.detections as module
+
+    path = _many_entries(tmp_path)
+    children = []
+
+    def counted(text):
+        children.append(len(text))
+        return real_start(text)
+
+    real_start = module._start_child
+    both = _columns_with(monkeypatch, path, True, _start_child=counted)
+    assert children and 0 < children[0] < path.stat().st_size  # a child cut the second half
+    _same_columns(both, _columns_with(monkeypatch, path, False))
+    assert both.labels.index("late") == len(both.labels) - 1  # order of first appearance
+    _same_columns(both, _general_columns(path, None, monkeypatch))
+
+
+@needs_fork
+def test_a_failing_child_leaves_the_work_to_this_process(tmp_path, monkeypatch):
+    path = _many_entries(tmp_path)
+
+    def broken(cut):
+        raise RuntimeError("only the child packs")
+
+    alone = _columns_with(monkeypatch, path, True, _pack=broken)
+    _same_columns(alone, _columns_with(monkeypatch, path, False))
+
+
+@needs_fork
+def test_halves_meeting_inside_an_entry_take_the_general_path(tmp_path, monkeypatch):
+    """The first "}" after the middle lies inside a label: that entry is cut out in neither
+    half, so the skeleton is not all marks and the general path reads the file."""
+    entry = '{"label": "X", "score": 0.5, "segment": [0, 1]}'
+    odd = '{"label": "a}b", "score": 0.25, "segment": [1, 2]}'
+    text = '{"results": {"v": [' + ", ".join([entry] * 20) + ", " + odd
+    text += ", " + ", ".join([entry] * 2) + "]}}"
+    label = text.index("a}b")
+    text += " " * (2 * label - len(text))  # trailing blanks: the middle falls on the label
+    path = _write(tmp_path, text)
+    assert text.find("}", len(text) // 2) == text.index("a}b") + 1
+    columns = _columns_with(monkeypatch, path, True)
+    _same_columns(columns, _general_columns(path, None, monkeypatch))
+    assert columns.labels == ["X", "a}b"] and len(columns) == 23
+
+
+def test_packed_cuts_come_back_whole():
+    from hamnet.localize.detections import _Cut, _pack, _unpack
+
+    for names in ([b"", b"x"], [b""], []):
+        codes = np.arange(len(names), dtype=np.int64)
+        numbers = np.arange(3.0 * len(names)).reshape(-1, 3) - 0.5
+        back = _unpack(_pack(_Cut(b'{"a": ["\\u0000"]}', names, codes, numbers)))
+        assert back.names == names and back.skeleton == b'{"a": ["\\u0000"]}'
+        assert back.codes.tolist() == codes.tolist() and back.numbers.tolist() == numbers.tolist()
+    assert _unpack(b"short") is None
