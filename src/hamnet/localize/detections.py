@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,14 +231,12 @@ def _regular_columns(
     skeleton's results lists hold nothing but those marks, one per cut entry: a raw NUL
     is invalid JSON and the text has no \\u escape, so no mark can come from the file,
     and a cut that began inside a string leaves a backslash outside one (a syntax error).
-    The argument holds whatever text the cuts were found in, so a large file is cut in
-    two halves at once (:func:`_cut_halves`). Numbers convert with ``float`` as the json
-    module does; anything unusual (a non-finite value, a negative zero, a label outside
-    ``classes``) takes the general path.
+    Numbers convert with ``float`` as the json module does; anything unusual (a
+    non-finite value, a negative zero, a label outside ``classes``) takes the general path.
     """
     if b"\\u" in data:
         return None
-    cut = _cut_halves(data) if _two_processes_pay(data) else _cut_entries(data)
+    cut = _cut_entries(data)
     try:
         raw = parse_json(cut.skeleton, str(path), EvaluationInputError)
     except EvaluationInputError:
@@ -255,8 +251,7 @@ def _regular_columns(
         return None
     if classes is not None and not set(labels) <= set(classes):
         return None
-    score, segment = cut.numbers[:, 0].copy(), cut.numbers[:, 1:].copy()
-    if not _plain_values(score, segment):
+    if not _plain_values(cut.score, cut.segment):
         return None
     counts = list(map(len, results.values()))
     return DetectionColumns(
@@ -264,8 +259,8 @@ def _regular_columns(
         labels=labels,
         video=np.repeat(np.arange(len(results), dtype=np.int64), counts),
         label=cut.codes,
-        score=score,
-        segment=segment,
+        score=cut.score,
+        segment=cut.segment,
         source=str(path),
     )
 
@@ -273,127 +268,31 @@ def _regular_columns(
 @dataclass
 class _Cut:
     """The entries cut out of a text: the skeleton left (each entry a mark), the distinct
-    raw labels in order of first appearance, each entry's label index, and its numbers
-    [n, 3] (score, start, end)."""
+    raw labels in order of first appearance, each entry's label index, score and segment."""
 
     skeleton: bytes
     names: list[bytes]
     codes: np.ndarray
-    numbers: np.ndarray
+    score: np.ndarray
+    segment: np.ndarray
 
 
-def _cut_entries(text: bytes | memoryview) -> _Cut:
+def _cut_entries(text: bytes) -> _Cut:
     parts = _ENTRY.split(text)
     count = len(parts) // 5
     raw = parts[1::5]
     names = list(dict.fromkeys(raw))
     index = {name: i for i, name in enumerate(names)}
     codes = np.fromiter(map(index.__getitem__, raw), dtype=np.int64, count=count)
-    numbers = np.empty((count, 3), dtype=np.float64)
-    for column in range(3):  # float: correctly rounded, as the json module converts
-        numbers[:, column] = np.fromiter(map(float, parts[2 + column :: 5]), np.float64, count)
-    return _Cut(b'"\\u0000"'.join(parts[::5]), names, codes, numbers)
+    segment = np.empty((count, 2), dtype=np.float64)
+    segment[:, 0] = _floats(parts[3::5], count)
+    segment[:, 1] = _floats(parts[4::5], count)
+    return _Cut(b'"\\u0000"'.join(parts[::5]), names, codes, _floats(parts[2::5], count), segment)
 
 
-def _merge_cuts(first: _Cut, second: _Cut) -> _Cut:
-    """The cut of the concatenated texts (labels renumbered in order of first appearance)."""
-    names = list(dict.fromkeys(first.names + second.names))
-    index = {name: i for i, name in enumerate(names)}
-    renumber = np.array([index[name] for name in second.names], dtype=np.int64)
-    return _Cut(
-        first.skeleton + second.skeleton,
-        names,
-        np.concatenate([first.codes, renumber[second.codes]]),
-        np.concatenate([first.numbers, second.numbers]),
-    )
-
-
-# Below this size a second process costs more than it saves (fork, passing the arrays).
-TWO_PROCESS_BYTES = 8 << 20
-
-
-def _two_processes_pay(data: bytes) -> bool:
-    """A large file, a second core to use, and a process that may fork: Linux (fork is
-    unsafe with some macOS system libraries), no other thread (a fork copies only this one)."""
-    import threading
-
-    if len(data) < TWO_PROCESS_BYTES or sys.platform != "linux":
-        return False
-    return len(os.sched_getaffinity(0)) >= 2 and threading.active_count() == 1
-
-
-def _cut_halves(data: bytes) -> _Cut:
-    """:func:`_cut_entries` of the two halves of ``data`` at once, the second in a forked
-    child; the halves meet after a "}", where one entry ends in a regular file (a cut
-    inside an entry only sends the file down the general path). Should the child fail, this
-    process cuts its half too."""
-    middle = data.find(b"}", len(data) // 2) + 1
-    if middle == 0:
-        return _cut_entries(data)
-    halves = memoryview(data)[:middle], memoryview(data)[middle:]  # no copies
-    child = _start_child(halves[1])
-    first = _cut_entries(halves[0])
-    second = _child_result(*child) if child else None
-    return _merge_cuts(first, second or _cut_entries(halves[1]))
-
-
-def _start_child(text: memoryview) -> tuple[int, int] | None:
-    """Fork a child that writes :func:`_cut_entries` of ``text`` into a pipe -> (pid, fd)."""
-    try:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid == 0:  # the child: never return into the caller's code
-        status = 1
-        try:
-            os.close(read_end)
-            with os.fdopen(write_end, "wb") as pipe:
-                pipe.write(_pack(_cut_entries(text)))
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write_end)
-    return pid, read_end
-
-
-def _child_result(pid: int, read_end: int) -> _Cut | None:
-    try:
-        with os.fdopen(read_end, "rb") as pipe:
-            payload = pipe.read()
-    finally:
-        _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        return None
-    return _unpack(payload)
-
-
-def _pack(cut: _Cut) -> bytes:
-    """Plain bytes for the pipe (no pickle): four lengths, then the skeleton, the names
-    joined by NUL (a label holds no control character), the codes and the numbers."""
-    names = b"\x00".join(cut.names)
-    fields = [cut.skeleton, names, cut.codes.tobytes(), cut.numbers.tobytes()]
-    header = np.array([len(f) for f in fields] + [len(cut.names)], dtype=np.int64).tobytes()
-    return header + b"".join(fields)
-
-
-def _unpack(payload: bytes) -> _Cut | None:
-    if len(payload) < 40:
-        return None
-    sizes = np.frombuffer(payload[:40], dtype=np.int64).tolist()
-    if len(payload) != 40 + sum(sizes[:4]):
-        return None
-    ends = np.cumsum([40, *sizes[:4]]).tolist()
-    skeleton, names, codes, numbers = (
-        payload[a:b] for a, b in zip(ends[:-1], ends[1:], strict=True)
-    )
-    name_list = names.split(b"\x00") if sizes[4] else []
-    return _Cut(
-        skeleton,
-        name_list,
-        np.frombuffer(codes, dtype=np.int64).copy(),
-        np.frombuffer(numbers, dtype=np.float64).reshape(-1, 3).copy(),
-    )
+def _floats(texts: list[bytes], count: int) -> np.ndarray:
+    """JSON numbers -> float64 by ``float`` (correctly rounded, as the json module does)."""
+    return np.fromiter(map(float, texts), dtype=np.float64, count=count)
 
 
 def _plain_values(score: np.ndarray, segment: np.ndarray) -> bool:
