@@ -8,8 +8,6 @@ feature sets (ActivityNet-1.3, HACS, users' own) have other strides, set in
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 RELEASED_SNIPPET_SECONDS = 16 / 25
 # A stride below a millisecond (1,000 fps) or above a minute makes a degenerate grid: the
 # inverse stride is no small fraction, or whole videos fall into one snippet.
@@ -35,4 +33,6 @@ def snippets_per_second(snippet_seconds: float) -> float:
     problem = snippet_seconds_problem(snippet_seconds)
     if problem:
         raise ValueError(f"snippet_seconds {problem}")
+    from fractions import Fraction  # here: every command imports this module, few need it
+
     return float(1 / Fraction(float(snippet_seconds)).limit_denominator(1_000_000))

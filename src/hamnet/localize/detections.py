@@ -206,12 +206,15 @@ def decode_json(data: bytes) -> object | None:
 
 
 # One entry as hamnet writes it (any JSON whitespace): keys in this order, a label
-# without escapes, numbers in JSON syntax. Groups: label, score, start, end.
-_WS = rb"[ \t\n\r]*"
-_NUMBER = rb"(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
+# without escapes, numbers in JSON syntax. Groups: label, score, start, end. Possessive
+# quantifiers (*+, ?+) match exactly what the greedy ones would here (each is followed by
+# a character it cannot take) and save the regex engine its backtracking bookkeeping:
+# a third of the split's time on a large file.
+_WS = rb"[ \t\n\r]*+"
+_NUMBER = rb"(-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+)"
 _ENTRY = re.compile(
     _WS.join(
-        [rb"\{", rb'"label"', rb":", rb'"([^"\\\x00-\x1f]*)"', rb",", rb'"score"', rb":", _NUMBER]
+        [rb"\{", rb'"label"', rb":", rb'"([^"\\\x00-\x1f]*+)"', rb",", rb'"score"', rb":", _NUMBER]
         + [rb",", rb'"segment"', rb":", rb"\[", _NUMBER, rb",", _NUMBER, rb"\]", rb"\}"]
     )
 )
@@ -233,27 +236,71 @@ def _regular_columns(
     """
     if b"\\u" in data:
         return None
-    parts = _ENTRY.split(data)
+    cut = _cut_entries(data)
     try:
-        raw = parse_json(b'"\\u0000"'.join(parts[::5]), str(path), EvaluationInputError)
+        raw = parse_json(cut.skeleton, str(path), EvaluationInputError)
     except EvaluationInputError:
         return None
     results = raw.get("results") if isinstance(raw, dict) else None
-    if not isinstance(results, dict) or not _all_marks(results, len(parts) // 5):
+    count = cut.codes.shape[0]
+    if not isinstance(results, dict) or not _all_marks(results, count):
         return None
     try:
-        names = {raw: raw.decode("utf-8") for raw in dict.fromkeys(parts[1::5])}
+        labels = [name.decode("utf-8") for name in cut.names]
     except UnicodeDecodeError:
         return None
-    labels = list(map(names.__getitem__, parts[1::5]))
-    scores, starts, ends = (list(map(float, parts[i::5])) for i in (2, 3, 4))
+    if classes is not None and not set(labels) <= set(classes):
+        return None
+    if not _plain_values(cut.score, cut.segment):
+        return None
     counts = list(map(len, results.values()))
-    columns = _columns(path, list(results), counts, labels, scores, starts, ends)
-    if columns is None or _negative_zero(columns.score) or _negative_zero(columns.segment):
-        return None
-    if classes is not None and not set(columns.labels) <= set(classes):
-        return None
-    return columns
+    return DetectionColumns(
+        videos=list(results),
+        labels=labels,
+        video=np.repeat(np.arange(len(results), dtype=np.int64), counts),
+        label=cut.codes,
+        score=cut.score,
+        segment=cut.segment,
+        source=str(path),
+    )
+
+
+@dataclass
+class _Cut:
+    """The entries cut out of a text: the skeleton left (each entry a mark), the distinct
+    raw labels in order of first appearance, each entry's label index, score and segment."""
+
+    skeleton: bytes
+    names: list[bytes]
+    codes: np.ndarray
+    score: np.ndarray
+    segment: np.ndarray
+
+
+def _cut_entries(text: bytes) -> _Cut:
+    parts = _ENTRY.split(text)
+    count = len(parts) // 5
+    raw = parts[1::5]
+    names = list(dict.fromkeys(raw))
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter(map(index.__getitem__, raw), dtype=np.int64, count=count)
+    segment = np.empty((count, 2), dtype=np.float64)
+    segment[:, 0] = _floats(parts[3::5], count)
+    segment[:, 1] = _floats(parts[4::5], count)
+    return _Cut(b'"\\u0000"'.join(parts[::5]), names, codes, _floats(parts[2::5], count), segment)
+
+
+def _floats(texts: list[bytes], count: int) -> np.ndarray:
+    """JSON numbers -> float64 by ``float`` (correctly rounded, as the json module does)."""
+    return np.fromiter(map(float, texts), dtype=np.float64, count=count)
+
+
+def _plain_values(score: np.ndarray, segment: np.ndarray) -> bool:
+    """Finite, start >= 0, end >= start, and no -0.0 (the json module reads "-0" as 0)."""
+    start, end = segment[:, 0], segment[:, 1]
+    good = np.isfinite(score) & np.isfinite(start) & np.isfinite(end)
+    good &= (start >= 0) & (end >= start)
+    return bool(good.all()) and not _negative_zero(score) and not _negative_zero(segment)
 
 
 def _all_marks(results: dict, entries: int) -> bool:

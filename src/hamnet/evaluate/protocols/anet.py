@@ -18,6 +18,7 @@ from hamnet.evaluate.ap_primitives import (
     lookup,
     match_detections,
     sort_flags_ap,
+    sorted_unique,
 )
 from hamnet.evaluate.inputs import EvalInput
 
@@ -51,7 +52,7 @@ def average_precision(data: EvalInput, thresholds: np.ndarray) -> np.ndarray:
     for members in rankings:
         rank[members] = np.arange(members.shape[0])
     num_videos = len(data.videos)
-    table = np.unique(group_keys(data.gt_video, data.gt_class, num_videos))
+    table = sorted_unique(group_keys(data.gt_video, data.gt_class, num_videos))
     det_group = lookup(group_keys(data.det_video, data.det_class, num_videos), table)
     matched = np.flatnonzero(det_group >= 0)
     tp = np.zeros((data.det_score.shape[0], thresholds.shape[0]), dtype=bool)

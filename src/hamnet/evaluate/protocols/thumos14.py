@@ -12,7 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from hamnet.evaluate.ap_primitives import group_keys, lookup, pad, slots, steps
+from hamnet.evaluate.ap_primitives import (
+    group_keys,
+    lookup,
+    pad,
+    slots,
+    sorted_unique,
+    steps,
+)
 from hamnet.evaluate.inputs import EvalInput
 
 # Octave's range 0:0.1:1 is base + i * increment (0.30000000000000004, ...).
@@ -34,7 +41,7 @@ def match_ground_truth(data: EvalInput, thresholds: np.ndarray) -> np.ndarray:
     """True-positive flags [N, T] of every detection (ground-truth-side greedy matching)."""
     num_videos = len(data.videos)
     gt_keys = group_keys(data.gt_video, data.gt_class, num_videos)
-    table = np.unique(gt_keys)
+    table = sorted_unique(gt_keys)
     gt_group = lookup(gt_keys, table)
     det_group = lookup(group_keys(data.det_video, data.det_class, num_videos), table)
     tp = np.zeros((data.det_score.shape[0], thresholds.shape[0]), dtype=bool)

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hamnet.evaluate.ap_primitives import group_keys, lookup, match_detections, sort_flags_ap
+from hamnet.evaluate.ap_primitives import (
+    group_keys,
+    lookup,
+    match_detections,
+    sort_flags_ap,
+    sorted_unique,
+)
 from hamnet.evaluate.inputs import EvalInput
 from hamnet.timing import RELEASED_SNIPPET_SECONDS, snippets_per_second
 
@@ -64,7 +70,7 @@ def average_precision(
     rank[order] = np.arange(order.shape[0])
     num_videos = len(data.videos)
     gt_keys = group_keys(data.gt_video, data.gt_class, num_videos)
-    table = np.unique(gt_keys)
+    table = sorted_unique(gt_keys)
     det_group = lookup(group_keys(data.det_video[order], data.det_class[order], num_videos), table)
     tp = np.zeros((order.shape[0], thresholds.shape[0]), dtype=bool)
     matched = np.flatnonzero(det_group >= 0)
