@@ -15,7 +15,9 @@ Subcommands:
             (tIoU 0.1:0.9, the official evaluator), the per-tIoU mAPs, each test video's
             largest attention and every iteration's loss dictionary.
   summary   final mAP, mean attention every N iterations and test attention peaks per seed,
-            official --out files and hamnet run folders side by side.
+            official --out files and hamnet run folders side by side, then each code and
+            budget's mean, sample std and range over its seeds (--json: the same as JSON;
+            hamnet's per-iteration terms from TensorBoard, else its epoch means).
   replay    hamnet's DELU trained on the official code's own draws, against an official
             seed's logged loss terms, iteration by iteration.
   record-steps  the parity fixture of tests/methods/test_delu_train_steps.py.
@@ -30,7 +32,8 @@ main.py would train; main.py itself never tests after its last iteration.
       --checkout /tmp/delu-ref --data /tmp/delu-seeds-data --work /tmp/delu-seeds-off \
       --iters 300 --seeds 0,1,2,3,4 --out delu_official_300.json
 (pandas, scipy and joblib, which the official code imports, on PYTHONPATH; run with
-OMP_NUM_THREADS=1 on a loaded machine: two threads took 39 min for 300 iterations, one 8.)
+OMP_NUM_THREADS=1 on a loaded machine: two threads took 39 min for 300 iterations, one 8;
+22 min under nice -n 19 at load 8-15, where hamnet's 300 took 13.)
 """
 
 from __future__ import annotations
@@ -283,14 +286,28 @@ def official_series(result: dict) -> tuple[float, dict[str, list[float]]]:
 
 
 def hamnet_series(run_dir: Path) -> tuple[float, dict[str, list[float]]]:
-    """The same of one hamnet run: metrics.jsonl's last record, TensorBoard's per-step terms."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """The same of one hamnet run: metrics.jsonl's last record, TensorBoard's per-step terms
+    (without TensorBoard: each iteration gets the mean of its epoch, from metrics.jsonl)."""
+    records = [json.loads(x) for x in Path(run_dir, "metrics.jsonl").read_text().splitlines()]
+    final = 100 * records[-1]["average_mAP"]
+    if Path(run_dir, "tensorboard").is_dir():
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    last = json.loads(Path(run_dir, "metrics.jsonl").read_text().splitlines()[-1])
-    events = EventAccumulator(str(Path(run_dir, "tensorboard")), size_guidance={"scalars": 0})
-    events.Reload()
-    read = lambda tag: [e.value for e in events.Scalars(f"per_step/loss/{tag}")]  # noqa: E731
-    return 100 * last["average_mAP"], {"attention": read("norm"), "total": read("total")}
+        events = EventAccumulator(str(Path(run_dir, "tensorboard")), size_guidance={"scalars": 0})
+        events.Reload()
+        read = lambda tag: [e.value for e in events.Scalars(f"per_step/loss/{tag}")]  # noqa: E731
+        return final, {"attention": read("norm"), "total": read("total")}
+    iters = _hamnet_iterations(run_dir)
+    epochs = [r for r in records if "loss_total" in r]
+    per_epoch = -(-iters // len(epochs))
+    spread = lambda key: [epochs[i // per_epoch][key] for i in range(iters)]  # noqa: E731
+    return final, {"attention": spread("loss_norm"), "total": spread("loss_total")}
+
+
+def _hamnet_iterations(run_dir: Path) -> int:
+    """train.iterations from the run's config.yaml."""
+    text = Path(run_dir, "config.yaml").read_text()
+    return int(re.search(r"^\s+iterations:\s*(\d+)", text, re.M).group(1))
 
 
 def hamnet_peaks(run_dir: Path, data: Path) -> list[float]:
@@ -317,9 +334,12 @@ def hamnet_peaks(run_dir: Path, data: Path) -> list[float]:
     return peaks
 
 
-def summary(official: list[Path], hamnet: list[Path], every: int, data: Path | None) -> None:
+def summary(
+    official: list[Path], hamnet: list[Path], every: int, data: Path | None, out: Path | None
+) -> None:
     """One line per seed: final mAP and the mean attention every ``every`` iterations;
-    then the median and largest of the test videos' attention peaks."""
+    then the median and largest of the test videos' attention peaks; then each code and
+    budget's spread over its seeds. ``out``: the same as JSON."""
     rows = [
         ("official", r["seed"], *official_series(r), r.get("attention_peaks"))
         for f in official
@@ -327,15 +347,63 @@ def summary(official: list[Path], hamnet: list[Path], every: int, data: Path | N
     ]
     for d in hamnet:
         rows.append(("hamnet", d.name, *hamnet_series(d), data and hamnet_peaks(d, data)))
-    for code, seed, final, series, peaks in rows:
-        attention = series["attention"]
-        marks = " ".join(f"{attention[i]:.3f}" for i in range(0, len(attention), every))
-        print(f"{code:8} {str(seed):>18} mAP {final:6.2f} | mean attention {marks}")
-        if peaks:
+    records = [_summary_record(*row, every) for row in rows]
+    for r in records:
+        marks = " ".join(f"{a:.3f}" for a in r["mean_attention"])
+        print(
+            f"{r['code']:8} {r['iterations']:5} {r['seed']:>6} mAP {r['average_mAP']:6.2f} "
+            f"| mean attention {marks}"
+        )
+        if r["attention_peak_median"] is not None:
             print(
-                f"{'':27} | test attention peak median {np.median(peaks):.3f} "
-                f"max {np.max(peaks):.3f}"
+                f"{'':29}| test attention peak median {r['attention_peak_median']:.3f} "
+                f"max {r['attention_peak_max']:.3f}"
             )
+    spreads = seed_spreads(records)
+    for s in spreads:
+        print(
+            f"{s['code']:8} {s['iterations']:5} seeds {s['seeds']}: "
+            f"{s['mean']:.2f} ± {s['std']:.2f} (range {s['min']:.2f}-{s['max']:.2f})"
+        )
+    if out:
+        out.write_text(json.dumps({"runs": records, "spreads": spreads}, indent=1) + "\n")
+
+
+def _summary_record(code, seed, final, series, peaks, every) -> dict:
+    attention = series["attention"]
+    return {
+        "code": code,
+        "seed": str(seed).removeprefix("seed"),
+        "iterations": len(attention),  # one logged step per training iteration
+        "average_mAP": round(final, 4),
+        "mean_attention_every": every,
+        "mean_attention": [round(attention[i], 4) for i in range(0, len(attention), every)],
+        "attention_peak_median": round(float(np.median(peaks)), 4) if peaks else None,
+        "attention_peak_max": round(float(np.max(peaks)), 4) if peaks else None,
+    }
+
+
+def seed_spreads(records: list[dict]) -> list[dict]:
+    """Per (code, iterations): the seeds run, mean, sample std (0 for one seed), range."""
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["code"], r["iterations"]), []).append(r)
+    spreads = []
+    for (code, iters), group in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0])):
+        values = np.array([r["average_mAP"] for r in group])
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        spreads.append(
+            {
+                "code": code,
+                "iterations": iters,
+                "seeds": ",".join(r["seed"] for r in group),
+                "mean": round(float(values.mean()), 4),
+                "std": round(std, 4),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+        )
+    return spreads
 
 
 # the official loss_dict's keys and hamnet's terms (weighted as in the official total)
@@ -478,6 +546,7 @@ def main() -> None:
     table.add_argument("--hamnet", type=Path, nargs="*", default=[], help="run folders")
     table.add_argument("--every", type=int, default=25, help="iterations between marks")
     table.add_argument("--data", type=Path, help="the root (hamnet runs' test attention)")
+    table.add_argument("--json", type=Path, help="also write the runs and spreads here")
     again = commands.add_parser("replay", help="hamnet trained on the official draws")
     again.add_argument("--work", type=Path, required=True, help="a patched copy")
     again.add_argument("--data", type=Path, required=True, help="the synthetic root")
@@ -494,7 +563,7 @@ def main() -> None:
         replay(args.work, args.data.resolve(), args.official, args.iters)
         return
     if args.command == "summary":
-        summary(args.official, args.hamnet, args.every, args.data)
+        summary(args.official, args.hamnet, args.every, args.data, args.json)
         return
     if args.command == "data":
         make_data(args.annotations, args.out, args.seed)
