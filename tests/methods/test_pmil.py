@@ -225,10 +225,12 @@ def _every_video(annotations, rows=None):
             r"without a \[start, end\]",
         ),
         (
-            lambda c, a: c["results"].update(
-                {a.videos[0].name: [{"segment": [1, 2], "label": "NoSuchClass"}]}
-            )
-            or c,
+            lambda c, a: (
+                c["results"].update(
+                    {a.videos[0].name: [{"segment": [1, 2], "label": "NoSuchClass"}]}
+                )
+                or c
+            ),
             "'NoSuchClass' is not one of the dataset's classes",
         ),
     ],
