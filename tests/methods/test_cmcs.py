@@ -217,8 +217,11 @@ def test_outputs_equal_the_official_code_alone_and_in_a_padded_batch(recorded):
                 ("global", "global_score"),
             ):
                 expected = arrays[f"{stream}/{i}/{official}"].reshape(fused[key].shape)
+                # atol 3e-5: scores up to ~10 from float32 sums over 1024-wide rows; another
+                # CPU's kernels (AMD EPYC, AVX2, against the recording's AVX-512) reach
+                # 1.1e-5 on one of 189 values
                 for mine in (fused[key], in_batch[key]):
-                    np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=1e-5)
+                    np.testing.assert_allclose(mine, expected, rtol=1e-5, atol=3e-5)
 
 
 def _official_rows(recorded, stream):
