@@ -187,6 +187,6 @@ def test_the_student_filter_and_the_pseudo_label_step_agree(rows, nms_iou, merge
         np.array([ord(d.label) for d in detections], dtype=np.int64),
         np.array([d.score for d in detections], dtype=np.float32),
     )
-    student = pseudo.filter_pseudo(video, 0.2, 0.4, nms_iou, merge_iou)
+    student = pseudo.filter_pseudo(video, rules)
     assert student.segments.tolist() == [[d.start, d.end] for d in step]
     assert [chr(i) for i in student.labels.tolist()] == [d.label for d in step]

@@ -20,6 +20,7 @@ from hamnet.config import make_config
 from hamnet.data.annotations import AnnotationSet, Segment, Video
 from hamnet.data.dataset import Batch
 from hamnet.errors import DataError
+from hamnet.localize.pseudo_labels import PseudoLabelRules
 from hamnet.methods import make_method
 from hamnet.methods.base import StepContext, TrainItem
 from hamnet.methods.student import losses as L
@@ -262,7 +263,7 @@ def test_pseudo_filter_keeps_overlapping_confident_segments():
         np.array([0.9, 0.3, 0.9], dtype=np.float32),
     )
     # hull overlaps: (0-10, 2-8) = 6 / 10; the third overlaps nothing
-    kept = pseudo.filter_pseudo(video, 0.2, 0.4)
+    kept = pseudo.filter_pseudo(video, PseudoLabelRules(min_score=0.4, min_overlap_sum=0.2))
     assert kept.segments.tolist() == [[0.0, 10.0]]
 
 

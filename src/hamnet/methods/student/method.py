@@ -185,19 +185,13 @@ class StudentMethod(Method):
 
     def bind_inputs(self, inputs, annotations) -> None:
         path = inputs["pseudo_labels"]
-        o = self.options
         found, selected = pseudo.read_pseudo_labels(path, annotations)
         self.pseudo = found  # FuSTAL's selection made already (the file's rules) or here:
         if not selected:
+            # the same pseudo_* keys the stage's file was selected with (stages.py)
+            rules = PseudoLabelRules.from_options(dataclasses.asdict(self.options))
             self.pseudo = {
-                name: pseudo.filter_pseudo(
-                    video,
-                    o.pseudo_min_overlap,
-                    o.pseudo_min_score,
-                    o.pseudo_nms_iou,
-                    o.pseudo_merge_iou,
-                )
-                for name, video in found.items()
+                name: pseudo.filter_pseudo(video, rules) for name, video in found.items()
             }
         self.durations = {video.name: float(video.duration) for video in annotations.videos}
         self.train_names = [v.name for v in annotations.subset(self.config.data.train_subset)]

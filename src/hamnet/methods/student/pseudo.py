@@ -90,20 +90,13 @@ def _video(path: Path, name: str, rows: list, duration: float, classes: dict) ->
     )
 
 
-def filter_pseudo(
-    video: PseudoVideo,
-    min_overlap: float,
-    min_score: float,
-    nms_iou: float = 0.0,
-    merge_iou: float = 0.0,
-) -> PseudoVideo:
+def filter_pseudo(video: PseudoVideo, rules: PseudoLabelRules) -> PseudoVideo:
     """thumos14.py get_data: keep the segments whose hull overlaps with the others sum
-    to >= ``min_overlap`` and whose score is > ``min_score``; with ``nms_iou`` CoLA's
-    per-class NMS first, with ``merge_iou`` merge_box after (both off at 0; see
-    :class:`hamnet.localize.pseudo_labels.PseudoLabelRules`)."""
+    to >= ``rules.min_overlap_sum`` and whose score is > ``rules.min_score``; with
+    ``nms_iou`` CoLA's per-class NMS first, with ``merge_iou`` merge_box after (both off
+    at 0; see :class:`hamnet.localize.pseudo_labels.PseudoLabelRules`)."""
     if len(video.segments) == 0:
         return video
-    rules = PseudoLabelRules(min_score, min_overlap, nms_iou, merge_iou)
     chosen = selected_rows(video.segments, video.scores, video.labels.tolist(), rules)
     rows = np.array([i for i, _, _ in chosen], dtype=int)
     segments = np.array([[s, e] for _, s, e in chosen], dtype=np.float32).reshape(-1, 2)
