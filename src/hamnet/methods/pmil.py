@@ -344,12 +344,8 @@ class PmilMethod(Method):
     def _warn_single_proposals(self, annotations) -> None:
         if self.options.irc_skip_empty:
             return
-        subset = self.config.data.train_subset
-        single = [
-            v.name
-            for v in annotations.videos
-            if v.subset == subset and len(self.proposals.get(v.name, ())) < 2
-        ]
+        training = annotations.subset(self.config.data.train_subset)
+        single = [v.name for v in training if len(self.proposals.get(v.name, ())) < 2]
         if single:
             log.warning(
                 "P-MIL: %d training video(s) have fewer than 2 proposals (first: %s); the "
