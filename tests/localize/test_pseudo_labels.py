@@ -168,6 +168,16 @@ def test_pseudo_label_writes_the_training_subset_with_provenance_and_quality(
     assert main(["eval", "--gt", str(out), "--pred", str(teacher), "--subset", "validation"]) == 0
 
 
+def test_pseudo_label_refuses_to_write_over_its_teachers_files(teacher_run, capsys):
+    checkpoint = teacher_run / "last.pt"
+    before = checkpoint.read_bytes()
+    capsys.readouterr()
+    assert main(["pseudo-label", str(teacher_run), "--out", str(checkpoint)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to overwrite an input" in err[0]
+    assert checkpoint.read_bytes() == before
+
+
 def test_pseudo_label_applies_and_records_the_optional_rules(teacher_run, tmp_path, capsys):
     plain, ruled = tmp_path / "plain.json", tmp_path / "ruled.json"
     assert main(["pseudo-label", str(teacher_run), "--out", str(plain), "--min-score", "0"]) == 0

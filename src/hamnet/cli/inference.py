@@ -168,7 +168,7 @@ def add_pseudo_label_parser(sub) -> None:
 
 def cmd_pseudo_label(args: argparse.Namespace) -> int:
     from hamnet.experiments.pseudo_labels import pseudo_labels_from_run, summary_lines
-    from hamnet.io import atomic_write_json
+    from hamnet.io import atomic_write_json, input_files, refuse_overwriting_inputs
     from hamnet.localize.pseudo_labels import PseudoLabelRules
 
     out = as_path(args.out)
@@ -179,6 +179,8 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         merge_iou=args.merge_iou,
     )
     work = out.with_name(f"{out.stem}-teacher")
+    # the teacher's checkpoint, config and data are read: none may be written over
+    refuse_overwriting_inputs([out, work], input_files(as_path(args.run), as_path(args.data)))
     subsets = [s for s in args.subset.split(",") if s.strip()]
     document = pseudo_labels_from_run(as_path(args.run), subsets, rules, work, as_path(args.data))
     atomic_write_json(out, document, indent=1)
