@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from hamnet.data.annotations import AnnotationSet, Video
-from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.data.dataset import VideoDataset, VideoDraw, collate_videos, numbered_draws
 from hamnet.data.features import PackedFeatureWriter, open_feature_store
 from hamnet.data.layout import open_dataset
 from hamnet.data.sampling import random_perturb_indices
@@ -45,6 +45,30 @@ def test_epochs_are_deterministic(tiny) -> None:
     again = VideoDataset(annotations, store, "validation", num_segments=9, seed=5)
     again.set_epoch(1)
     assert torch.equal(again[1]["features"], second) and not torch.equal(first, second)
+
+
+def test_draws_are_numbered_by_repeat_within_the_epoch() -> None:
+    numbered = numbered_draws([[3, 1, 3], [1, 0], [3]])
+    assert numbered == [
+        [VideoDraw(3, 0), VideoDraw(1, 0), VideoDraw(3, 1)],
+        [VideoDraw(1, 1), VideoDraw(0, 0)],
+        [VideoDraw(3, 2)],
+    ]
+
+
+def test_a_video_drawn_again_samples_its_snippets_afresh(tiny) -> None:
+    """Class-paired epochs draw with replacement; as in the reference codes, each draw of
+    a video samples its own rows, and the first draw is the plain index's."""
+    annotations, store = tiny
+    data = VideoDataset(annotations, store, "validation", num_segments=4, seed=5)
+    data.set_epoch(2)
+    full = store.read(annotations.subset("validation")[1].name)
+    assert len(full) > 4
+    draws = [data[VideoDraw(1, k)]["features"] for k in range(4)]
+    assert torch.equal(draws[0], data[1]["features"])
+    rows = random_perturb_indices(len(full), 4, np.random.default_rng([5, 2, 1, 3]))
+    assert torch.equal(draws[3], torch.from_numpy(full[rows]))
+    assert len({tuple(d.flatten().tolist()) for d in draws}) > 1
 
 
 def test_uniform_and_full_length(tiny) -> None:

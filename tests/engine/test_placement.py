@@ -10,7 +10,7 @@ import torch
 
 from hamnet.config import make_config
 from hamnet.data import resident
-from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.data.dataset import VideoDataset, collate_videos, numbered_draws
 from hamnet.data.layout import open_dataset
 from hamnet.data.resident import ResidentFeatures, ResidentTrainSet, choose_placement
 from hamnet.errors import ConfigError
@@ -62,6 +62,24 @@ def test_resident_batches_equal_collated_streamed_batches(tiny_root):
         assert torch.equal(batch.features, streamed.features)
         assert torch.equal(batch.labels, streamed.labels)
         assert torch.equal(batch.mask, streamed.mask)
+
+
+def test_resident_repeated_draws_equal_streamed_ones(tiny_root):
+    """A class-paired epoch draws videos again: every draw gathers what streaming reads."""
+    _, store, dataset = _train_set(tiny_root)
+    features = ResidentFeatures(store, [v.name for v in dataset.videos], CPU, torch.float32)
+    resident_set = ResidentTrainSet(dataset, features)
+    lengths = [store.length(v.name) for v in dataset.videos]
+    long = int(np.argmax(lengths))  # longer than the 32 rows drawn: draws can differ
+    assert lengths[long] > 32
+    batches = numbered_draws([[long, 1, long, 2], [1, 1, long, 3]])
+    gathered = list(resident_set.epoch_batches(4, batches))
+    dataset.set_epoch(4)
+    for items, batch in zip(batches, gathered, strict=True):
+        streamed = collate_videos([dataset[item] for item in items])
+        assert torch.equal(batch.features, streamed.features)
+        assert torch.equal(batch.labels, streamed.labels)
+    assert not torch.equal(gathered[0].features[0], gathered[0].features[2])
 
 
 def test_float16_store_is_held_in_float16_and_read_back_exactly(tiny_root, tmp_path):

@@ -55,7 +55,8 @@ def session_of(root: Path, method: str, overrides: tuple[str, ...] = ()) -> Simp
 
 def drawn_names(session, count: int) -> list[list[str]]:
     videos = session.train_set.videos
-    return [[videos[i].name for i in batch] for batch in step.epoch_batches(session, 0)[:count]]
+    batches = step.epoch_batches(session, 0)[:count]
+    return [[videos[item.index].name for item in batch] for batch in batches]
 
 
 def lengths_by_name() -> dict[str, int]:
@@ -100,7 +101,8 @@ def test_without_the_filter_every_video_is_drawn_at_random(overrides, official, 
     assert session.method.class_pairs().short_video == 0
     labels = session.train_set.labels
     plain = class_paired_epoch(labels, 10, 3, 0, 0, distinct=True)
-    assert step.epoch_batches(session, 0) == plain
+    drawn = step.epoch_batches(session, 0)
+    assert [[item.index for item in batch] for batch in drawn] == plain
     assert drawn_names(session, 8) != official["co2net"]["uniform"]["batches"]
 
 
@@ -133,7 +135,7 @@ def test_the_trainer_draws_the_official_batches(official, draws_root, tmp_path, 
     def record(session, epoch):
         batches = original(session, epoch)
         videos = session.train_set.videos
-        seen.extend([videos[i].name for i in batch] for batch in batches)
+        seen.extend([videos[item.index].name for item in batch] for batch in batches)
         return batches
 
     monkeypatch.setattr(step, "epoch_batches", record)
@@ -141,3 +143,15 @@ def test_the_trainer_draws_the_official_batches(official, draws_root, tmp_path, 
     config = make_config("activitynet12", method="co2net", overrides=overrides)
     train(config, draws_root, tmp_path / "run", progress=False)
     assert seen[:8] == official["co2net"]["uniform"]["batches"]
+
+
+def test_a_video_drawn_again_in_an_epoch_is_its_next_draw(draws_root):
+    """Each draw of a video samples its own snippets (the official loaders sample at
+    every draw): the epoch's items are (video, k-th draw) and never the same twice."""
+    session = session_of(draws_root, "co2net", ())
+    items = [item for batch in step.epoch_batches(session, 0) for item in batch]
+    assert len(set(items)) == len(items)
+    for position, item in enumerate(items):
+        before = sum(other.index == item.index for other in items[:position])
+        assert item.draw == before
+    assert any(item.draw > 0 for item in items)

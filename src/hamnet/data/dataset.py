@@ -1,7 +1,8 @@
 """Torch dataset over a feature store, and the collate function that pads batches.
 
 Features are read video by video from the store; nothing holds a whole dataset in memory.
-Random resampling is a pure function of (seed, epoch, index), so a resumed run redraws the
+Random resampling is a pure function of (seed, epoch, index) -- and of the draw, when an
+epoch draws a video more than once (:class:`VideoDraw`) -- so a resumed run redraws the
 same samples and DataLoader workers agree with each other. Call ``set_epoch`` before
 creating the epoch's iterator (non-persistent workers copy the dataset at that moment).
 
@@ -28,6 +29,38 @@ from hamnet.errors import DataError
 log = logging.getLogger(__name__)
 
 SAMPLINGS = ("random", "uniform")
+
+
+@dataclass(frozen=True)
+class VideoDraw:
+    """The ``draw``-th time (0 = first) an epoch draws the training video at row ``index``.
+
+    Class-paired epochs draw videos with replacement, and the reference codes sample a
+    video's snippets afresh at every draw; the first draw is keyed as a plain row index
+    is, so an epoch that draws each video once samples exactly as before.
+    """
+
+    index: int
+    draw: int = 0
+
+
+def numbered_draws(batches: list[list[int]]) -> list[list[VideoDraw]]:
+    """``batches`` of row indices as VideoDraws, each numbered by how often the epoch
+    drew its video before (in batch order)."""
+    seen: dict[int, int] = {}
+    numbered = []
+    for batch in batches:
+        row = []
+        for index in batch:
+            row.append(VideoDraw(index, seen.get(index, 0)))
+            seen[index] = row[-1].draw + 1
+        numbered.append(row)
+    return numbered
+
+
+def draw_of(item) -> VideoDraw:
+    """A house item (a row index or a VideoDraw) as a VideoDraw."""
+    return item if isinstance(item, VideoDraw) else VideoDraw(int(item))
 
 
 class VideoDataset(Dataset):
@@ -91,13 +124,15 @@ class VideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def sample_indices(self, length: int, index: int) -> np.ndarray | None:
-        """Rows to take from a video of ``length`` snippets (None: all of them)."""
+    def sample_indices(self, length: int, index: int, draw: int = 0) -> np.ndarray | None:
+        """Rows to take from a video of ``length`` snippets (None: all of them) at the
+        ``draw``-th draw of the video in this epoch."""
         if self.num_segments is None:
             return None
         if self.sampling == "uniform":
             return uniform_indices(length, self.num_segments)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        key = [self.seed, self.epoch, index] + ([draw] if draw else [])
+        rng = np.random.default_rng(key)
         return random_perturb_indices(length, self.num_segments, rng)
 
     def owned_rows(self, length: int, item) -> np.ndarray | None:
@@ -115,13 +150,15 @@ class VideoDataset(Dataset):
         return rows
 
     def __getitem__(self, item) -> dict:
-        """``item``: a row index (the house's sampling) or an owning method's TrainItem."""
-        index = item if self.method is None else item.index
+        """``item``: a row index or a VideoDraw (the house's sampling), or an owning
+        method's TrainItem."""
+        drawn = draw_of(item) if self.method is None else None
+        index = item.index if drawn is None else drawn.index
         video = self.videos[index]
         features = self.store.read(video.name)
         length = len(features)
-        if self.method is None:
-            rows = self.sample_indices(length, index)
+        if drawn is not None:
+            rows = self.sample_indices(length, index, drawn.draw)
         else:
             rows = self.owned_rows(length, item)
         if rows is not None:

@@ -5,8 +5,8 @@
 fit in its free memory with a margin and streams on the CPU (where the store's memmap is
 already memory, and streaming is the path the documented numbers come from).
 
-The snippet indices of (seed, epoch, video) are those of :class:`VideoDataset` (the same
-numpy RNG, computed on the host for a whole epoch at once: [N, n] integers); the features
+The snippet indices of (seed, epoch, video, draw) are those of :class:`VideoDataset` (the
+same numpy RNG, computed on the host for a whole epoch at once: [items, n] integers); the features
 are gathered on the device, so a resident batch equals the streamed one bit for bit.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hamnet.data.dataset import VideoDataset
+from hamnet.data.dataset import VideoDataset, draw_of
 from hamnet.data.features import FeatureStore
 
 log = logging.getLogger(__name__)
@@ -87,15 +87,31 @@ class ResidentTrainSet:
             rows[index] = self.starts[index] + local
         return rows
 
-    def epoch_batches(self, epoch: int, batches: list[list[int]]) -> Iterator[ResidentBatch]:
+    def drawn_rows(self, epoch: int, items: list) -> np.ndarray:
+        """``[len(items), n]`` rows of ``features.rows`` for dataset items (row indices
+        or VideoDraws) of epoch ``epoch``: a repeated video's later draws sample afresh."""
+        self.dataset.set_epoch(epoch)
+        first = self.epoch_rows(epoch)
+        rows = np.empty((len(items), self.dataset.num_segments), dtype=np.int64)
+        for row, item in enumerate(map(draw_of, items)):
+            if item.draw == 0:
+                rows[row] = first[item.index]
+                continue
+            length = self.features.length[self.dataset.videos[item.index].name]
+            local = self.dataset.sample_indices(length, item.index, item.draw)
+            rows[row] = self.starts[item.index] + local
+        return rows
+
+    def epoch_batches(self, epoch: int, batches: list[list]) -> Iterator[ResidentBatch]:
         """The epoch's batches of dataset items (``batches``), gathered on the device.
 
         The epoch's indices, already in batch order, go to the device in one small copy;
         each batch is then a slice and a gather: no host copy, no host sync.
         """
-        order = np.asarray([i for indices in batches for i in indices], dtype=np.int64)
+        items = [item for indices in batches for item in indices]
+        order = np.asarray([draw_of(item).index for item in items], dtype=np.int64)
         device = self.features.device
-        rows = torch.from_numpy(self.epoch_rows(epoch)[order]).to(device)
+        rows = torch.from_numpy(self.drawn_rows(epoch, items)).to(device)
         labels = self.labels.index_select(0, torch.from_numpy(order).to(device))
         start = 0
         for indices in batches:

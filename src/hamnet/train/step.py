@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from hamnet.data.class_pairs import class_paired_epoch
-from hamnet.data.dataset import VideoDataset, collate_videos
+from hamnet.data.dataset import VideoDataset, collate_videos, numbered_draws
 from hamnet.errors import DataError
 from hamnet.methods.base import StepContext, TrainItem
 from hamnet.precision import autocast
@@ -33,7 +33,8 @@ def global_batches(num_videos: int, batch_size: int, seed: int, epoch: int) -> l
 
 def epoch_batches(session: Session, epoch: int) -> list[list]:
     """The epoch's global batches: an owning method's own (of TrainItem), else its
-    class-paired ones, else shuffled (of row indices; TrainItems for an owning method)."""
+    class-paired ones (of VideoDraw: a video drawn twice samples its snippets twice),
+    else shuffled (of row indices); TrainItems for an owning method."""
     train, method = session.config.train, session.method
     labels = session.train_set.labels
     if method.owns_training_data:
@@ -50,7 +51,7 @@ def epoch_batches(session: Session, epoch: int) -> list[list]:
         )
     if method.owns_training_data:
         return [[TrainItem(index) for index in batch] for batch in batches]
-    return batches
+    return batches if pairs is None else numbered_draws(batches)
 
 
 def drawable_at_random(train_set: VideoDataset, pairs, batch_size: int) -> list[int] | None:
