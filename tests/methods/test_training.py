@@ -4,8 +4,9 @@ network untrained.
 
 Measured here (CPU, torch 2.13, anet protocol, average mAP over tIoU 0.1:0.7, 15 epochs,
 each method's reference rules and training defaults): STPN 6.7 (untrained 5.7; 8.1 after
-40 epochs, which this test trains it for), W-TALC 11.7, BaS-Net 17.6. Under
-``localize.rules=shared``: STPN 2.0 (untrained 1.5), W-TALC 8.1, BaS-Net 14.3. Before
+40 epochs, which this test trains it for), W-TALC 12.4 (11.7 before a repeated video's
+draws sampled afresh, 5f744a0), BaS-Net 17.6. Under ``localize.rules=shared``: STPN 2.0
+(untrained 1.5), W-TALC 8.2 (8.1), BaS-Net 14.3. Before
 the reference defaults (shared rules, hamnet's earlier training): STPN 5.3 (untrained
 3.4), W-TALC 6.4 (2.2), BaS-Net 14.3 (0.0); HAM-Net in the same setting 8.8 (1.0).
 """
@@ -60,7 +61,8 @@ def _untrained(config, root) -> float:
 
 
 # CO2-Net and DELU (dropout 0.5-0.7 in every branch, 16 features per modality here) need
-# more steps: 400 at lr 3e-3 (measured: CO2-Net 14.9, DELU 30.8; untrained about 1.6)
+# more steps: 400 at lr 3e-3 (measured: CO2-Net 11.6, DELU 32.3, untrained 1.6 and 3.0;
+# 14.9 and 30.8 before a repeated video's draws sampled afresh, 5f744a0)
 LONGER = {m: ["train.iterations=400", "train.lr=3e-3"] for m in ("co2net", "delu")}
 
 
