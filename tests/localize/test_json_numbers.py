@@ -98,6 +98,20 @@ def test_zeros_exponents_and_long_texts():
     assert np.signbit(json_floats([b"-0", b"-0.0", b"0"])).tolist() == [True, True, False]
 
 
+NOT_NUMBERS = [b"01", b"-01.5", b"00", b"1.", b".5", b"-.5", b"+1", b"--1", b"-", b"1.2.3"]
+NOT_NUMBERS += [b"1e", b"1e+", b"e5", b"1.e5", b"1E5.0", b"1_0", b"0x1", b"Infinity", b"1 "]
+NOT_NUMBERS += [b"1-2", b"1" * 30 + b".", b"0" + b"1" * 30]
+
+
+@pytest.mark.parametrize("extended", [True, False])
+def test_texts_outside_json_syntax_give_none(monkeypatch, extended):
+    monkeypatch.setattr(module, "EXTENDED", extended and module.EXTENDED)
+    good = [b"0", b"-0.5", b"10", b"1e5", b"-2.5E-3", b"1" * 30]
+    assert json_floats(good) is not None
+    for text in NOT_NUMBERS:
+        assert json_floats(good + [text] + good) is None, text
+
+
 def test_block_seams_and_empty_input(monkeypatch):
     texts = _random_doubles(random.Random(3), 1000) + DOUBLE_ROUNDING * 5
     expected = _bits([float(t) for t in texts])
