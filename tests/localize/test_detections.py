@@ -209,6 +209,16 @@ def test_an_escape_anywhere_takes_the_general_path(tmp_path, monkeypatch):
     _same_columns(columns, _general_columns(path, None, monkeypatch))
 
 
+def test_the_mark_as_a_video_name_takes_the_general_path(tmp_path, monkeypatch):
+    import hamnet.localize.detections as module
+
+    document = module.results_document(_random_detections(2, 100))
+    document["results"]["#"] = document["results"].pop("v3")
+    path = _write(tmp_path, json.dumps(document))
+    assert module._regular_columns(path, path.read_bytes(), None) is None
+    _same_columns(load_columns(path), _general_columns(path, None, monkeypatch))
+
+
 def load_columns(path, classes=None):
     from hamnet.localize.detections import read_detection_columns
 
@@ -223,8 +233,10 @@ def load_columns(path, classes=None):
         ('{"results": {"v": [{"label": "X", "score": 01, "segment": [0, 1]}]}}', "malformed"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}], "v": []}}', "twice"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}, 3]}}', "not an obj"),
-        # the mark itself in the file, beside a cut entry
-        ('{"results": {"v": ["\\u0000", {"label": "X", "score": 1, "segment": [0, 1]}]}}', "not"),
+        # the mark itself in the file, beside a cut entry, plain or escaped
+        ('{"results": {"v": ["#", {"label": "X", "score": 1, "segment": [0, 1]}]}}', "not an"),
+        ('{"results": {"v": ["\\u0023", {"label": "X", "score": 1, "segment": [0, 1]}]}}', "not"),
+        ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}], "#": "#"}}', "not a"),
         ('{"results": {"v": [{"label": "X", "score": 1e400, "segment": [0, 1]}]}}', "finite"),
         ('{"results": {"v": [{"label": "Z", "score": 1, "segment": [0, 1]}]}}', "class list"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [2, 1]}]}}', "end < start"),

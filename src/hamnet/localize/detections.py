@@ -228,8 +228,8 @@ _DUMPS_ENTRY = re.compile(
     b"".join([rb'\{"label": ', _LABEL, rb', "score": ', _NUMBER, rb', "segment": \['])
     + b"".join([_NUMBER, rb", ", _NUMBER, rb"\]\}"])
 )
-_MARK = "\x00"  # what each entry becomes in the skeleton: "\u0000", a NUL no file can hold
-_MARK_TEXT = b'"\\u0000"'
+_MARK = "#"  # what each entry becomes in the skeleton: the string "#" (see _cut_entries)
+_MARK_TEXT = b'"#"'
 
 
 def _regular_columns(
@@ -238,20 +238,22 @@ def _regular_columns(
     """The fast path for files of regular entries, or None (the general path decides).
 
     Each entry matching ``_DUMPS_ENTRY`` (or else ``_ENTRY``) is cut out and replaced by
-    the string "\\u0000"; the remaining skeleton goes through the strict parser. The cut
-    is exact when the skeleton's results lists hold nothing but those marks, one per cut
-    entry, and the file has no \\u escape: then a raw NUL being invalid JSON, no mark can
-    come from the file, and a cut that began inside a string leaves a backslash outside
-    one (a syntax error). Numbers convert as ``float`` does (:func:`json_floats`), as the
-    json module reads them; anything unusual (a non-finite value, a negative zero, a label
-    outside ``classes``) takes the general path.
+    the string "#"; the remaining skeleton goes through the strict parser. The cut is
+    exact when the skeleton's results lists hold nothing but those marks, one per cut
+    entry, and the skeleton holds the text ``"#"`` only where a mark is and no \\u escape
+    (see :func:`_cut_entries`): then no mark can come from the file, and a cut that began
+    inside a string leaves the mark's ``#`` outside one (a syntax error). Numbers convert
+    as ``float`` does (:func:`json_floats`), as the json module reads them; anything
+    unusual (a non-finite value, a negative zero, a label outside ``classes``) takes the
+    general path.
     """
     cut = _cut_entries(path, data)
     if cut is None:
         return None
     parts, results = cut
+    raw_labels = parts[1::5]
     try:
-        names = list(dict.fromkeys(parts[1::5]))
+        names = list(dict.fromkeys(raw_labels))
         labels = [name.decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
@@ -262,7 +264,7 @@ def _regular_columns(
         return None
     score, segment = numbers
     index = {name: i for i, name in enumerate(names)}
-    codes = np.fromiter(map(index.__getitem__, parts[1::5]), dtype=np.int64, count=len(score))
+    codes = np.fromiter(map(index.__getitem__, raw_labels), dtype=np.int64, count=len(score))
     counts = list(map(len, results.values()))
     return DetectionColumns(
         videos=list(results),
@@ -283,9 +285,11 @@ def _cut_entries(path: Path, data: bytes) -> tuple[list, dict] | None:
         parts = pattern.split(data)
         count = len(parts) // 5
         skeleton = _MARK_TEXT.join(parts[::5])
-        # cut entries hold no backslash, so each \u of the file is in the skeleton (a mark
-        # holds one, and it ends and begins with a quote: none forms across a seam)
-        if skeleton.count(b"\\u") != count:
+        # The string "#" can only be written "#" or with a \u escape; cut entries hold no
+        # backslash and a mark begins and ends with a quote, so no \u forms at a seam and
+        # the file's own escapes are all in the skeleton. Occurrences of "#" in valid JSON
+        # never overlap (they would put a # outside a string), so counting them is exact.
+        if skeleton.count(_MARK_TEXT) != count or b"\\u" in skeleton:
             return None
         if pattern is _DUMPS_ENTRY and b'"label"' in skeleton:
             continue  # entries spaced otherwise were left: cut again with any whitespace
