@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import stat
@@ -168,6 +169,19 @@ def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
     if not path.is_file():
         raise error(f"{path}: file not found")
     return parse_json(path.read_bytes(), str(path), error)
+
+
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused, for code that makes large containers and no
+    reference cycles: each collection of the young generation would traverse them."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def parse_json(text: str | bytes, source: str, error: type[Exception]) -> Any:

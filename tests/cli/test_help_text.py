@@ -56,3 +56,28 @@ def test_the_walk_finds_an_option_without_help():
     parser.add_argument("--silent")
     parser.add_argument("things", nargs="+")
     assert _undocumented(parser) == ["--silent", "things"]
+
+
+@pytest.mark.parametrize("name", [name for name, _ in cli.COMMANDS])
+def test_a_named_command_gets_the_same_parser_alone(name):
+    """``hamnet NAME ...`` builds only NAME's parser: the same help text and the same
+    parsed arguments as from the whole parser."""
+    alone = dict(_commands(cli.build_parser(name)))
+    assert {path for path in alone if path[0] == name} == {p for p in COMMANDS if p[0] == name}
+    for path, parser in alone.items():
+        assert parser.format_help() == COMMANDS[path].format_help()
+    assert cli.named_command(["-v", name, "--help"]) == name
+
+
+def test_eval_arguments_parse_alike():
+    argv = ["-v", "eval", "--gt", "g.json", "--pred", "p.json", "--tiou", "0.5", "--per-class"]
+    alone, whole = cli.build_parser("eval").parse_args(argv), cli.build_parser().parse_args(argv)
+    assert vars(alone) == vars(whole) and alone.per_class and alone.verbose
+
+
+def test_other_words_get_the_whole_parser(capsys):
+    assert cli.named_command([]) is None and cli.named_command(["--version"]) is None
+    assert cli.named_command(["evaluate", "--gt", "x"]) is None
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate"])
+    assert "invalid choice: 'evaluate' (choose from" in capsys.readouterr().err

@@ -149,6 +149,31 @@ def test_result_records_its_inputs(files, capsys) -> None:
     assert result["protocol"] == "thumos14" and inputs["software"]["hamnet"]
 
 
+def test_input_record_is_made_again_when_the_background_one_fails(files, monkeypatch, capsys):
+    """The record is made in a thread while the files are parsed; a failure there is
+    silent and the record is made again in the caller."""
+    import threading
+
+    import hamnet.evaluate.files as module
+
+    made, calls = module.input_record, []
+
+    def flaky(*paths):
+        calls.append(threading.current_thread() is threading.main_thread())
+        if not calls[-1]:
+            raise OSError("file busy")
+        return made(*paths)
+
+    monkeypatch.setattr(module, "input_record", flaky)
+    gt, folder = files
+    save_detections(folder / "pred.json", perfect("test"))
+    result = evaluate_files(gt, folder / "pred.json", tiou=[0.5])
+    assert calls == [False, True]
+    digest = hashlib.sha256((folder / "pred.json").read_bytes()).hexdigest()
+    assert result.inputs["detections"]["sha256"] == digest
+    assert capsys.readouterr().err == ""
+
+
 def test_python_api_follows_the_same_rules(files) -> None:
     gt, folder = files
     save_detections(folder / "pred.json", perfect("test"))

@@ -167,6 +167,58 @@ def test_other_entries_give_the_general_result(tmp_path, monkeypatch, entry):
     _same_columns(load_columns(path), general)  # bit for bit: "-0" gives 0.0, not -0.0
 
 
+def _random_detections(seed: int, count: int) -> list[Detection]:
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(0, 200, count)
+    ends = starts + rng.exponential(5, count)
+    scores = np.where(rng.random(count) < 0.1, -rng.random(count), rng.random(count))
+    return [
+        Detection(f"v{i % 37}", f"c{i % 5}", float(s), float(a), float(b))
+        for i, (s, a, b) in enumerate(zip(scores, starts, ends, strict=True))
+    ]
+
+
+NEVER = rb"(?!)(a)(b)(c)(d)"  # an entry pattern that cuts nothing
+
+
+@pytest.mark.parametrize("indent, unused", [(None, "_ENTRY"), (1, "_DUMPS_ENTRY")])
+def test_each_spacing_is_cut_by_its_pattern(tmp_path, monkeypatch, indent, unused):
+    """hamnet's own files (json.dumps spacing) need only the literal pattern; indented
+    ones the pattern with any whitespace; both give the general path's columns."""
+    import re
+
+    import hamnet.localize.detections as module
+
+    document = module.results_document(_random_detections(0, 3000))
+    path = _write(tmp_path, json.dumps(document, indent=indent))
+    monkeypatch.setattr(module, unused, re.compile(NEVER))
+    fast = module._regular_columns(path, path.read_bytes(), [f"c{k}" for k in range(5)])
+    assert fast is not None and len(fast) == 3000
+    _same_columns(fast, _general_columns(path, None, monkeypatch))
+
+
+def test_an_escape_anywhere_takes_the_general_path(tmp_path, monkeypatch):
+    import hamnet.localize.detections as module
+
+    document = module.results_document(_random_detections(1, 200))
+    document["results"]["caf\u00e9"] = document["results"].pop("v3")
+    path = _write(tmp_path, json.dumps(document))
+    assert module._regular_columns(path, path.read_bytes(), None) is None
+    columns = load_columns(path)
+    assert "caf\u00e9" in columns.videos
+    _same_columns(columns, _general_columns(path, None, monkeypatch))
+
+
+def test_the_mark_as_a_video_name_takes_the_general_path(tmp_path, monkeypatch):
+    import hamnet.localize.detections as module
+
+    document = module.results_document(_random_detections(2, 100))
+    document["results"]["#"] = document["results"].pop("v3")
+    path = _write(tmp_path, json.dumps(document))
+    assert module._regular_columns(path, path.read_bytes(), None) is None
+    _same_columns(load_columns(path), _general_columns(path, None, monkeypatch))
+
+
 def load_columns(path, classes=None):
     from hamnet.localize.detections import read_detection_columns
 
@@ -181,6 +233,10 @@ def load_columns(path, classes=None):
         ('{"results": {"v": [{"label": "X", "score": 01, "segment": [0, 1]}]}}', "malformed"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}], "v": []}}', "twice"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}, 3]}}', "not an obj"),
+        # the mark itself in the file, beside a cut entry, plain or escaped
+        ('{"results": {"v": ["#", {"label": "X", "score": 1, "segment": [0, 1]}]}}', "not an"),
+        ('{"results": {"v": ["\\u0023", {"label": "X", "score": 1, "segment": [0, 1]}]}}', "not"),
+        ('{"results": {"v": [{"label": "X", "score": 1, "segment": [0, 1]}], "#": "#"}}', "not a"),
         ('{"results": {"v": [{"label": "X", "score": 1e400, "segment": [0, 1]}]}}', "finite"),
         ('{"results": {"v": [{"label": "Z", "score": 1, "segment": [0, 1]}]}}', "class list"),
         ('{"results": {"v": [{"label": "X", "score": 1, "segment": [2, 1]}]}}', "end < start"),

@@ -198,9 +198,11 @@ def _best(ov: np.ndarray, ok: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def sort_flags_ap(flags_sorted: np.ndarray, npos: int) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative (recall, precision) [n, T] of true-positive flags in ranked order [n, T]."""
-    tp = np.cumsum(flags_sorted, axis=0, dtype=np.float64)
-    fp = np.cumsum(~flags_sorted, axis=0, dtype=np.float64)
-    return tp / npos, tp / (tp + fp)
+    # counted in integers (half the time of a float cumsum of booleans); tp + fp, the
+    # number of detections so far, is the row number: the same floats as summing both
+    tp = np.cumsum(flags_sorted, axis=0, dtype=np.int64).astype(np.float64)
+    seen = np.arange(1, flags_sorted.shape[0] + 1, dtype=np.float64)[:, None]
+    return tp / npos, tp / seen
 
 
 def interpolated_ap(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:

@@ -47,6 +47,7 @@ def evaluate_files(
     argcheck.check_text(subset, "subset", optional=True)
     argcheck.check_numbers(tiou, "tiou")
     argcheck.check_snippet_seconds(snippet_seconds)
+    record = RecordInBackground(gt_path, pred_path, ambiguous_path)
     ground_truth, detections = read_eval_files(gt_path, pred_path)
     ambiguous = load_ambiguous(ambiguous_path) if ambiguous_path is not None else None
     if ambiguous:
@@ -60,8 +61,35 @@ def evaluate_files(
         ambiguous=ambiguous,
         snippet_seconds=snippet_seconds,
     )
-    result.inputs = input_record(gt_path, pred_path, ambiguous_path)
+    result.inputs = record.result()
     return result
+
+
+class RecordInBackground:
+    """:func:`input_record` made in a thread while the files are parsed: reading and
+    hashing (25 MB of detections: 20 ms) release the GIL, and so does waiting for git, so
+    on a free second core the record costs no wall time. Any failure there is left to
+    :meth:`result`, which makes the record again in the caller (whose error is reported)."""
+
+    def __init__(self, *paths) -> None:
+        import threading
+
+        import hamnet.provenance  # noqa: F401  (imported before the thread starts)
+
+        self._paths = paths
+        self._record: dict | None = None
+        self._thread = threading.Thread(target=self._make, daemon=True)
+        self._thread.start()
+
+    def _make(self) -> None:
+        try:
+            self._record = input_record(*self._paths)
+        except Exception:  # redone in result(), whose error is the one reported
+            self._record = None
+
+    def result(self) -> dict:
+        self._thread.join()
+        return self._record if self._record is not None else input_record(*self._paths)
 
 
 def check_ambiguous_belongs(path, ambiguous: dict, ground_truth: AnnotationSet) -> None:

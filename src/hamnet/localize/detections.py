@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from hamnet.errors import EvaluationInputError
-from hamnet.io import atomic_write_text, parse_json
+from hamnet.io import atomic_write_text, no_cycle_collection, parse_json
+from hamnet.localize.json_numbers import json_floats
 
 try:  # optional: about 3x faster JSON decoding of large detection files
     import orjson
@@ -146,7 +147,8 @@ def read_detection_columns(
     """Read and validate a results file column-wise (see the module docstring)."""
     path = Path(path)
     data = _file_bytes(path)
-    fast = _regular_columns(path, data, classes)
+    with no_cycle_collection():  # the split's million-item list, traversed at every pass
+        fast = _regular_columns(path, data, classes)
     if fast is not None:
         return fast
     results = _results_object(path, data)
@@ -206,19 +208,28 @@ def decode_json(data: bytes) -> object | None:
 
 
 # One entry as hamnet writes it (any JSON whitespace): keys in this order, a label
-# without escapes, numbers in JSON syntax. Groups: label, score, start, end. Possessive
-# quantifiers (*+, ?+) match exactly what the greedy ones would here (each is followed by
-# a character it cannot take) and save the regex engine its backtracking bookkeeping:
-# a third of the split's time on a large file.
+# without escapes, numbers as runs of the characters of JSON numbers (their syntax is
+# checked by json_floats: faster than by the pattern). Groups: label, score, start, end.
+# Possessive quantifiers (*+, ++) match exactly what the greedy ones would here (each is
+# followed by a character it cannot take) and save the regex engine its backtracking
+# bookkeeping: a third of the split's time on a large file.
 _WS = rb"[ \t\n\r]*+"
-_NUMBER = rb"(-?+(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?+(?:[eE][-+]?+[0-9]++)?+)"
+_NUMBER = rb"([-+.eE0-9]++)"
+_LABEL = rb'"([^"\\\x00-\x1f]*+)"'
 _ENTRY = re.compile(
     _WS.join(
-        [rb"\{", rb'"label"', rb":", rb'"([^"\\\x00-\x1f]*+)"', rb",", rb'"score"', rb":", _NUMBER]
+        [rb"\{", rb'"label"', rb":", _LABEL, rb",", rb'"score"', rb":", _NUMBER]
         + [rb",", rb'"segment"', rb":", rb"\[", _NUMBER, rb",", _NUMBER, rb"\]", rb"\}"]
     )
 )
-_MARK = "\x00"  # what each entry becomes in the skeleton: "\u0000", a NUL no file can hold
+# The same entry with json.dumps's spacing (", " and ": "), as hamnet writes it: literal
+# text, which the regex engine matches in 0.7 of the time of the whitespace runs above.
+_DUMPS_ENTRY = re.compile(
+    b"".join([rb'\{"label": ', _LABEL, rb', "score": ', _NUMBER, rb', "segment": \['])
+    + b"".join([_NUMBER, rb", ", _NUMBER, rb"\]\}"])
+)
+_MARK = "#"  # what each entry becomes in the skeleton: the string "#" (see _cut_entries)
+_MARK_TEXT = b'"#"'
 
 
 def _regular_columns(
@@ -226,73 +237,83 @@ def _regular_columns(
 ) -> DetectionColumns | None:
     """The fast path for files of regular entries, or None (the general path decides).
 
-    Each entry matching ``_ENTRY`` is cut out and replaced by the string "\\u0000"; the
-    remaining skeleton goes through the strict parser. The cut is exact when the
-    skeleton's results lists hold nothing but those marks, one per cut entry: a raw NUL
-    is invalid JSON and the text has no \\u escape, so no mark can come from the file,
-    and a cut that began inside a string leaves a backslash outside one (a syntax error).
-    Numbers convert with ``float`` as the json module does; anything unusual (a
-    non-finite value, a negative zero, a label outside ``classes``) takes the general path.
+    Each entry matching ``_DUMPS_ENTRY`` (or else ``_ENTRY``) is cut out and replaced by
+    the string "#"; the remaining skeleton goes through the strict parser. The cut is
+    exact when the skeleton's results lists hold nothing but those marks, one per cut
+    entry, and the skeleton holds the text ``"#"`` only where a mark is and no \\u escape
+    (see :func:`_cut_entries`): then no mark can come from the file, and a cut that began
+    inside a string leaves the mark's ``#`` outside one (a syntax error). Numbers convert
+    as ``float`` does (:func:`json_floats`), as the json module reads them; anything
+    unusual (a non-finite value, a negative zero, a label outside ``classes``) takes the
+    general path.
     """
-    if b"\\u" in data:
+    cut = _cut_entries(path, data)
+    if cut is None:
         return None
-    cut = _cut_entries(data)
+    parts, results = cut
+    raw_labels = parts[1::5]
     try:
-        raw = parse_json(cut.skeleton, str(path), EvaluationInputError)
-    except EvaluationInputError:
-        return None
-    results = raw.get("results") if isinstance(raw, dict) else None
-    count = cut.codes.shape[0]
-    if not isinstance(results, dict) or not _all_marks(results, count):
-        return None
-    try:
-        labels = [name.decode("utf-8") for name in cut.names]
+        names = list(dict.fromkeys(raw_labels))
+        labels = [name.decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
     if classes is not None and not set(labels) <= set(classes):
         return None
-    if not _plain_values(cut.score, cut.segment):
+    numbers = _numbers(parts)
+    if numbers is None or not _plain_values(*numbers):
         return None
+    score, segment = numbers
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.fromiter(map(index.__getitem__, raw_labels), dtype=np.int64, count=len(score))
     counts = list(map(len, results.values()))
     return DetectionColumns(
         videos=list(results),
         labels=labels,
         video=np.repeat(np.arange(len(results), dtype=np.int64), counts),
-        label=cut.codes,
-        score=cut.score,
-        segment=cut.segment,
+        label=codes,
+        score=score,
+        segment=segment,
         source=str(path),
     )
 
 
-@dataclass
-class _Cut:
-    """The entries cut out of a text: the skeleton left (each entry a mark), the distinct
-    raw labels in order of first appearance, each entry's label index, score and segment."""
+def _cut_entries(path: Path, data: bytes) -> tuple[list, dict] | None:
+    """The parts of the entry pattern's split (5 per entry: the text before it, label,
+    score, start, end; then the rest) and the skeleton's results object, or None when the
+    cut is not exact (see :func:`_regular_columns`)."""
+    for pattern in (_DUMPS_ENTRY, _ENTRY):
+        parts = pattern.split(data)
+        count = len(parts) // 5
+        skeleton = _MARK_TEXT.join(parts[::5])
+        # The string "#" can only be written "#" or with a \u escape; cut entries hold no
+        # backslash and a mark begins and ends with a quote, so no \u forms at a seam and
+        # the file's own escapes are all in the skeleton. Occurrences of "#" in valid JSON
+        # never overlap (they would put a # outside a string), so counting them is exact.
+        if skeleton.count(_MARK_TEXT) != count or b"\\u" in skeleton:
+            return None
+        if pattern is _DUMPS_ENTRY and b'"label"' in skeleton:
+            continue  # entries spaced otherwise were left: cut again with any whitespace
+        try:
+            raw = parse_json(skeleton, str(path), EvaluationInputError)
+        except EvaluationInputError:
+            return None
+        results = raw.get("results") if isinstance(raw, dict) else None
+        if not isinstance(results, dict) or not _all_marks(results, count):
+            return None
+        return parts, results
+    return None
 
-    skeleton: bytes
-    names: list[bytes]
-    codes: np.ndarray
-    score: np.ndarray
-    segment: np.ndarray
 
-
-def _cut_entries(text: bytes) -> _Cut:
-    parts = _ENTRY.split(text)
+def _numbers(parts: list) -> tuple[np.ndarray, np.ndarray] | None:
+    """Scores [N] and segments [N, 2] of the cut entries, or None when a number is not
+    in JSON syntax (the general path explains)."""
     count = len(parts) // 5
-    raw = parts[1::5]
-    names = list(dict.fromkeys(raw))
-    index = {name: i for i, name in enumerate(names)}
-    codes = np.fromiter(map(index.__getitem__, raw), dtype=np.int64, count=count)
+    score, start, end = (json_floats(parts[k::5]) for k in (2, 3, 4))
+    if score is None or start is None or end is None:
+        return None
     segment = np.empty((count, 2), dtype=np.float64)
-    segment[:, 0] = _floats(parts[3::5], count)
-    segment[:, 1] = _floats(parts[4::5], count)
-    return _Cut(b'"\\u0000"'.join(parts[::5]), names, codes, _floats(parts[2::5], count), segment)
-
-
-def _floats(texts: list[bytes], count: int) -> np.ndarray:
-    """JSON numbers -> float64 by ``float`` (correctly rounded, as the json module does)."""
-    return np.fromiter(map(float, texts), dtype=np.float64, count=count)
+    segment[:, 0], segment[:, 1] = start, end
+    return score, segment
 
 
 def _plain_values(score: np.ndarray, segment: np.ndarray) -> bool:
