@@ -124,7 +124,7 @@ class TrainConfig:
     # optimiser steps; when set it replaces epochs (the trainer runs just enough epochs and
     # stops the last one after this many steps; DELU's curve runs over it)
     iterations: int | None = None
-    # torch's intra-op CPU threads during the run (training and its tests); 0: torch's
+    # torch's intra-op CPU threads in the run (training, its tests, `hamnet test`); 0: torch's
     # default (one per core). A method of many tiny ops sets 1 in its preset: on a busy
     # machine each op of a multi-threaded run waits for a descheduled thread.
     cpu_threads: int = 0

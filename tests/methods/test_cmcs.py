@@ -528,7 +528,9 @@ def test_cmcs_trains_in_one_cpu_thread_and_gives_the_threads_back(
     tiny_root, tiny_config, tmp_path, monkeypatch
 ):
     """Every CMCS preset sets train.cpu_threads=1 (other methods keep torch's default);
-    the run's steps see one thread, and the process has its threads back afterwards."""
+    the run's steps and its test, and a later test of its checkpoint, see one thread,
+    and the process has its threads back after each."""
+    from hamnet.infer.tester import evaluate_checkpoint
     from hamnet.methods.cmcs import CmcsMethod
     from hamnet.train.trainer import train
 
@@ -542,13 +544,25 @@ def test_cmcs_trains_in_one_cpu_thread_and_gives_the_threads_back(
         seen.append(torch.get_num_threads())
         return step(self, batch, context)
 
+    tested = []
+    forward_test = CmcsMethod.forward_test
+
+    def counting_test(self, network, features, targets):
+        tested.append(torch.get_num_threads())
+        return forward_test(self, network, features, targets)
+
     monkeypatch.setattr(CmcsMethod, "train_step", counting_step)
+    monkeypatch.setattr(CmcsMethod, "forward_test", counting_test)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         config = tiny_config("all", "method=cmcs", "train.epochs=1", "train.batch_size=12")
         train(config, tiny_root, tmp_path / "run", progress=False)
-        assert seen and set(seen) == {1}
+        assert seen and set(seen) == {1} and tested and set(tested) == {1}
         assert torch.get_num_threads() == 2
+        tested.clear()
+        out = tmp_path / "det.json"
+        evaluate_checkpoint(tmp_path / "run" / "last.pt", tiny_root, out, progress=False)
+        assert tested and set(tested) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
