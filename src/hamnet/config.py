@@ -124,6 +124,10 @@ class TrainConfig:
     # optimiser steps; when set it replaces epochs (the trainer runs just enough epochs and
     # stops the last one after this many steps; DELU's curve runs over it)
     iterations: int | None = None
+    # torch's intra-op CPU threads in the run (training, its tests, `hamnet test`); 0: torch's
+    # default (one per core). A method of many tiny ops sets 1 in its preset: on a busy
+    # machine each op of a multi-threaded run waits for a descheduled thread.
+    cpu_threads: int = 0
 
     def __post_init__(self) -> None:
         check_types(self, "train")
@@ -135,7 +139,7 @@ class TrainConfig:
             0 <= self.seed <= MAX_SEED,
             f"train.seed must be in [0, {MAX_SEED}], got {show(self.seed)}",
         )
-        for key in ("checkpoint_every", "num_workers", "eval_every"):
+        for key in ("checkpoint_every", "num_workers", "eval_every", "cpu_threads"):
             check_count(getattr(self, key), f"train.{key}", minimum=0)
         check(self.precision in PRECISIONS, f"train.precision must be one of {PRECISIONS}")
         check(finite(self.lr) and self.lr > 0, f"train.lr must be a positive number, got {self.lr}")

@@ -8,7 +8,9 @@ an unknown name (``gpu``), CUDA asked for where there is none, an index past the
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 
@@ -70,3 +72,18 @@ def device_name(device: torch.device) -> str:
 def device_record(device: torch.device) -> dict:
     """What run.json and result JSONs record about the device."""
     return {"device": str(device), "device_name": device_name(device)}
+
+
+@contextlib.contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """torch's intra-op CPU threads set to ``count`` inside the block, restored after it
+    (another run of the same process keeps its own); 0 leaves them as they are."""
+    if count <= 0:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

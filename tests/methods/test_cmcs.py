@@ -496,3 +496,73 @@ def test_a_resumed_run_ends_with_the_weights_of_a_straight_one(tiny_root, tiny_c
     assert all(torch.equal(a["model"][key], b["model"][key]) for key in a["model"])
     assert set(a["optimizer"]) == {"rgb", "flow", "both"}
     assert a["optimizer"]["rgb"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+
+
+# ---- speed (issue 22): the same numbers, fewer threads and copies ----------------------
+
+
+def test_stream_terms_give_the_bits_of_indexing_each_row():
+    """stream_terms reads each item's branches through one unbind; the losses and the
+    gradient are those of indexing ``branches[row, :length]`` row by row, bit for bit."""
+    generator = torch.Generator().manual_seed(5)
+    lengths = [7, 4, 2]
+    branches = torch.randn(3, 7, 4, 5, generator=generator, requires_grad=True)
+    targets = torch.zeros(3, 5)
+    targets[0, 1], targets[1, 2], targets[2, 4] = 0.5, 1.0, 0.25
+    outputs = {"rgb_branches": branches, "rgb_global": torch.randn(3, 5, generator=generator)}
+    terms = stream_terms(outputs, "rgb", targets, lengths)
+    (terms["div"] + terms["norm"]).backward()
+    ours = branches.grad.clone()
+    branches.grad = None
+    div = norm = torch.zeros(())
+    for row, length in enumerate(lengths):
+        video = branches[row, :length].transpose(0, 1)
+        div = div + diversity_loss(video) * targets[row].sum()
+        norm = norm + norm_regularization(video) * targets[row].sum()
+    (div + norm).backward()
+    assert torch.equal(terms["div"], div) and torch.equal(terms["norm"], norm)
+    assert torch.equal(ours, branches.grad) and ours[2, 2:].abs().sum() == 0
+
+
+def test_cmcs_trains_in_one_cpu_thread_and_gives_the_threads_back(
+    tiny_root, tiny_config, tmp_path, monkeypatch
+):
+    """Every CMCS preset sets train.cpu_threads=1 (other methods keep torch's default);
+    the run's steps and its test, and a later test of its checkpoint, see one thread,
+    and the process has its threads back after each."""
+    from hamnet.infer.tester import evaluate_checkpoint
+    from hamnet.methods.cmcs import CmcsMethod
+    from hamnet.train.trainer import train
+
+    for preset in ("demo", "thumos14", "activitynet12"):
+        assert make_config(preset, "all", [], method="cmcs").train.cpu_threads == 1
+    assert make_config("demo", "all", [], method="delu").train.cpu_threads == 0
+    seen = []
+    step = CmcsMethod.train_step
+
+    def counting_step(self, batch, context):
+        seen.append(torch.get_num_threads())
+        return step(self, batch, context)
+
+    tested = []
+    forward_test = CmcsMethod.forward_test
+
+    def counting_test(self, network, features, targets):
+        tested.append(torch.get_num_threads())
+        return forward_test(self, network, features, targets)
+
+    monkeypatch.setattr(CmcsMethod, "train_step", counting_step)
+    monkeypatch.setattr(CmcsMethod, "forward_test", counting_test)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        config = tiny_config("all", "method=cmcs", "train.epochs=1", "train.batch_size=12")
+        train(config, tiny_root, tmp_path / "run", progress=False)
+        assert seen and set(seen) == {1} and tested and set(tested) == {1}
+        assert torch.get_num_threads() == 2
+        tested.clear()
+        out = tmp_path / "det.json"
+        evaluate_checkpoint(tmp_path / "run" / "last.pt", tiny_root, out, progress=False)
+        assert tested and set(tested) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hamnet import argcheck
 from hamnet.data.layout import open_dataset
-from hamnet.devices import device_record, resolve_device
+from hamnet.devices import cpu_threads, device_record, resolve_device
 from hamnet.errors import DataError
 from hamnet.infer.inference import Evaluation, evaluate_model
 from hamnet.infer.settings import inference_settings, with_inference_overrides
@@ -65,16 +65,18 @@ def evaluate_checkpoint(
     settings = inference_settings(config, protocol=protocol, tiou=tiou)
     # a second stage reads the input it was trained on, kept beside its checkpoint
     stage_inputs.bind(settings.method, checkpoint.parent, annotations)
-    evaluation = evaluate_model(
-        trained.model,
-        annotations,
-        store,
-        subset=subset or config.data.test_subset,
-        device=torch_device,
-        settings=settings,
-        save_cas_dir=save_cas,
-        progress=progress,
-    )
+    # the threads the run tested with (train.cpu_threads), so its numbers repeat here
+    with cpu_threads(config.train.cpu_threads):
+        evaluation = evaluate_model(
+            trained.model,
+            annotations,
+            store,
+            subset=subset or config.data.test_subset,
+            device=torch_device,
+            settings=settings,
+            save_cas_dir=save_cas,
+            progress=progress,
+        )
     save_detections(out, evaluation.detections)
     evaluation.selected_on = (trained.selection or {}).get("select_on", "none")
     # an imported checkpoint was trained elsewhere: no epochs of a hamnet run to report

@@ -54,7 +54,9 @@ STATIC_CLIPS = "static_clips.npz"
 PRESETS: dict[str, dict] = {
     "*": {
         "model": {"dropout": 0.5},
-        "train": {"lr": 1e-4, "weight_decay": 1e-3, "batch_size": 24},
+        # cpu_threads 1: a step is thousands of tiny per-video ops; on a shared CPU a
+        # second thread makes each wait (7x slower at load 90 on 2 cores, docs/benchmarks.md)
+        "train": {"lr": 1e-4, "weight_decay": 1e-3, "batch_size": 24, "cpu_threads": 1},
     },
     # detect.py:453-478: the THUMOS14 kit (TH14evalDet) at tIoU 0.1..0.9, on the file
     # output_detections_thumos14 writes (utils.py:756: 2 decimals of seconds, 4 of score)
@@ -215,11 +217,13 @@ def stream_terms(outputs: dict, stream: str, targets: Tensor, lengths: list[int]
     log_p = F.log_softmax(outputs[f"{stream}_global"], dim=1)
     cls = -(targets * log_p).sum()
     div = norm = targets.new_zeros(())
-    branches = outputs[f"{stream}_branches"]
+    # unbind, not branches[row]: each row's select would, in backward, write a zero
+    # tensor of the whole padded batch (the same gradient, one stack instead)
+    videos = outputs[f"{stream}_branches"].unbind(0)
     for row, length in enumerate(lengths):
         if weights[row] == 0:
             continue
-        video = branches[row, :length].transpose(0, 1)  # [K, T, C']
+        video = videos[row][:length].transpose(0, 1)  # [K, T, C']
         div = div + diversity_loss(video) * weights[row]
         norm = norm + norm_regularization(video) * weights[row]
     return {"cls": cls, "div": div, "norm": norm}

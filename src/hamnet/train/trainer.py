@@ -27,6 +27,7 @@ from pathlib import Path
 
 from hamnet import argcheck
 from hamnet.config import Config, checked_config, save_config
+from hamnet.devices import cpu_threads
 from hamnet.errors import CheckpointError, TrainingError, TrainingInterrupted
 from hamnet.provenance import data_record, file_fingerprint
 from hamnet.train import checkpointing, evaluation, preflight, run_safety, runinfo, selection
@@ -65,7 +66,7 @@ def train(
     device = dist_utils.pick_device(config.train.device, info)
     run_dir = Path(run_dir)
     try:
-        with _run_folder(run_dir, info):
+        with _run_folder(run_dir, info), cpu_threads(config.train.cpu_threads):
             return _train_locked(config, Path(data_root), run_dir, device, info, resume, progress)
     finally:
         dist_utils.shutdown(info)
