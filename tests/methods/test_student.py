@@ -457,3 +457,38 @@ def test_the_optional_pseudo_label_rules_are_student_options(tmp_path):
     nms = student_method(pseudo_nms_iou=0.5, pseudo_min_overlap=0.0)
     nms.bind_inputs({"pseudo_labels": path}, annotations())  # IoU (4 + 1) / (6 + 6 - 5) >= 0.5
     assert nms.pseudo["v1"].segments.tolist() == [[1.0, 6.0]]
+
+
+def test_student_trains_in_one_cpu_thread_and_gives_the_threads_back(
+    tiny_root, tmp_path, capsys, monkeypatch
+):
+    """Every student preset sets train.cpu_threads=1 (issue 23: a demo step at 2 threads
+    waits on the shared cores); the steps see one thread, the process gets its 2 back,
+    and --set train.cpu_threads=0 keeps torch's own count."""
+    from hamnet.cli import main
+    from hamnet.methods.student.method import StudentMethod
+
+    for preset in ("demo", "thumos14", "activitynet12"):
+        assert make_config(preset, "all", [], method="student").train.cpu_threads == 1
+    seen = []
+    step = StudentMethod.train_step
+
+    def counting_step(self, batch, context):
+        seen.append(torch.get_num_threads())
+        return step(self, batch, context)
+
+    monkeypatch.setattr(StudentMethod, "train_step", counting_step)
+    labels = _pseudo_from_truth(tiny_root, tmp_path / "one")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        argv = _train_argv(tiny_root, tmp_path / "one", 1, "--pseudo-labels", str(labels))
+        assert main(argv) == 0
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        argv = _train_argv(tiny_root, tmp_path / "two", 1, "--pseudo-labels", str(labels))
+        assert main([*argv, "--set", "train.cpu_threads=0"]) == 0
+        assert seen and set(seen) == {2} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    capsys.readouterr()

@@ -30,7 +30,17 @@ LOSS_TERMS = ("cls", "reg", "action")
 # configs/thumos_i3d.yaml: lr 1e-4, weight decay 0.05, batch 8; 101 epochs (0..100:
 # train_one_epoch exits at epoch 101)
 PRESETS: dict[str, dict] = {
-    "*": {"train": {"lr": 1e-4, "weight_decay": 0.05, "batch_size": 8, "epochs": 101}},
+    "*": {
+        # cpu_threads 1: a demo step is many small ops; on a shared CPU a second thread
+        # makes each wait (0.35 s vs 5-6 s a batch at load ~6 on 2 cores, docs/benchmarks.md)
+        "train": {
+            "lr": 1e-4,
+            "weight_decay": 0.05,
+            "batch_size": 8,
+            "epochs": 101,
+            "cpu_threads": 1,
+        },
+    },
     "thumos14": {},
     "activitynet12": {},  # FuSTAL ships THUMOS14 only: its values (docs/methods.md)
     "demo": {
@@ -43,7 +53,7 @@ PRESETS: dict[str, dict] = {
             "distill_after": 2,
             "warmup_epochs": 1,
         },
-    },  # fmt: skip
+    },
 }
 
 
