@@ -53,7 +53,7 @@ PRESETS: dict[str, dict] = {
             "distill_after": 2,
             "warmup_epochs": 1,
         },
-    },
+    },  # fmt: skip
 }
 
 
