@@ -197,26 +197,19 @@ def test_each_spacing_is_cut_by_its_pattern(tmp_path, monkeypatch, indent, unuse
     _same_columns(fast, _general_columns(path, None, monkeypatch))
 
 
-def test_an_escape_anywhere_takes_the_general_path(tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", ["caf\u00e9", "#"])
+def test_an_escape_or_the_mark_as_a_name_takes_the_general_path(name, tmp_path, monkeypatch):
+    """A \\u escape anywhere, or the skeleton's own mark "#" as a video name: the fast
+    path declines and the general reader gives every column."""
     import hamnet.localize.detections as module
 
     document = module.results_document(_random_detections(1, 200))
-    document["results"]["caf\u00e9"] = document["results"].pop("v3")
+    document["results"][name] = document["results"].pop("v3")
     path = _write(tmp_path, json.dumps(document))
     assert module._regular_columns(path, path.read_bytes(), None) is None
     columns = load_columns(path)
-    assert "caf\u00e9" in columns.videos
+    assert name in columns.videos
     _same_columns(columns, _general_columns(path, None, monkeypatch))
-
-
-def test_the_mark_as_a_video_name_takes_the_general_path(tmp_path, monkeypatch):
-    import hamnet.localize.detections as module
-
-    document = module.results_document(_random_detections(2, 100))
-    document["results"]["#"] = document["results"].pop("v3")
-    path = _write(tmp_path, json.dumps(document))
-    assert module._regular_columns(path, path.read_bytes(), None) is None
-    _same_columns(load_columns(path), _general_columns(path, None, monkeypatch))
 
 
 def load_columns(path, classes=None):
