@@ -80,23 +80,14 @@ class ResidentTrainSet:
     def epoch_rows(self, epoch: int) -> np.ndarray:
         """``[N, n]`` rows of ``features.rows`` that epoch ``epoch`` samples, video by video:
         exactly the indices the streaming dataset draws for (seed, epoch, index)."""
-        self.dataset.set_epoch(epoch)
-        rows = np.empty((len(self.dataset), self.dataset.num_segments), dtype=np.int64)
-        for index, video in enumerate(self.dataset.videos):
-            local = self.dataset.sample_indices(self.features.length[video.name], index)
-            rows[index] = self.starts[index] + local
-        return rows
+        return self.drawn_rows(epoch, list(range(len(self.dataset))))
 
     def drawn_rows(self, epoch: int, items: list) -> np.ndarray:
         """``[len(items), n]`` rows of ``features.rows`` for dataset items (row indices
         or VideoDraws) of epoch ``epoch``: a repeated video's later draws sample afresh."""
         self.dataset.set_epoch(epoch)
-        first = self.epoch_rows(epoch)
         rows = np.empty((len(items), self.dataset.num_segments), dtype=np.int64)
         for row, item in enumerate(map(draw_of, items)):
-            if item.draw == 0:
-                rows[row] = first[item.index]
-                continue
             length = self.features.length[self.dataset.videos[item.index].name]
             local = self.dataset.sample_indices(length, item.index, item.draw)
             rows[row] = self.starts[item.index] + local
