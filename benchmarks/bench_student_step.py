@@ -2,8 +2,10 @@
 
 A step as StudentMethod.train_step takes it (forward with padding and noise, label
 assignment, focal + DIoU losses, backward, clipping, AdamW, the EMA update) on a
-synthetic batch of 4 x 128 x 256 with 20 classes, at a given torch thread count:
-``python benchmarks/bench_student_step.py THREADS STEPS`` prints the median.
+synthetic batch of 4 x 128 x 256 with 20 classes, in one thread and in torch's default
+count, side by side in one run: ``python benchmarks/bench_student_step.py STEPS`` prints
+each median and their ratio. (The step is written out here, as train_step takes it, so
+that it runs without a dataset; tests/methods/test_student.py holds the method's own.)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def one_step(net, optimizer, features, mask, segments, labels) -> None:
     net.update_ema(DEMO.ema_decay)
 
 
-def main(threads: int, steps: int) -> None:
+def median_step(threads: int, steps: int) -> float:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     net = StudentNetwork(shape_of(DEMO, 256, 20), DEMO.init_loss_norm).train()
@@ -52,7 +54,15 @@ def main(threads: int, steps: int) -> None:
         seconds.append(time.perf_counter() - start)
     median = sorted(seconds)[len(seconds) // 2]
     print(f"threads={threads} steps={steps} median={median:.3f} s first={seconds[0]:.3f} s")
+    return median
+
+
+def main(steps: int) -> None:
+    default = torch.get_num_threads()
+    one = median_step(1, steps)
+    many = median_step(default, steps)
+    print(f"{default} threads / 1 thread: {many / one:.2f}x the time a step")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]))
