@@ -26,7 +26,9 @@ from hamnet.methods.co2net.network import (
     topk_mil,
 )
 from hamnet.methods.co2net.rule import (
+    above,
     oic_proposals,
+    oic_score,
     overlaps_ambiguous,
     reference_detections,
     soft_nms,
@@ -214,6 +216,65 @@ def test_no_class_above_the_threshold_keeps_the_best_one():
     cas, attention = _one_action(classes=2)
     found = reference_detections(cas, attention, thresholds=[0.5], class_thresh=0.99)
     assert [d[0] for d in found] == [0]
+
+
+def test_a_snippet_at_a_thresholds_float32_rounding_is_above_it_only_under_numpy_2():
+    """numpy 1 compares float32 attention with the threshold cast to float32 (the official
+    pinned numpy); numpy 2 compares in float64: float32(0.5210526...) = 0.52105266 is
+    above 0.5210526... in float64 and equal to it in float32."""
+    threshold = np.linspace(0.1, 0.9, 20)[10]
+    attention = np.array([0.9, np.float32(threshold), 0.9], dtype=np.float32)
+    assert float(attention[1]) > threshold
+    assert above(attention, threshold, numpy_rules=1).tolist() == [0, 2]
+    assert above(attention, threshold, numpy_rules=2).tolist() == [0, 1, 2]
+
+
+def test_oic_score_sums_in_float64_under_numpy_1_and_in_float32_under_numpy_2():
+    inner, outer, score = np.float32(0.7), np.float32(0.3), np.float32(0.45)
+    one = oic_score(inner, outer, score, 0.2, numpy_rules=1)
+    assert one.dtype == np.float64 and one == np.float64(inner - outer) + 0.2 * np.float64(score)
+    two = oic_score(inner, outer, score, 0.2, numpy_rules=2)
+    assert two.dtype == np.float32 and two == np.float32(inner - outer) + np.float32(0.2) * score
+    assert one != two
+    # an empty ring: the official ``outer_score = 0`` (a Python int)
+    assert oic_score(inner, 0, score, 0.2, numpy_rules=1) == np.float64(inner) + 0.2 * np.float64(
+        score
+    )
+
+
+@pytest.mark.parametrize("numpy_rules", [1, 2])
+def test_reference_rule_equals_the_official_code_under_numpy_1_and_numpy_2(numpy_rules):
+    """The video of 1,392 probed whose official DELU detections differ between numpy
+    1.26.4 and 2.4.6 (tools/reference/record_delu_numpy_rules.py): hamnet's rule gives
+    each numpy's official detections bit for bit, in order, whatever numpy runs here."""
+    path = Path(__file__).parent / "fixtures" / "delu_official_numpy_rules.npz"
+    with np.load(path) as fixture:
+        cas, attention = fixture["cas"], fixture["attention"]
+        official = {n: fixture[f"numpy{n}"].tolist() for n in (1, 2)}
+    assert official[1] != official[2]
+    found = reference_detections(
+        cas,
+        attention,
+        thresholds=np.linspace(0.1, 0.9, 20),
+        ambiguous=[(15.7, 18.4)],  # video_test_0000405's line of Ambiguous_test.txt
+        min_snippets=1,
+        numpy_rules=numpy_rules,
+    )
+    assert [list(d) for d in found] == official[numpy_rules]
+
+
+def test_numpy_rules_is_a_test_time_option_of_one_or_two(tmp_path, capsys):
+    config = make_config("demo", method="delu", overrides=["method_options.numpy_rules=2"])
+    assert make_method(config).options.numpy_rules == 2
+    assert make_config("demo", method="co2net").method_options["numpy_rules"] == 1
+    with pytest.raises(ConfigError, match="numpy_rules=3"):
+        make_config("demo", method="co2net", overrides=["method_options.numpy_rules=3"])
+    from hamnet.infer.settings import with_inference_overrides
+
+    changed = with_inference_overrides(config, ["method_options.numpy_rules=1"])
+    assert changed.method_options["numpy_rules"] == 1
+    with pytest.raises(ConfigError, match="method_options.numpy_rules"):
+        with_inference_overrides(config, ["method_options.alpha1=0.1"])
 
 
 # ---- presets and importer ---------------------------------------------------------
@@ -487,7 +548,8 @@ def test_snippet_grid_matches_in_whole_snippets():
 
 def test_classification_score_is_the_official_line_with_its_unsqueezed_length():
     """test.py ranks softmax(mean(topk(logits, ceil(len(features) / 8)))) where
-    ``features`` is already [1, T, D]: k = 1, the per-class maximum over time."""
+    ``features`` is already [1, T, D]: k = 1, the per-class maximum over time; bit for
+    bit (the same torch calls)."""
     from hamnet.methods.co2net.rule import classification_scores
 
     rng = np.random.default_rng(5)
@@ -496,7 +558,7 @@ def test_classification_score_is_the_official_line_with_its_unsqueezed_length():
     k = int(np.ceil(len(features) / 8))
     official = torch.softmax(torch.topk(torch.from_numpy(logits), k=k, dim=0)[0].mean(0), 0)
     assert k == 1
-    np.testing.assert_allclose(classification_scores(logits), official.numpy()[:-1], rtol=1e-6)
+    np.testing.assert_array_equal(classification_scores(logits), official.numpy()[:-1])
     by_hand = np.exp(logits.max(0)) / np.exp(logits.max(0)).sum()
     np.testing.assert_allclose(classification_scores(logits), by_hand[:-1], rtol=1e-6)
     # not the detection score (top T // 10 of cas x attention)

@@ -83,15 +83,19 @@ INFERENCE_KEYS = ("localize.", "eval.")
 
 
 def with_inference_overrides(config, overrides: list[str]):
-    """``config`` with ``key=value`` overrides of localization / evaluation settings."""
+    """``config`` with ``key=value`` overrides of localization / evaluation settings
+    and of the method's test-time options (``Method.test_options``)."""
     from hamnet.config import with_overrides
     from hamnet.errors import ConfigError
+    from hamnet.methods import method_class
 
+    options = tuple(f"method_options.{o}" for o in method_class(config.method).test_options)
     for item in overrides:
         key = item.partition("=")[0].strip()
-        if not key.startswith(INFERENCE_KEYS):
+        if not (key.startswith(INFERENCE_KEYS) or key in options):
+            allowed = [k + "*" for k in INFERENCE_KEYS] + list(options)
             raise ConfigError(
                 f"--set {item!r}: only localization and evaluation settings "
-                f"({', '.join(k + '*' for k in INFERENCE_KEYS)}) can change after training"
+                f"({', '.join(allowed)}) can change after training"
             )
     return with_overrides(config, overrides)

@@ -189,6 +189,8 @@ class Method(ABC):
     # ablation rows (name -> enabled loss terms); None: the one row "all"
     variants: ClassVar[dict[str, list[str]] | None] = None
     options_type: ClassVar[type] = NoOptions
+    # options that only shape the test (``hamnet test --set method_options.NAME=...``)
+    test_options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config) -> None:
         self.config = config

@@ -44,6 +44,7 @@ class DeluOptions:
     edl_mse: int = 0  # 0: exp evidence, log loss (THUMOS14); 1: relu evidence, mse (ANet)
     pool_kernel: int = 0
     short_video: int = 0  # ActivityNet: 10 (see Co2Options)
+    numpy_rules: int = 1  # see Co2Options
 
 
 PRESETS = official_presets(DELU_THRESHOLDS, DeluOptions())

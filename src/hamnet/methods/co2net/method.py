@@ -22,6 +22,7 @@ from hamnet.localize.detections import Detection
 from hamnet.methods.base import ClassPairs, Method, VideoOutput, enabled_terms
 from hamnet.methods.co2net.network import Co2Network, co2_terms
 from hamnet.methods.co2net.rule import (
+    NUMPY_RULES,
     classification_scores,
     reference_detections,
     video_scores,
@@ -47,6 +48,10 @@ class Co2Options:
     # detections (their ground truth still counts, as in the official mAP) and are not
     # drawn at random in training (the class-paired draws still may: see class_pairs)
     short_video: int = 0
+    # the numpy whose promotion rules the reference rule's arithmetic follows: 1, as the
+    # official requirements.txt pins (numpy 1.21.6), or 2 (the official code run under
+    # numpy >= 2); the detections do not depend on the numpy installed (see rule.py)
+    numpy_rules: int = 1
 
 
 def official_presets(thresholds: list[float], options: object) -> dict:
@@ -90,6 +95,7 @@ class Co2NetMethod(Method):
     label = "CO2-Net"
     loss_terms = LOSS_TERMS
     options_type = Co2Options
+    test_options = ("numpy_rules",)
     min_snippets = 0  # DELU: 1 (test.py:61 keeps t_end - t_start > 1)
     # test.py scores every video of the test subset, labelled or not
     # (wsad_dataset.py:62-69 puts each one in testidx; THUMOS14's video_test_0000270)
@@ -102,6 +108,12 @@ class Co2NetMethod(Method):
             raise ConfigError(
                 f"train.batch_size {config.train.batch_size}: {cls.label}'s class-paired "
                 f"batches hold {SIMILAR_PAIRS} pairs; use at least {2 * SIMILAR_PAIRS}"
+            )
+        rules = config.method_options.get("numpy_rules", 1)
+        if rules not in NUMPY_RULES:
+            raise ConfigError(
+                f"method_options.numpy_rules={rules!r}: {cls.label}'s reference rule follows "
+                "numpy 1's promotion rules (1, the official pinned numpy) or numpy 2's (2)"
             )
         if config.data.feature_dim % 2:
             raise ConfigError(
@@ -181,6 +193,7 @@ class Co2NetMethod(Method):
             ambiguous=list(spans),
             snippets_per_second=25 / 16 if seconds == 0.64 else 1.0 / seconds,
             min_snippets=self.min_snippets,
+            numpy_rules=int(self.options.numpy_rules),
         )
         return [
             Detection(output.name, classes[c], score, start * seconds, end * seconds)
