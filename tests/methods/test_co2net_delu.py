@@ -273,6 +273,14 @@ def test_numpy_rules_is_a_test_time_option_of_one_or_two(tmp_path, capsys):
 
     changed = with_inference_overrides(config, ["method_options.numpy_rules=1"])
     assert changed.method_options["numpy_rules"] == 1
+    # a checkpoint saved before the option existed
+    import dataclasses
+
+    older = {k: v for k, v in config.method_options.items() if k != "numpy_rules"}
+    older = dataclasses.replace(config, method_options=older)
+    changed = with_inference_overrides(older, ["method_options.numpy_rules=2"])
+    assert changed.method_options["numpy_rules"] == 2
+    assert with_inference_overrides(older, []).method_options["numpy_rules"] == 1
     with pytest.raises(ConfigError, match="method_options.numpy_rules"):
         with_inference_overrides(config, ["method_options.alpha1=0.1"])
 

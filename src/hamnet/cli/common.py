@@ -85,7 +85,8 @@ def add_inference_set(parser: argparse.ArgumentParser) -> None:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override a localization / evaluation setting, e.g. localize.class_thresh=0.1",
+        help="override a localization / evaluation setting, e.g. localize.class_thresh=0.1, "
+        "or a method's test-time option (CO2-Net, DELU: method_options.numpy_rules=2)",
     )
 
 

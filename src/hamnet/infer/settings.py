@@ -89,7 +89,8 @@ def with_inference_overrides(config, overrides: list[str]):
     from hamnet.errors import ConfigError
     from hamnet.methods import method_class
 
-    options = tuple(f"method_options.{o}" for o in method_class(config.method).test_options)
+    method = method_class(config.method)
+    options = tuple(f"method_options.{o}" for o in method.test_options)
     for item in overrides:
         key = item.partition("=")[0].strip()
         if not (key.startswith(INFERENCE_KEYS) or key in options):
@@ -98,4 +99,16 @@ def with_inference_overrides(config, overrides: list[str]):
                 f"--set {item!r}: only localization and evaluation settings "
                 f"({', '.join(allowed)}) can change after training"
             )
-    return with_overrides(config, overrides)
+    return with_overrides(_with_test_option_defaults(config, method), overrides)
+
+
+def _with_test_option_defaults(config, method):
+    """A checkpoint saved before a test-time option existed gets its default, so that
+    ``--set`` can change it."""
+    import dataclasses
+
+    defaults = dataclasses.asdict(method.options_type())
+    missing = {o: defaults[o] for o in method.test_options if o not in config.method_options}
+    if not missing:
+        return config
+    return dataclasses.replace(config, method_options={**config.method_options, **missing})
