@@ -56,6 +56,21 @@ def test_class_proposals_order_and_quirk():
     assert runs.tolist() == [[0, 0], [2, 3], [0, 0]]
 
 
+def test_quirks_compare_float32_actionness_with_float32_thresholds():
+    """The reference's numpy 1 casts the float64 threshold to float32; numpy 2 (and hamnet
+    without quirks) compare in float64: float32(0.52105263...) = 0.52105266 > 0.52105263."""
+    threshold = np.linspace(0.1, 0.9, 20)[10]
+    actionness = np.array([0.1, np.float32(threshold), 0.1], dtype=np.float32)
+    cas = np.zeros(3)
+    runs, _ = class_proposals(cas, actionness, np.array([threshold]), 0.25, 0.0, True)
+    assert runs.tolist() == []
+    runs, _ = class_proposals(cas, actionness, np.array([threshold]), 0.25, 0.0, False)
+    assert runs.tolist() == [[1, 1]]
+    # float64 actionness is compared in float64 either way
+    runs, _ = class_proposals(cas, actionness.astype(np.float64), [threshold], 0.25, 0.0, True)
+    assert runs.tolist() == [[1, 1]]
+
+
 def test_localize_video_seconds_classes_and_nms():
     T = 20
     actionness = np.zeros(T)

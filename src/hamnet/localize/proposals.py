@@ -76,10 +76,17 @@ def class_proposals(
 
     Order: threshold by threshold (ascending as given), runs in time order within one,
     which is the order the reference feeds them to soft-NMS. ``bonus`` is added to each
-    score (the weighted video-level score). Quirk (``reference_quirks``): a threshold
-    whose only snippet above it is index 0 yields nothing.
+    score (the weighted video-level score). Quirks (``reference_quirks``): a threshold
+    whose only snippet above it is index 0 yields nothing; the thresholds are compared in
+    the actionness's own type (float32), as the reference's pinned numpy 1 casts a float64
+    scalar to the array's type (numpy 2 compares in float64: a snippet equal to a
+    threshold's float32 rounding is then above it).
     """
-    above = np.asarray(actionness).reshape(1, -1) > np.asarray(thresholds).reshape(-1, 1)
+    actionness = np.asarray(actionness)
+    bounds = np.asarray(thresholds, dtype=np.float64)
+    if reference_quirks and actionness.dtype.kind == "f":
+        bounds = bounds.astype(actionness.dtype)
+    above = actionness.reshape(1, -1) > bounds.reshape(-1, 1)
     all_runs = []
     for mask in above:
         if reference_quirks and mask[0] and mask.sum() == 1:
