@@ -1,5 +1,5 @@
 """CO2-Net's and DELU's test-time rule (their proposal_methods.py, utils/wsad_utils.py),
-as a pure numpy function: outputs of one video -> detections in snippet units.
+as a plain function of numpy arrays: outputs of one video -> detections in snippets.
 
 File:line references (CO2-Net @ e879687; DELU @ a60e46d has the same lines, shifted)
 are in docs/methods.md. Reproduced as written, including ``temp_list.any()``, which
@@ -7,7 +7,7 @@ skips a threshold whose only snippet above it is snippet 0.
 
 The arithmetic is the official code's bit for bit: the video scores by the same torch
 float32 calls, and the numpy promotions of its pinned numpy 1.21.6 (``numpy_rules=1``) or of
-numpy >= 2 (``numpy_rules=2``), whichever numpy is installed here. Under numpy 1 the official
+numpy >= 2 (``numpy_rules=2``), whatever numpy is installed. Under numpy 1 the official
 code compares the float32 attention with a threshold rounded to float32 and sums the
 OIC score in float64; under numpy 2 (NEP 50) it compares in float64 and sums in float32.
 A snippet whose attention equals a threshold's float32 rounding changes the runs.
