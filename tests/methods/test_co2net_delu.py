@@ -3,6 +3,7 @@ worked by hand on tiny inputs; the importer on a state dict of the official layo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,6 +15,8 @@ import torch
 from hamnet.cli import main
 from hamnet.config import make_config
 from hamnet.errors import ConfigError
+from hamnet.infer.settings import with_inference_overrides
+from hamnet.localize.proposals import above_thresholds
 from hamnet.methods import make_method
 from hamnet.methods.co2net.delu import course_curve, edl_loss, edl_video_logits, uct_guide_loss
 from hamnet.methods.co2net.network import (
@@ -26,7 +29,6 @@ from hamnet.methods.co2net.network import (
     topk_mil,
 )
 from hamnet.methods.co2net.rule import (
-    above,
     oic_proposals,
     oic_score,
     overlaps_ambiguous,
@@ -225,8 +227,9 @@ def test_a_snippet_at_a_thresholds_float32_rounding_is_above_it_only_under_numpy
     threshold = np.linspace(0.1, 0.9, 20)[10]
     attention = np.array([0.9, np.float32(threshold), 0.9], dtype=np.float32)
     assert float(attention[1]) > threshold
-    assert above(attention, threshold, numpy_rules=1).tolist() == [0, 2]
-    assert above(attention, threshold, numpy_rules=2).tolist() == [0, 1, 2]
+    for numpy_rules, expected in ((1, [0, 2]), (2, [0, 1, 2])):
+        (mask,) = above_thresholds(attention, [threshold], numpy1=numpy_rules == 1)
+        assert np.flatnonzero(mask).tolist() == expected
 
 
 def test_oic_score_sums_in_float64_under_numpy_1_and_in_float32_under_numpy_2():
@@ -263,19 +266,15 @@ def test_reference_rule_equals_the_official_code_under_numpy_1_and_numpy_2(numpy
     assert [list(d) for d in found] == official[numpy_rules]
 
 
-def test_numpy_rules_is_a_test_time_option_of_one_or_two(tmp_path, capsys):
+def test_numpy_rules_is_a_test_time_option_of_one_or_two():
     config = make_config("demo", method="delu", overrides=["method_options.numpy_rules=2"])
     assert make_method(config).options.numpy_rules == 2
     assert make_config("demo", method="co2net").method_options["numpy_rules"] == 1
     with pytest.raises(ConfigError, match="numpy_rules=3"):
         make_config("demo", method="co2net", overrides=["method_options.numpy_rules=3"])
-    from hamnet.infer.settings import with_inference_overrides
-
     changed = with_inference_overrides(config, ["method_options.numpy_rules=1"])
     assert changed.method_options["numpy_rules"] == 1
     # a checkpoint saved before the option existed
-    import dataclasses
-
     older = {k: v for k, v in config.method_options.items() if k != "numpy_rules"}
     older = dataclasses.replace(config, method_options=older)
     changed = with_inference_overrides(older, ["method_options.numpy_rules=2"])

@@ -53,8 +53,8 @@ def main(outputs_npz: str, checkout: str) -> None:
     rows = official_detections(cas, attention, name, checkout)
     fixture = dict(np.load(FIXTURE)) if FIXTURE.is_file() else {}
     fixture.update(cas=cas, attention=attention, name=np.array(name))
-    fixture[f"numpy{np.__version__.split('.')[0]}"] = rows
-    fixture[f"numpy{np.__version__.split('.')[0]}_version"] = np.array(np.__version__)
+    key = f"numpy{np.__version__.split('.')[0]}"
+    fixture[key], fixture[f"{key}_version"] = rows, np.array(np.__version__)
     np.savez_compressed(FIXTURE, **fixture)
     print(f"{FIXTURE}: {len(rows)} official detections under numpy {np.__version__}")
 

@@ -64,6 +64,19 @@ def outer_inner_contrast(
     return inner - outer
 
 
+def above_thresholds(values: np.ndarray, thresholds, *, numpy1: bool) -> np.ndarray:
+    """[len(thresholds), T] masks ``values > threshold``, compared as the reference codes'
+    line ``values > threshold`` (a float64 scalar) computes: under numpy 1 (their pinned
+    numpy) value-based casting turns the threshold into the float array's own type
+    (float32), under numpy 2 the comparison is in float64. A value equal to a threshold's
+    float32 rounding is above it only in float64."""
+    values = np.asarray(values).reshape(1, -1)
+    bounds = np.asarray(thresholds, dtype=np.float64).reshape(-1, 1)
+    if numpy1 and values.dtype.kind == "f":
+        bounds = bounds.astype(values.dtype)
+    return values > bounds  # arrays of two float types: compared in the wider one
+
+
 def class_proposals(
     class_cas: np.ndarray,
     actionness: np.ndarray,
@@ -77,16 +90,10 @@ def class_proposals(
     Order: threshold by threshold (ascending as given), runs in time order within one,
     which is the order the reference feeds them to soft-NMS. ``bonus`` is added to each
     score (the weighted video-level score). Quirks (``reference_quirks``): a threshold
-    whose only snippet above it is index 0 yields nothing; the thresholds are compared in
-    the actionness's own type (float32), as the reference's pinned numpy 1 casts a float64
-    scalar to the array's type (numpy 2 compares in float64: a snippet equal to a
-    threshold's float32 rounding is then above it).
+    whose only snippet above it is index 0 yields nothing; the thresholds are compared as
+    the reference's pinned numpy 1 does (:func:`above_thresholds`).
     """
-    actionness = np.asarray(actionness)
-    bounds = np.asarray(thresholds, dtype=np.float64)
-    if reference_quirks and actionness.dtype.kind == "f":
-        bounds = bounds.astype(actionness.dtype)
-    above = actionness.reshape(1, -1) > bounds.reshape(-1, 1)
+    above = above_thresholds(actionness, thresholds, numpy1=reference_quirks)
     all_runs = []
     for mask in above:
         if reference_quirks and mask[0] and mask.sum() == 1:

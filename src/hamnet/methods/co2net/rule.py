@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hamnet.localize.proposals import above_thresholds
 from hamnet.localize.reference_rules import overlaps_ambiguous, soft_nms
 
 NUMPY_RULES = (1, 2)  # numpy's promotion rules the official arithmetic follows
@@ -48,14 +49,6 @@ def _product(cas: np.ndarray, attention: np.ndarray) -> np.ndarray:
 
 def _groups(indices: np.ndarray) -> list[np.ndarray]:
     return np.split(indices, np.where(np.diff(indices) != 1)[0] + 1)
-
-
-def above(attention: np.ndarray, threshold: float, numpy_rules: int = 1) -> np.ndarray:
-    """Snippets with attention above ``threshold``: numpy 1 casts the float64 threshold
-    to the float32 array's type (value-based casting), numpy 2 compares in float64."""
-    if numpy_rules == 1:
-        return np.where(attention > np.float32(threshold))[0]
-    return np.where(attention.astype(np.float64) > float(threshold))[0]
 
 
 def oic_score(inner, outer, score, gamma: float, numpy_rules: int = 1) -> float:
@@ -123,8 +116,8 @@ def reference_detections(
         kept = np.array([np.argmax(scores)])
     wtcam = _product(cas, attention)[:, :-1][:, kept]
     by_class: dict[int, list] = {}
-    for threshold in thresholds:
-        segment = above(attention, threshold, numpy_rules)
+    for mask in above_thresholds(attention, thresholds, numpy1=numpy_rules == 1):
+        segment = np.flatnonzero(mask)
         for found in oic_proposals(segment, wtcam, scores, kept, outer_ratio, gamma, numpy_rules):
             by_class.setdefault(int(found[0][0]), []).extend(found)
     out = []
